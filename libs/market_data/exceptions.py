@@ -1,0 +1,112 @@
+"""The library's exception tree.
+
+Callers never need to import a third-party exception: errors from websockets,
+redis-py and msgspec are translated where they enter (``raise ... from exc``).
+
+    MarketDataError
+    ├── InvalidSymbolError            a ticker that is not one; never sent to the broker
+    ├── QuoteHandlingError            a quote could not be cached/published
+    │   └── QuoteValidationError      crossed, negative or malformed; carries ``reason``
+    ├── StreamConnectionError         transport-level trouble (connect, handshake, closed)
+    │   ├── HandshakeError            HTTP status instead of 101 (429, 5xx, 4xx); ``retry_after``
+    │   └── ProtocolError             the server broke the protocol (bad greeting, timeouts)
+    └── AlpacaError                   an error frame from the server: ``code`` and ``msg``
+        ├── AuthenticationError       402, 409, 410, 411: fatal until the configuration changes
+        ├── ConnectionLimitError      406: another session holds the slot; wait and retry
+        ├── SubscriptionError         405/400 refusing a subscribe; ``symbols`` names them
+        └── SlowClientError           407: the server is about to drop us
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+__all__ = [
+    "AlpacaError",
+    "AuthenticationError",
+    "ConnectionLimitError",
+    "HandshakeError",
+    "InvalidSymbolError",
+    "MarketDataError",
+    "ProtocolError",
+    "QuoteHandlingError",
+    "QuoteValidationError",
+    "SlowClientError",
+    "StreamConnectionError",
+    "SubscriptionError",
+]
+
+
+class MarketDataError(Exception):
+    """Base of every error raised by ``libs.market_data``."""
+
+
+class InvalidSymbolError(MarketDataError, ValueError):
+    """A symbol is not a valid ticker."""
+
+    def __init__(self, symbol: object, why: str) -> None:
+        self.symbol = symbol
+        self.why = why
+        super().__init__(f"invalid symbol {symbol!r}: {why}")
+
+
+class QuoteHandlingError(MarketDataError):
+    """A quote could not be handled (validated, cached or published)."""
+
+
+class QuoteValidationError(QuoteHandlingError, ValueError):
+    """A quote failed validation; ``reason`` is a short machine-readable cause."""
+
+    def __init__(self, reason: str, detail: str) -> None:
+        self.reason = reason
+        self.detail = detail
+        super().__init__(f"{reason}: {detail}")
+
+
+class StreamConnectionError(MarketDataError):
+    """The WebSocket could not be opened or was lost."""
+
+
+class HandshakeError(StreamConnectionError):
+    """The server answered the opening handshake with an HTTP error status."""
+
+    def __init__(self, status: int, retry_after: float | None = None) -> None:
+        self.status = status
+        self.retry_after = retry_after
+        suffix = f", retry after {retry_after:g}s" if retry_after is not None else ""
+        super().__init__(f"handshake rejected with HTTP {status}{suffix}")
+
+
+class ProtocolError(StreamConnectionError):
+    """The server sent something the protocol does not allow at that point."""
+
+
+class AlpacaError(MarketDataError):
+    """An ``{"T":"error"}`` frame from the server."""
+
+    def __init__(self, code: int, msg: str) -> None:
+        self.code = code
+        self.msg = msg
+        super().__init__(f"Alpaca error {code}: {msg}")
+
+
+class AuthenticationError(AlpacaError):
+    """Credentials or plan refused (402, 409, 410, 411). Retrying will not help."""
+
+
+class ConnectionLimitError(AlpacaError):
+    """406: the account already holds its allowed number of connections."""
+
+
+class SlowClientError(AlpacaError):
+    """407: the server considers us too slow and may disconnect."""
+
+
+class SubscriptionError(AlpacaError):
+    """The server refused a subscribe request; ``symbols`` are the ones refused."""
+
+    def __init__(self, code: int, msg: str, symbols: Iterable[str] = ()) -> None:
+        self.symbols = sorted(symbols)
+        super().__init__(code, msg)
+        if self.symbols:
+            self.args = (f"Alpaca error {code}: {msg} (refused: {', '.join(self.symbols)})",)

@@ -1,0 +1,172 @@
+"""The spec's models: ``QuoteData`` (a validated quote), ``PriceData`` (what ``price:{SYM}``
+holds) and ``PriceUpdateEvent`` (what ``price.updated.{SYM}`` carries).
+
+Prices are :class:`~decimal.Decimal` end to end and serialise as JSON strings holding the
+exact decimal. Floats are refused: a binary float cannot hold most decimal prices.
+
+The validation rules live in :func:`check_quote` so the high-throughput path in
+:mod:`libs.market_data.pipeline` and these models apply exactly the same ones.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from decimal import Decimal
+from enum import StrEnum
+from typing import Any, Literal, Self
+
+from pydantic import BaseModel, ConfigDict, field_validator, model_validator
+
+__all__ = [
+    "PriceData",
+    "PriceUpdateEvent",
+    "QuoteData",
+    "RejectReason",
+    "check_quote",
+    "format_timestamp",
+]
+
+_TWO = Decimal(2)
+_BPS = Decimal(10_000)
+
+
+class RejectReason(StrEnum):
+    """Why a quote was dropped. Values are stable: they label stats and metrics."""
+
+    NEGATIVE_PRICE = "negative_price"
+    NEGATIVE_SIZE = "negative_size"
+    CROSSED = "crossed"
+    MALFORMED = "malformed"
+    UNSUBSCRIBED = "unsubscribed"
+
+
+def check_quote(bid: Decimal, ask: Decimal, bid_size: int, ask_size: int) -> RejectReason | None:
+    """Return why a quote is invalid, or ``None`` if it is valid.
+
+    A locked market (``ask == bid``) is valid; a crossed one (``ask < bid``) is not.
+    NaN and infinities count as malformed.
+    """
+    if not (bid.is_finite() and ask.is_finite()):
+        return RejectReason.MALFORMED
+    if bid < 0 or ask < 0:
+        return RejectReason.NEGATIVE_PRICE
+    if bid_size < 0 or ask_size < 0:
+        return RejectReason.NEGATIVE_SIZE
+    if ask < bid:
+        return RejectReason.CROSSED
+    return None
+
+
+def format_timestamp(value: datetime) -> str:
+    """RFC 3339 in UTC with a ``Z`` suffix, the form Alpaca sends."""
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
+    return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+def _refuse_float(value: Any) -> Any:
+    if isinstance(value, float):
+        raise ValueError("pass prices as Decimal or str, not float (binary floats are inexact)")
+    return value
+
+
+class QuoteData(BaseModel):
+    """A real-time quote, validated: no negative prices or sizes, no crossed market."""
+
+    model_config = ConfigDict(frozen=True)
+
+    symbol: str
+    bid_price: Decimal
+    ask_price: Decimal
+    bid_size: int
+    ask_size: int
+    timestamp: datetime
+    # The bid's exchange code; both sides are kept below when the feed sends them.
+    exchange: str | None = None
+    bid_exchange: str | None = None
+    ask_exchange: str | None = None
+
+    _no_float = field_validator("bid_price", "ask_price", mode="before")(_refuse_float)
+
+    @model_validator(mode="after")
+    def _check(self) -> Self:
+        reason = check_quote(self.bid_price, self.ask_price, self.bid_size, self.ask_size)
+        if reason is RejectReason.CROSSED:
+            raise ValueError(f"Crossed market: ask {self.ask_price} < bid {self.bid_price}")
+        if reason is not None:
+            raise ValueError(
+                f"{reason.value.replace('_', ' ')}: bid {self.bid_price} x {self.bid_size}, "
+                f"ask {self.ask_price} x {self.ask_size}"
+            )
+        return self
+
+    @property
+    def mid_price(self) -> Decimal:
+        """``(bid + ask) / 2``, exact."""
+        return (self.bid_price + self.ask_price) / _TWO
+
+    @property
+    def spread(self) -> Decimal:
+        """``ask - bid`` in price units."""
+        return self.ask_price - self.bid_price
+
+    @property
+    def spread_bps(self) -> Decimal:
+        """Spread relative to the mid price, in basis points (0 when the mid is 0)."""
+        mid = self.mid_price
+        if mid == 0:
+            return Decimal(0)
+        return self.spread / mid * _BPS
+
+
+class PriceData(BaseModel):
+    """The latest price of a symbol as cached in Redis under ``price:{SYMBOL}``."""
+
+    model_config = ConfigDict(frozen=True)
+
+    symbol: str
+    bid: Decimal
+    ask: Decimal
+    mid: Decimal
+    bid_size: int
+    ask_size: int
+    timestamp: str  # RFC 3339, the exchange's precision
+    exchange: str | None = None
+    bid_exchange: str | None = None
+    ask_exchange: str | None = None
+
+    @classmethod
+    def from_quote(cls, quote: QuoteData) -> PriceData:
+        """Build the cached form of a validated quote."""
+        return cls(
+            symbol=quote.symbol,
+            bid=quote.bid_price,
+            ask=quote.ask_price,
+            mid=quote.mid_price,
+            bid_size=quote.bid_size,
+            ask_size=quote.ask_size,
+            timestamp=format_timestamp(quote.timestamp),
+            exchange=quote.exchange,
+            bid_exchange=quote.bid_exchange,
+            ask_exchange=quote.ask_exchange,
+        )
+
+
+class PriceUpdateEvent(BaseModel):
+    """Published on ``price.updated.{SYMBOL}`` after the cache holds the new price."""
+
+    model_config = ConfigDict(frozen=True)
+
+    event_type: Literal["price.updated"] = "price.updated"
+    symbol: str
+    price: Decimal  # mid price
+    timestamp: str  # RFC 3339, the exchange's precision
+
+    @classmethod
+    def from_quote(cls, quote: QuoteData) -> PriceUpdateEvent:
+        """Build the event announcing a validated quote's mid price."""
+        return cls(
+            symbol=quote.symbol,
+            price=quote.mid_price,
+            timestamp=format_timestamp(quote.timestamp),
+        )
