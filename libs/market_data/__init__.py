@@ -1,0 +1,61 @@
+"""Real-time market data: Alpaca quotes, validated with exact decimals, cached in Redis.
+
+Public API::
+
+    from libs.market_data import AlpacaMarketDataStream, QuoteData, PriceData, PriceUpdateEvent
+"""
+
+from libs.market_data.alpaca_stream import AlpacaMarketDataStream, feed_url
+from libs.market_data.backoff import BackoffPolicy
+from libs.market_data.connection import ConnectionState
+from libs.market_data.exceptions import (
+    AlpacaError,
+    AuthenticationError,
+    ConnectionLimitError,
+    HandshakeError,
+    InvalidSymbolError,
+    MarketDataError,
+    ProtocolError,
+    QuoteHandlingError,
+    QuoteValidationError,
+    SlowClientError,
+    StreamConnectionError,
+    SubscriptionError,
+)
+from libs.market_data.sink import PRICE_CHANNEL_PREFIX, PRICE_KEY_PREFIX
+from libs.market_data.symbols import normalize_symbol, normalize_symbols
+from libs.market_data.types import (
+    PriceData,
+    PriceUpdateEvent,
+    QuoteData,
+    RejectReason,
+    check_quote,
+)
+
+__all__ = [
+    "PRICE_CHANNEL_PREFIX",
+    "PRICE_KEY_PREFIX",
+    "AlpacaError",
+    "AlpacaMarketDataStream",
+    "AuthenticationError",
+    "BackoffPolicy",
+    "ConnectionLimitError",
+    "ConnectionState",
+    "HandshakeError",
+    "InvalidSymbolError",
+    "MarketDataError",
+    "PriceData",
+    "PriceUpdateEvent",
+    "ProtocolError",
+    "QuoteData",
+    "QuoteHandlingError",
+    "QuoteValidationError",
+    "RejectReason",
+    "SlowClientError",
+    "StreamConnectionError",
+    "SubscriptionError",
+    "check_quote",
+    "feed_url",
+    "normalize_symbol",
+    "normalize_symbols",
+]

@@ -1,0 +1,208 @@
+"""``AlpacaMarketDataStream``: Alpaca quotes into Redis, cache first, then the event.
+
+Wires :class:`~libs.market_data.connection.AlpacaConnection` (socket, auth,
+subscriptions, reconnects) to :class:`~libs.market_data.pipeline.QuoteProcessor`
+(exact-decimal validation and encoding) and :class:`~libs.market_data.sink.RedisPriceSink`
+(one pipelined Redis write per received frame).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Iterable
+from typing import Any, Final
+
+from libs.market_data.backoff import BackoffPolicy
+from libs.market_data.connection import AlpacaConnection, ConnectionState
+from libs.market_data.exceptions import QuoteHandlingError
+from libs.market_data.pipeline import PriceUpdate, QuoteProcessor
+from libs.market_data.protocol import DecodedFrame
+from libs.market_data.sink import RedisPriceSink
+from libs.market_data.symbols import normalize_symbols
+from libs.market_data.types import PriceData, PriceUpdateEvent, QuoteData
+from libs.redis_client import EventPublisher, RedisClient
+
+__all__ = ["ALPACA_STREAM_HOST", "AlpacaMarketDataStream", "feed_url"]
+
+logger = logging.getLogger(__name__)
+
+ALPACA_STREAM_HOST: Final = "wss://stream.data.alpaca.markets"
+_V1BETA1_FEEDS: Final = frozenset({"boats", "overnight"})
+
+
+def feed_url(feed: str, host: str = ALPACA_STREAM_HOST) -> str:
+    """The stock stream URL of a feed (``iex``, ``sip``, ``delayed_sip``, ``test``, ...)."""
+    version = "v1beta1" if feed in _V1BETA1_FEEDS else "v2"
+    return f"{host}/{version}/{feed}"
+
+
+class AlpacaMarketDataStream:
+    """Real-time quotes from Alpaca, validated and kept in Redis.
+
+    ``price:{SYMBOL}`` holds the latest ``PriceData`` JSON for ``price_ttl`` seconds and
+    ``price.updated.{SYMBOL}`` announces each change with a ``PriceUpdateEvent``.
+    """
+
+    def __init__(
+        self,
+        api_key: str,
+        secret_key: str,
+        redis_client: RedisClient,
+        event_publisher: EventPublisher,
+        price_ttl: int = 300,
+        *,
+        feed: str = "iex",
+        url: str | None = None,
+        max_reconnect_attempts: int = 10,
+        reconnect_base_delay: float = 5.0,
+        reconnect_max_delay: float = 300.0,
+        step_timeout: float = 10.0,
+        compression: str | None = "deflate",
+    ) -> None:
+        if price_ttl <= 0:
+            raise ValueError("price_ttl must be a positive number of seconds")
+        self.redis_client = redis_client
+        self.event_publisher = event_publisher
+        self.price_ttl = price_ttl
+        self._processor = QuoteProcessor()
+        self._sink = RedisPriceSink(redis_client.params, price_ttl)
+        self._connection = AlpacaConnection(
+            url or feed_url(feed),
+            api_key,
+            secret_key,
+            on_frame=self._handle_frame,
+            backoff=BackoffPolicy(
+                base=reconnect_base_delay,
+                maximum=reconnect_max_delay,
+                max_attempts=max_reconnect_attempts,
+            ),
+            step_timeout=step_timeout,
+            compression=compression,
+        )
+        self._running = False
+        self._sink_started = False
+        self._finished = asyncio.Event()
+        self._finished.set()
+
+    # -- subscriptions ----------------------------------------------------------------
+
+    async def subscribe_symbols(self, symbols: Iterable[str]) -> list[str]:
+        """Subscribe to quotes; returns the symbols newly added (duplicates filtered).
+
+        Works before :meth:`start` and while connected. Raises
+        :class:`~libs.market_data.exceptions.InvalidSymbolError` for a bad ticker and
+        :class:`~libs.market_data.exceptions.SubscriptionError` if the server refuses.
+        """
+        return await self._connection.subscribe(normalize_symbols(symbols))
+
+    async def unsubscribe_symbols(self, symbols: Iterable[str]) -> list[str]:
+        """Unsubscribe; returns the symbols that were subscribed and now are not."""
+        return await self._connection.unsubscribe(normalize_symbols(symbols))
+
+    def get_subscribed_symbols(self) -> list[str]:
+        """The symbols we want quotes for, sorted."""
+        return sorted(self._connection.desired)
+
+    # -- lifecycle ----------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Connect and stream until :meth:`stop`, reconnecting with backoff.
+
+        Raises :class:`~libs.market_data.exceptions.AuthenticationError` on refused
+        credentials and :class:`~libs.market_data.exceptions.StreamConnectionError`
+        once the reconnect attempts are exhausted.
+        """
+        if self._running:
+            raise RuntimeError("stream already started")
+        self._running = True
+        self._finished.clear()
+        try:
+            await self._ensure_sink()
+            await self._connection.run()
+        finally:
+            self._running = False
+            self._finished.set()
+
+    async def stop(self, timeout: float = 5.0) -> None:
+        """Close the socket cleanly, flush pending Redis writes, release connections."""
+        await self._connection.stop()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._finished.wait(), timeout)
+        await self._sink.close(timeout)
+        self._sink_started = False
+
+    def is_connected(self) -> bool:
+        """True while authenticated and streaming."""
+        return self._connection.is_connected()
+
+    @property
+    def state(self) -> ConnectionState:
+        return self._connection.state
+
+    @property
+    def connection(self) -> AlpacaConnection:
+        return self._connection
+
+    @property
+    def sink(self) -> RedisPriceSink:
+        return self._sink
+
+    def get_connection_stats(self) -> dict[str, Any]:
+        """Counters and state, for ``/health`` and operators."""
+        c = self._connection
+        p = self._processor
+        rejected = {reason.value: count for reason, count in sorted(p.rejected.items())}
+        return {
+            "state": c.state.value,
+            "connected": c.is_connected(),
+            "url": c.url,
+            "reconnect_attempts": c.reconnect_attempts,
+            "max_reconnect_attempts": c.backoff.max_attempts,
+            "subscribed_symbols": len(c.desired),
+            "confirmed_symbols": len(c.confirmed),
+            "connections_opened": c.connections_opened,
+            "frames_received": c.frames_received,
+            "quotes_received": p.accepted + sum(rejected.values()),
+            "quotes_accepted": p.accepted,
+            "quotes_rejected": rejected,
+            "malformed_messages": c.malformed_messages,
+            "other_messages": c.other_messages,
+            "error_frames": c.error_frames,
+            "last_error": c.last_error,
+            "connected_since": c.connected_since,
+            "last_data_at": c.last_data_at,
+            **self._sink.stats(),
+        }
+
+    # -- quotes ---------------------------------------------------------------------------
+
+    async def _handle_frame(self, frame: DecodedFrame) -> None:
+        updates = self._processor.process(frame.quotes, self._connection.desired)
+        if updates:
+            await self._sink.write(updates)
+
+    async def _ensure_sink(self) -> None:
+        if not self._sink_started:
+            self._sink_started = True
+            await self._sink.start()
+
+    async def handle_quote(self, quote: QuoteData) -> PriceData:
+        """Cache and publish one already-validated quote, waiting until Redis has it.
+
+        For replays and tools; the stream itself takes the batched path. Raises
+        :class:`~libs.market_data.exceptions.QuoteHandlingError` if Redis cannot take it.
+        """
+        price = PriceData.from_quote(quote)
+        event = PriceUpdateEvent.from_quote(quote)
+        update = PriceUpdate(
+            quote.symbol, price.model_dump_json().encode(), event.model_dump_json().encode()
+        )
+        await self._ensure_sink()
+        if not self._sink.connected:
+            raise QuoteHandlingError(f"Redis unavailable: {self._sink.last_error}")
+        await self._sink.write([update])
+        if not await self._sink.flush(self.redis_client.params.socket_timeout):
+            raise QuoteHandlingError("Redis did not acknowledge the write in time")
+        return price

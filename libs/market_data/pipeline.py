@@ -1,0 +1,96 @@
+"""Quotes in, Redis-ready payloads out: validate with exact decimals, then encode.
+
+This is the hot path. It applies the same rules as :class:`~libs.market_data.types.QuoteData`
+(:func:`~libs.market_data.types.check_quote`) without building a pydantic model per quote,
+and encodes with msgspec structs whose JSON is byte-for-byte what ``PriceData`` and
+``PriceUpdateEvent`` produce (a test holds the two together).
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Collection, Iterable
+from decimal import Decimal
+from typing import Final, NamedTuple
+
+import msgspec
+
+from libs.market_data.protocol import Quote
+from libs.market_data.types import RejectReason, check_quote
+
+__all__ = ["EventRecord", "PriceRecord", "PriceUpdate", "QuoteProcessor"]
+
+_TWO: Final = Decimal(2)
+
+
+class PriceRecord(msgspec.Struct, frozen=True, gc=False):
+    """Mirror of ``PriceData``: same fields, same order, same JSON."""
+
+    symbol: str
+    bid: Decimal
+    ask: Decimal
+    mid: Decimal
+    bid_size: int
+    ask_size: int
+    timestamp: str
+    exchange: str | None
+    bid_exchange: str | None
+    ask_exchange: str | None
+
+
+class EventRecord(msgspec.Struct, frozen=True, gc=False):
+    """Mirror of ``PriceUpdateEvent``."""
+
+    event_type: str
+    symbol: str
+    price: Decimal
+    timestamp: str
+
+
+class PriceUpdate(NamedTuple):
+    """One accepted quote, encoded for the cache and for the channel."""
+
+    symbol: str
+    price_json: bytes
+    event_json: bytes
+
+
+class QuoteProcessor:
+    """Validates quotes and encodes the accepted ones; counts what it drops and why."""
+
+    __slots__ = ("_encode", "accepted", "rejected")
+
+    def __init__(self) -> None:
+        self._encode = msgspec.json.Encoder().encode
+        self.accepted = 0
+        self.rejected: Counter[RejectReason] = Counter()
+
+    def process(self, quotes: Iterable[Quote], subscribed: Collection[str]) -> list[PriceUpdate]:
+        """Return the updates for valid quotes of subscribed symbols, in arrival order."""
+        encode = self._encode
+        updates: list[PriceUpdate] = []
+        append = updates.append
+        for q in quotes:
+            symbol = q.S
+            if symbol not in subscribed:
+                # Alpaca drains its buffers for a while after an unsubscribe.
+                self.rejected[RejectReason.UNSUBSCRIBED] += 1
+                continue
+            bid = q.bp
+            ask = q.ap
+            reason = check_quote(bid, ask, q.bs, q.as_)
+            if reason is not None:
+                self.rejected[reason] += 1
+                continue
+            mid = (bid + ask) / _TWO
+            append(
+                PriceUpdate(
+                    symbol,
+                    encode(
+                        PriceRecord(symbol, bid, ask, mid, q.bs, q.as_, q.t, q.bx, q.bx, q.ax)
+                    ),
+                    encode(EventRecord("price.updated", symbol, mid, q.t)),
+                )
+            )
+        self.accepted += len(updates)
+        return updates

@@ -1,0 +1,78 @@
+"""The hot path's validation and encoding agree with the spec's models, byte for byte."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from decimal import Decimal
+
+from libs.market_data import PriceData, PriceUpdateEvent, QuoteData, RejectReason
+from libs.market_data.pipeline import QuoteProcessor
+from libs.market_data.protocol import Quote
+
+
+def wire(symbol: str = "AAPL", bp: str = "150.00", ap: str = "150.10", **kw: object) -> Quote:
+    fields: dict[str, object] = {
+        "S": symbol,
+        "bp": Decimal(bp),
+        "bs": 3,
+        "ap": Decimal(ap),
+        "as_": 4,
+        "t": "2024-07-24T07:56:53.639713Z",
+        "bx": "Q",
+        "ax": "P",
+    }
+    fields.update(kw)
+    return Quote(**fields)  # type: ignore[arg-type]
+
+
+def test_same_json_as_the_pydantic_models() -> None:
+    (update,) = QuoteProcessor().process([wire()], {"AAPL"})
+    model = QuoteData(
+        symbol="AAPL",
+        bid_price=Decimal("150.00"),
+        ask_price=Decimal("150.10"),
+        bid_size=3,
+        ask_size=4,
+        timestamp=datetime.fromisoformat("2024-07-24T07:56:53.639713Z"),
+        exchange="Q",
+        bid_exchange="Q",
+        ask_exchange="P",
+    )
+    assert update.price_json == PriceData.from_quote(model).model_dump_json().encode()
+    assert update.event_json == PriceUpdateEvent.from_quote(model).model_dump_json().encode()
+
+
+def test_nanosecond_timestamps_kept() -> None:
+    (update,) = QuoteProcessor().process([wire(t="2024-07-24T07:56:53.639713735Z")], {"AAPL"})
+    assert json.loads(update.price_json)["timestamp"] == "2024-07-24T07:56:53.639713735Z"
+    assert json.loads(update.event_json)["timestamp"] == "2024-07-24T07:56:53.639713735Z"
+
+
+def test_invalid_and_unsubscribed_quotes_counted_by_reason_order_kept() -> None:
+    processor = QuoteProcessor()
+    quotes = [
+        wire("AAPL", "1.00", "1.01"),
+        wire("AAPL", "1.02", "1.01"),  # crossed
+        wire("MSFT", "-1", "1"),  # negative price
+        wire("MSFT", "1", "2", bs=-3),  # negative size
+        wire("TSLA", "1", "2"),  # not subscribed
+        wire("MSFT", "2.00", "2.00"),  # locked: valid
+        wire("AAPL", "1.03", "1.05"),
+    ]
+    updates = processor.process(quotes, {"AAPL", "MSFT"})
+    mids = [(u.symbol, json.loads(u.event_json)["price"]) for u in updates]
+    assert mids == [("AAPL", "1.005"), ("MSFT", "2.00"), ("AAPL", "1.04")]
+    assert processor.accepted == 3
+    assert processor.rejected == {
+        RejectReason.CROSSED: 1,
+        RejectReason.NEGATIVE_PRICE: 1,
+        RejectReason.NEGATIVE_SIZE: 1,
+        RejectReason.UNSUBSCRIBED: 1,
+    }
+
+
+def test_huge_and_tiny_prices_stay_exact() -> None:
+    quotes = [wire("A", "0.0001", "0.0003"), wire("A", "123456789012.34", "123456789012.36")]
+    mids = [json.loads(u.event_json)["price"] for u in QuoteProcessor().process(quotes, {"A"})]
+    assert mids == ["0.0002", "123456789012.35"]
