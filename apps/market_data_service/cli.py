@@ -1,0 +1,149 @@
+"""The ``market-data`` command: run the service, the simulator, the demo; steer a service."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+import httpx
+
+from apps.market_data_service.config import SettingsError, load_settings
+
+__all__ = ["main"]
+
+DEFAULT_API = "http://127.0.0.1:8004"
+
+
+def _configure_logging(level: str) -> None:
+    logging.basicConfig(
+        level=level.upper(), format="%(asctime)s %(levelname)-7s %(name)s: %(message)s"
+    )
+
+
+def _serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from apps.market_data_service.main import create_app
+
+    overrides: dict[str, object] = {}
+    if args.host:
+        overrides["service_host"] = args.host
+    if args.port:
+        overrides["port"] = args.port
+    try:
+        settings = load_settings(**overrides)
+    except SettingsError as exc:
+        print(f"market-data: {exc}", file=sys.stderr)
+        print(
+            "Set them in the environment or a .env file (see README, Configuration). "
+            "To try the service without Alpaca keys, run `make demo`.",
+            file=sys.stderr,
+        )
+        return 2
+    _configure_logging(settings.log_level)
+    uvicorn.run(
+        create_app(settings),
+        host=settings.service_host,
+        port=settings.port,
+        log_level=settings.log_level.lower(),
+    )
+    return 0
+
+
+def _sim(args: argparse.Namespace) -> int:
+    from apps.simulator import cli as sim_cli
+
+    _configure_logging(args.log_level)
+    return sim_cli.run(args)
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from apps.market_data_service import demo
+
+    _configure_logging(args.log_level)
+    return demo.run(args)
+
+
+def _call(args: argparse.Namespace, method: str, path: str, body: Any = None) -> int:
+    try:
+        response = httpx.request(method, args.api.rstrip("/") + path, json=body, timeout=15.0)
+    except httpx.HTTPError as exc:
+        print(f"market-data: cannot reach the service at {args.api}: {exc}", file=sys.stderr)
+        return 1
+    try:
+        shown: Any = response.json()
+    except ValueError:
+        shown = response.text
+    print(json.dumps(shown, indent=2) if not isinstance(shown, str) else shown)
+    return 0 if response.is_success else 1
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="market-data", description="Real-time market data service (Alpaca -> Redis)."
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    serve = commands.add_parser("serve", help="run the service against the configured feed")
+    serve.add_argument("--host", help="bind address (default SERVICE_HOST, 127.0.0.1)")
+    serve.add_argument("--port", type=int, help="port (default PORT, 8004)")
+    serve.set_defaults(handler=_serve)
+
+    sim = commands.add_parser("sim", help="run the Alpaca-protocol simulator")
+    from apps.simulator import cli as sim_cli
+
+    sim_cli.add_arguments(sim)
+    sim.add_argument("--log-level", default="INFO")
+    sim.set_defaults(handler=_sim)
+
+    demo = commands.add_parser(
+        "demo", help="simulator + private Redis + service, live prices (no keys needed)"
+    )
+    demo.add_argument("--port", type=int, default=8004, help="service port (default 8004)")
+    demo.add_argument("--rate", type=float, default=20.0, help="simulated quotes/s in total")
+    demo.add_argument(
+        "--symbols", nargs="+", default=["AAPL", "MSFT", "GOOGL"], help="symbols to subscribe"
+    )
+    demo.add_argument("--duration", type=float, help="stop after this many seconds")
+    demo.add_argument("--log-level", default="WARNING")
+    demo.set_defaults(handler=_demo)
+
+    for name, help_text in (
+        ("health", "show the service's health"),
+        ("subscriptions", "list the subscribed symbols"),
+    ):
+        sub = commands.add_parser(name, help=help_text)
+        sub.add_argument("--api", default=DEFAULT_API, help=f"service URL (default {DEFAULT_API})")
+        sub.set_defaults(
+            handler=lambda a, p="/health" if name == "health" else "/api/v1/subscriptions": (
+                _call(a, "GET", p)
+            )
+        )
+
+    sub = commands.add_parser("subscribe", help="subscribe to symbols")
+    sub.add_argument("symbols", nargs="+")
+    sub.add_argument("--api", default=DEFAULT_API)
+    sub.set_defaults(handler=lambda a: _call(a, "POST", "/api/v1/subscribe", {"symbols": a.symbols}))
+
+    unsub = commands.add_parser("unsubscribe", help="unsubscribe from a symbol")
+    unsub.add_argument("symbol")
+    unsub.add_argument("--api", default=DEFAULT_API)
+    unsub.set_defaults(handler=lambda a: _call(a, "DELETE", f"/api/v1/subscribe/{a.symbol}"))
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        result: int = args.handler(args)
+    except KeyboardInterrupt:
+        return 130
+    return result
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,222 @@
+"""``market-data demo``: the whole service on the embedded default, no keys, no internet.
+
+Starts a private ``redis-server``, the Alpaca-protocol simulator and the service on
+loopback, subscribes through the HTTP API like any client would, and shows prices as
+they land in Redis: events from ``price.updated.*``, bid/ask read back from
+``price:{SYM}``. Ctrl-C stops everything it started.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import signal
+import sys
+import time
+from dataclasses import dataclass, field
+from decimal import Decimal
+
+import httpx
+import msgspec
+import uvicorn
+from rich.console import Console, Group
+from rich.live import Live
+from rich.table import Table
+from rich.text import Text
+
+from apps.market_data_service.config import Settings
+from apps.market_data_service.main import create_app
+from apps.simulator import AlpacaSimulator, SimulatorConfig
+from libs.market_data import PriceData, PriceUpdateEvent
+from libs.redis_client import EmbeddedRedis, RedisClient
+
+__all__ = ["run"]
+
+_event_decoder = msgspec.json.Decoder(dict[str, str])
+
+
+@dataclass
+class _Row:
+    updates: int = 0
+    mid: Decimal | None = None
+    previous_mid: Decimal | None = None
+    price: PriceData | None = None
+    last_event_at: float = 0.0
+
+
+@dataclass
+class _Board:
+    symbols: list[str]
+    rows: dict[str, _Row] = field(default_factory=dict)
+    events: int = 0
+    started: float = field(default_factory=time.monotonic)
+
+    def on_event(self, payload: bytes) -> None:
+        event = PriceUpdateEvent.model_validate_json(payload)
+        row = self.rows.setdefault(event.symbol, _Row())
+        row.previous_mid, row.mid = row.mid, event.price
+        row.updates += 1
+        row.last_event_at = time.monotonic()
+        self.events += 1
+
+
+def run(args: argparse.Namespace) -> int:
+    try:
+        return asyncio.run(_demo(args))
+    except KeyboardInterrupt:
+        return 130
+
+
+async def _demo(args: argparse.Namespace) -> int:
+    console = Console()
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+
+    console.print("[bold]market-data demo[/]: starting a private Redis and the simulator ...")
+    async with EmbeddedRedis() as redis_server, AlpacaSimulator(
+        SimulatorConfig(port=0, rate=args.rate, batch_size=10)
+    ) as sim:
+        settings = Settings(
+            alpaca_api_key=sim.config.api_key,  # type: ignore[arg-type]
+            alpaca_secret_key=sim.config.secret_key,  # type: ignore[arg-type]
+            alpaca_data_url=sim.url(),
+            redis_host=redis_server.host,
+            redis_port=redis_server.port,
+            port=args.port,
+            reconnect_base_delay=0.5,
+            reconnect_max_delay=10.0,
+            log_level=args.log_level,
+            _env_file=None,  # type: ignore[call-arg]
+        )
+        server = uvicorn.Server(
+            uvicorn.Config(
+                create_app(settings),
+                host="127.0.0.1",
+                port=args.port,
+                log_level=args.log_level.lower(),
+            )
+        )
+        serving = asyncio.create_task(server.serve())
+        try:
+            if not await _started(server, serving):
+                console.print(
+                    f"[red]could not start the service on 127.0.0.1:{args.port}[/] "
+                    "(port in use? try --port)"
+                )
+                return 1
+            base = f"http://127.0.0.1:{args.port}"
+            async with httpx.AsyncClient(base_url=base, timeout=10) as http:
+                reply = await http.post("/api/v1/subscribe", json={"symbols": args.symbols})
+                if reply.status_code != 201:
+                    console.print(f"[red]subscribe failed[/]: {reply.status_code} {reply.text}")
+                    return 1
+            console.print(
+                f"service on [bold]{base}[/]  docs: {base}/docs  health: {base}/health\n"
+                f"simulator {sim.url()}  redis {redis_server.url}  Ctrl-C to stop"
+            )
+            board = _Board(symbols=reply.json()["subscribed_symbols"])
+            client = RedisClient(params=redis_server.params)
+            try:
+                await _show(console, board, client, stop, serving, args.duration)
+            finally:
+                await client.close()
+        finally:
+            server.should_exit = True
+            with contextlib.suppress(asyncio.CancelledError):
+                await serving
+    console.print("stopped: service, simulator and Redis are down.")
+    return 0
+
+
+async def _started(server: uvicorn.Server, serving: asyncio.Task[None]) -> bool:
+    while not server.started:
+        if serving.done():
+            return False
+        await asyncio.sleep(0.05)
+    return True
+
+
+async def _show(
+    console: Console,
+    board: _Board,
+    client: RedisClient,
+    stop: asyncio.Event,
+    serving: asyncio.Task[None],
+    duration: float | None,
+) -> None:
+    pubsub = client.redis.pubsub()
+    await pubsub.psubscribe("price.updated.*")
+    deadline = None if duration is None else time.monotonic() + duration
+    # A terminal gets a live table; a pipe or log gets one line a second.
+    live = Live(console=console, auto_refresh=False) if console.is_terminal else None
+    interval = 0.25 if live is not None else 1.0
+    next_draw = 0.0
+    try:
+        with live if live is not None else contextlib.nullcontext():
+            while not stop.is_set() and not serving.done():
+                if deadline is not None and time.monotonic() >= deadline:
+                    break
+                message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=0.1)
+                while message is not None:
+                    board.on_event(message["data"])
+                    message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=0)
+                if time.monotonic() < next_draw:
+                    continue
+                next_draw = time.monotonic() + interval
+                await _refresh_prices(board, client)
+                if live is not None:
+                    live.update(_render(board), refresh=True)
+                else:
+                    print(_line(board), flush=True)
+    finally:
+        await pubsub.aclose()
+
+
+async def _refresh_prices(board: _Board, client: RedisClient) -> None:
+    values = await client.mget([f"price:{symbol}" for symbol in board.symbols])
+    for symbol, raw in zip(board.symbols, values, strict=True):
+        if raw is not None:
+            board.rows.setdefault(symbol, _Row()).price = PriceData.model_validate_json(raw)
+
+
+def _render(board: _Board) -> Group:
+    table = Table(title="Live prices (from Redis)", expand=False)
+    for name in ("symbol", "bid", "ask", "mid", "spread (bps)", "updates", "exchange time"):
+        table.add_column(name, justify="right" if name not in ("symbol",) else "left")
+    now = time.monotonic()
+    for symbol in board.symbols:
+        row = board.rows.get(symbol, _Row())
+        price = row.price
+        mid_text = Text(str(row.mid) if row.mid is not None else "-")
+        if row.mid is not None and row.previous_mid is not None and now - row.last_event_at < 1:
+            mid_text.stylize("green" if row.mid >= row.previous_mid else "red")
+        spread = (
+            f"{(price.ask - price.bid) / price.mid * 10_000:.2f}" if price and price.mid else "-"
+        )
+        table.add_row(
+            symbol,
+            str(price.bid) if price else "-",
+            str(price.ask) if price else "-",
+            mid_text,
+            spread,
+            str(row.updates),
+            price.timestamp if price else "-",
+        )
+    elapsed = max(now - board.started, 1e-9)
+    footer = Text(f"{board.events} events received, {board.events / elapsed:.1f}/s")
+    return Group(table, footer)
+
+
+def _line(board: _Board) -> str:
+    parts = []
+    for symbol in board.symbols:
+        row = board.rows.get(symbol)
+        parts.append(f"{symbol} {row.mid if row and row.mid is not None else '-'}")
+    return "  ".join(parts) + f"   ({board.events} events)"
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(run(argparse.Namespace()))

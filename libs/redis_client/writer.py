@@ -1,0 +1,221 @@
+"""A pipelined Redis writer: many command batches in flight on one connection.
+
+redis-py's pipeline waits for each batch's replies before the next can go, and costs
+tens of microseconds per command in Python. Here commands are packed by hiredis (C),
+written without waiting, and a reader task parses replies with hiredis and retires
+batches in order, so the client and Redis work at the same time. This is the only
+hand-written protocol code of the project; it relies on one Redis guarantee: replies
+come back in the order the commands were sent.
+
+A batch carries a caller-chosen *token*. When the connection is lost, the tokens of
+the batches whose replies never came are handed to ``on_lost`` in send order, so the
+caller can rewrite what may not have landed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import ssl
+import time
+from collections import deque
+from collections.abc import Callable, Sequence
+from typing import Any, Generic, TypeVar
+
+import hiredis
+
+from libs.redis_client.exceptions import RedisCommandError, RedisConnectionError
+from libs.redis_client.params import RedisConnectionParams
+
+__all__ = ["PipelinedWriter", "pack_commands"]
+
+logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
+_READ_CHUNK = 1 << 18
+
+
+def pack_commands(commands: Sequence[Sequence[Any]]) -> bytes:
+    """RESP-encode commands (bytes, str, int args) into one buffer."""
+    pack = hiredis.pack_command
+    return b"".join([pack(tuple(command)) for command in commands])
+
+
+class PipelinedWriter(Generic[T]):
+    """Write command batches without waiting for their replies; retire them in order."""
+
+    def __init__(
+        self,
+        params: RedisConnectionParams,
+        *,
+        max_in_flight: int = 32,
+        on_lost: Callable[[list[T], BaseException], None] | None = None,
+    ) -> None:
+        self._params = params
+        self._max_in_flight = max_in_flight
+        self._on_lost = on_lost
+        self._reader: asyncio.StreamReader | None = None
+        self._writer: asyncio.StreamWriter | None = None
+        self._reply_task: asyncio.Task[None] | None = None
+        # (replies still expected, token, monotonic send time) per batch, oldest first
+        self._in_flight: deque[list[Any]] = deque()
+        self._room = asyncio.Event()
+        self._room.set()
+        self._idle = asyncio.Event()
+        self._idle.set()
+        self.batches_done = 0
+        self.reply_errors = 0
+        self.last_reply_error: str | None = None
+        self.last_round_trip: float | None = None
+
+    @property
+    def connected(self) -> bool:
+        return self._writer is not None and not self._writer.is_closing()
+
+    @property
+    def in_flight(self) -> int:
+        return len(self._in_flight)
+
+    async def connect(self) -> None:
+        """Open the connection, authenticate and select the database."""
+        p = self._params
+        timeout = p.socket_timeout
+        try:
+            if p.unix_socket_path:
+                opened = asyncio.open_unix_connection(p.unix_socket_path, limit=_READ_CHUNK)
+            else:
+                context = (
+                    ssl.create_default_context(cafile=p.ssl_ca_certs) if p.ssl else None
+                )
+                opened = asyncio.open_connection(p.host, p.port, ssl=context, limit=_READ_CHUNK)
+            reader, writer = await asyncio.wait_for(opened, timeout)
+        except (OSError, TimeoutError) as exc:
+            raise RedisConnectionError(f"cannot connect to Redis: {exc}") from exc
+        setup: list[tuple[Any, ...]] = []
+        if p.password is not None:
+            auth = ("AUTH", p.username, p.password) if p.username else ("AUTH", p.password)
+            setup.append(auth)
+        if p.db:
+            setup.append(("SELECT", p.db))
+        if setup:
+            try:
+                await asyncio.wait_for(self._handshake(reader, writer, setup), timeout)
+            except BaseException:
+                writer.close()
+                raise
+        self._reader, self._writer = reader, writer
+        self._reply_task = asyncio.create_task(self._read_replies(reader), name="redis-replies")
+
+    @staticmethod
+    async def _handshake(
+        reader: asyncio.StreamReader, writer: asyncio.StreamWriter, commands: list[tuple[Any, ...]]
+    ) -> None:
+        parser = hiredis.Reader()
+        writer.write(pack_commands(commands))
+        replies: list[Any] = []
+        try:
+            while len(replies) < len(commands):
+                data = await reader.read(_READ_CHUNK)
+                if not data:
+                    raise RedisConnectionError("Redis closed the connection during setup")
+                parser.feed(data)
+                while (reply := parser.gets()) is not False:
+                    replies.append(reply)
+        except OSError as exc:
+            raise RedisConnectionError(f"Redis connection failed during setup: {exc}") from exc
+        for reply in replies:
+            if isinstance(reply, hiredis.ReplyError):
+                # The reply text names the failed step (e.g. WRONGPASS) but never the secret.
+                raise RedisCommandError(f"Redis refused connection setup: {reply}")
+
+    def send(self, payload: bytes, replies: int, token: T) -> None:
+        """Write one packed batch expecting ``replies`` replies; never waits."""
+        writer = self._writer
+        if writer is None or writer.is_closing():
+            raise RedisConnectionError("Redis writer is not connected")
+        writer.write(payload)
+        self._in_flight.append([replies, token, time.monotonic()])
+        self._idle.clear()
+        if len(self._in_flight) >= self._max_in_flight:
+            self._room.clear()
+
+    async def wait_writable(self) -> None:
+        """Wait until the socket buffer has drained and fewer batches are in flight."""
+        writer = self._writer
+        if writer is None:
+            return
+        try:
+            await writer.drain()
+        except (OSError, RuntimeError) as exc:
+            raise RedisConnectionError(f"Redis connection lost: {exc}") from exc
+        if not self._room.is_set():
+            await self._room.wait()
+
+    async def flush(self, timeout: float | None = None) -> bool:
+        """Wait until every batch sent so far has its replies; False on timeout."""
+        try:
+            await asyncio.wait_for(self._idle.wait(), timeout)
+        except TimeoutError:
+            return False
+        return True
+
+    async def _read_replies(self, reader: asyncio.StreamReader) -> None:
+        parser = hiredis.Reader()
+        in_flight = self._in_flight
+        error: BaseException = RedisConnectionError("Redis closed the connection")
+        try:
+            while True:
+                data = await reader.read(_READ_CHUNK)
+                if not data:
+                    break
+                parser.feed(data)
+                while (reply := parser.gets()) is not False:
+                    if isinstance(reply, hiredis.ReplyError):
+                        self.reply_errors += 1
+                        self.last_reply_error = str(reply)
+                    head = in_flight[0]
+                    head[0] -= 1
+                    if head[0] == 0:
+                        in_flight.popleft()
+                        self.batches_done += 1
+                        self.last_round_trip = time.monotonic() - head[2]
+                        if len(in_flight) < self._max_in_flight:
+                            self._room.set()
+                        if not in_flight:
+                            self._idle.set()
+        except (OSError, hiredis.ProtocolError) as exc:
+            error = RedisConnectionError(f"Redis connection lost: {exc}")
+        except asyncio.CancelledError:
+            error = RedisConnectionError("Redis writer closed")
+            raise
+        finally:
+            self._lost(error)
+
+    def _lost(self, error: BaseException) -> None:
+        writer, self._writer = self._writer, None
+        if writer is not None:
+            writer.close()
+        lost = [entry[1] for entry in self._in_flight]
+        self._in_flight.clear()
+        self._room.set()
+        self._idle.set()
+        if lost and self._on_lost is not None:
+            self._on_lost(lost, error)
+
+    async def close(self) -> None:
+        """Close the connection; batches without replies are reported to ``on_lost``."""
+        task, self._reply_task = self._reply_task, None
+        writer = self._writer
+        if writer is not None:
+            writer.close()
+        if task is not None:
+            task.cancel()
+            try:
+                await task
+            except asyncio.CancelledError:
+                pass
+        if writer is not None:
+            try:
+                await writer.wait_closed()
+            except OSError:
+                pass
