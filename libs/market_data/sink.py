@@ -17,11 +17,10 @@ import logging
 from collections.abc import Sequence
 from typing import Any, Final
 
-import hiredis
-
 from libs.market_data.pipeline import PriceUpdate
 from libs.redis_client import RedisConnectionParams
 from libs.redis_client.exceptions import RedisClientError
+from libs.redis_client.resp import SetPublishPacker
 from libs.redis_client.writer import PipelinedWriter
 
 __all__ = ["PRICE_CHANNEL_PREFIX", "PRICE_KEY_PREFIX", "RedisPriceSink"]
@@ -47,7 +46,7 @@ class RedisPriceSink:
         if ttl <= 0:
             raise ValueError("ttl must be a positive number of seconds")
         self._params = params
-        self._ttl = str(int(ttl)).encode()
+        self._packer = SetPublishPacker(ttl)
         self._writer: PipelinedWriter[Sequence[PriceUpdate]] = PipelinedWriter(
             params, max_in_flight=max_in_flight, on_lost=self._on_lost
         )
@@ -140,17 +139,15 @@ class RedisPriceSink:
 
     def _send(self, updates: Sequence[PriceUpdate]) -> None:
         names = self._names
-        pack = hiredis.pack_command
-        ttl = self._ttl
+        pack = self._packer.pack
         parts: list[bytes] = []
         append = parts.append
         for update in updates:
             symbol = update.symbol
-            pair = names.get(symbol)
-            if pair is None:
-                pair = self._name(symbol)
-            append(pack((b"SET", pair[0], update.price_json, b"EX", ttl)))
-            append(pack((b"PUBLISH", pair[1], update.event_json)))
+            heads = names.get(symbol)
+            if heads is None:
+                heads = self._heads(symbol)
+            append(pack(heads, update.price_json, update.event_json))
         try:
             self._writer.send(b"".join(parts), 2 * len(updates), updates)
         except RedisClientError as exc:
@@ -161,12 +158,14 @@ class RedisPriceSink:
             return
         self.quotes_written += len(updates)
 
-    def _name(self, symbol: str) -> tuple[bytes, bytes]:
+    def _heads(self, symbol: str) -> tuple[bytes, bytes]:
         if len(self._names) >= _NAME_CACHE_LIMIT:
             self._names.clear()
-        pair = ((PRICE_KEY_PREFIX + symbol).encode(), (PRICE_CHANNEL_PREFIX + symbol).encode())
-        self._names[symbol] = pair
-        return pair
+        heads = self._packer.heads(
+            (PRICE_KEY_PREFIX + symbol).encode(), (PRICE_CHANNEL_PREFIX + symbol).encode()
+        )
+        self._names[symbol] = heads
+        return heads
 
     # -- outages ----------------------------------------------------------------------
 

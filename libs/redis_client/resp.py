@@ -1,0 +1,43 @@
+"""RESP for the one command pair on the hot path: ``SET key value EX ttl`` + ``PUBLISH``.
+
+``hiredis.pack_command`` costs about 0.4 µs a command from Python; the hot path sends two
+per quote. Here the parts that never change for a symbol (command, key, channel, TTL)
+are encoded once and each quote costs one bytes formatting. The output is byte-for-byte
+what hiredis produces (tests hold the two together and run it against a real server).
+"""
+
+from __future__ import annotations
+
+__all__ = ["SetPublishPacker"]
+
+
+class SetPublishPacker:
+    """Packs ``SET key value EX ttl`` followed by ``PUBLISH channel message``."""
+
+    __slots__ = ("_ex",)
+
+    def __init__(self, ttl: int) -> None:
+        if ttl <= 0:
+            raise ValueError("ttl must be positive")
+        ttl_text = b"%d" % ttl
+        self._ex = b"\r\n$2\r\nEX\r\n$%d\r\n%s\r\n" % (len(ttl_text), ttl_text)
+
+    @staticmethod
+    def heads(key: bytes, channel: bytes) -> tuple[bytes, bytes]:
+        """The fixed prefixes of both commands for one key/channel pair; cache them."""
+        return (
+            b"*5\r\n$3\r\nSET\r\n$%d\r\n%s\r\n" % (len(key), key),
+            b"*3\r\n$7\r\nPUBLISH\r\n$%d\r\n%s\r\n" % (len(channel), channel),
+        )
+
+    def pack(self, heads: tuple[bytes, bytes], value: bytes, message: bytes) -> bytes:
+        """Both commands for one quote, ready to write."""
+        return b"%s$%d\r\n%s%s%s$%d\r\n%s\r\n" % (
+            heads[0],
+            len(value),
+            value,
+            self._ex,
+            heads[1],
+            len(message),
+            message,
+        )
