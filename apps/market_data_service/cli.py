@@ -68,6 +68,22 @@ def _demo(args: argparse.Namespace) -> int:
     return demo.run(args)
 
 
+def _bench(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from apps.bench import BenchOptions, run_bench
+
+    logging.basicConfig(level=logging.WARNING)
+    return run_bench(
+        BenchOptions(
+            duration=args.duration,
+            memory_duration=args.memory_duration,
+            output=Path(args.output),
+            only=tuple(args.only or ()),
+        )
+    )
+
+
 def _call(args: argparse.Namespace, method: str, path: str, body: Any = None) -> int:
     try:
         response = httpx.request(method, args.api.rstrip("/") + path, json=body, timeout=15.0)
@@ -111,6 +127,13 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument("--duration", type=float, help="stop after this many seconds")
     demo.add_argument("--log-level", default="WARNING")
     demo.set_defaults(handler=_demo)
+
+    bench = commands.add_parser("bench", help="measure throughput, CPU and latency")
+    bench.add_argument("--duration", type=float, default=10.0, help="seconds per scenario")
+    bench.add_argument("--memory-duration", type=float, default=60.0, help="memory run seconds")
+    bench.add_argument("--output", default="bench-results.json", help="JSON file of figures")
+    bench.add_argument("--only", nargs="+", help="run only these scenarios")
+    bench.set_defaults(handler=_bench)
 
     for name, help_text in (
         ("health", "show the service's health"),

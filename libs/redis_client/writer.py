@@ -27,12 +27,52 @@ import hiredis
 from libs.redis_client.exceptions import RedisCommandError, RedisConnectionError
 from libs.redis_client.params import RedisConnectionParams
 
-__all__ = ["PipelinedWriter", "pack_commands"]
+__all__ = ["PipelinedWriter", "RedisProtocolError", "ReplyCounter", "pack_commands"]
 
 logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
 _READ_CHUNK = 1 << 18
+
+
+class RedisProtocolError(RedisConnectionError):
+    """Redis answered with something this writer cannot have asked for."""
+
+
+class ReplyCounter:
+    """Counts single-line RESP replies (``+status``, ``-error``, ``:integer``) in bulk.
+
+    Every command this writer is for (SET, PUBLISH, EXPIRE, DEL, AUTH, SELECT, PING)
+    answers with exactly one line, so a reply is a CRLF and counting them costs one C
+    scan per read instead of a parser call per reply. A multi-line reply (bulk string
+    or array) means the writer was misused; it is refused rather than miscounted.
+    """
+
+    __slots__ = ("_partial", "errors", "last_error")
+
+    def __init__(self) -> None:
+        self._partial = b""
+        self.errors = 0
+        self.last_error: str | None = None
+
+    def feed(self, data: bytes) -> int:
+        """Take received bytes; return how many complete replies they finish."""
+        if self._partial:
+            data = self._partial + data
+        end = data.rfind(b"\r\n")
+        if end < 0:
+            self._partial = data
+            return 0
+        complete = data[: end + 2]
+        self._partial = data[end + 2 :]
+        if complete[0] in b"$*" or b"\n$" in complete or b"\n*" in complete:
+            raise RedisProtocolError("multi-line reply on a write-only connection")
+        if complete[0] == 45 or b"\n-" in complete:  # 45 == ord("-")
+            lines = complete.split(b"\r\n")
+            failures = [line for line in lines if line.startswith(b"-")]
+            self.errors += len(failures)
+            self.last_error = failures[-1][1:].decode(errors="replace")
+        return complete.count(b"\r\n")
 
 
 def pack_commands(commands: Sequence[Sequence[Any]]) -> bytes:
@@ -84,9 +124,7 @@ class PipelinedWriter(Generic[T]):
             if p.unix_socket_path:
                 opened = asyncio.open_unix_connection(p.unix_socket_path, limit=_READ_CHUNK)
             else:
-                context = (
-                    ssl.create_default_context(cafile=p.ssl_ca_certs) if p.ssl else None
-                )
+                context = ssl.create_default_context(cafile=p.ssl_ca_certs) if p.ssl else None
                 opened = asyncio.open_connection(p.host, p.port, ssl=context, limit=_READ_CHUNK)
             reader, writer = await asyncio.wait_for(opened, timeout)
         except (OSError, TimeoutError) as exc:
@@ -160,7 +198,7 @@ class PipelinedWriter(Generic[T]):
         return True
 
     async def _read_replies(self, reader: asyncio.StreamReader) -> None:
-        parser = hiredis.Reader()
+        counter = ReplyCounter()
         in_flight = self._in_flight
         error: BaseException = RedisConnectionError("Redis closed the connection")
         try:
@@ -168,22 +206,24 @@ class PipelinedWriter(Generic[T]):
                 data = await reader.read(_READ_CHUNK)
                 if not data:
                     break
-                parser.feed(data)
-                while (reply := parser.gets()) is not False:
-                    if isinstance(reply, hiredis.ReplyError):
-                        self.reply_errors += 1
-                        self.last_reply_error = str(reply)
+                replies = counter.feed(data)
+                if counter.errors != self.reply_errors:
+                    self.reply_errors = counter.errors
+                    self.last_reply_error = counter.last_error
+                while replies:
                     head = in_flight[0]
-                    head[0] -= 1
+                    taken = min(replies, head[0])
+                    head[0] -= taken
+                    replies -= taken
                     if head[0] == 0:
                         in_flight.popleft()
                         self.batches_done += 1
                         self.last_round_trip = time.monotonic() - head[2]
-                        if len(in_flight) < self._max_in_flight:
-                            self._room.set()
-                        if not in_flight:
-                            self._idle.set()
-        except (OSError, hiredis.ProtocolError) as exc:
+                if len(in_flight) < self._max_in_flight:
+                    self._room.set()
+                if not in_flight:
+                    self._idle.set()
+        except (OSError, RedisProtocolError) as exc:
             error = RedisConnectionError(f"Redis connection lost: {exc}")
         except asyncio.CancelledError:
             error = RedisConnectionError("Redis writer closed")

@@ -10,7 +10,12 @@ import redis
 
 from libs.redis_client import RedisClient, RedisConnectionError, RedisConnectionParams
 from libs.redis_client.exceptions import RedisCommandError
-from libs.redis_client.writer import PipelinedWriter, pack_commands
+from libs.redis_client.writer import (
+    PipelinedWriter,
+    RedisProtocolError,
+    ReplyCounter,
+    pack_commands,
+)
 from tests.helpers import eventually
 
 
@@ -124,3 +129,27 @@ async def test_nothing_listening_is_a_connection_error() -> None:
     with pytest.raises(RedisConnectionError) as info:
         await PipelinedWriter[None](params).connect()
     assert isinstance(info.value.__cause__, OSError)
+
+
+def test_reply_counter_handles_replies_split_across_reads() -> None:
+    counter = ReplyCounter()
+    stream = b"+OK\r\n:1\r\n+OK\r\n:0\r\n"
+    counts = [counter.feed(stream[i : i + 3]) for i in range(0, len(stream), 3)]
+    assert sum(counts) == 4
+    assert counter.feed(b"+O") == 0
+    assert counter.feed(b"K\r") == 0
+    assert counter.feed(b"\n") == 1
+    assert counter.errors == 0
+
+
+def test_reply_counter_counts_errors_and_keeps_the_last_text() -> None:
+    counter = ReplyCounter()
+    assert counter.feed(b"-ERR first\r\n+OK\r\n-OOM command not allowed\r\n:1\r\n") == 4
+    assert counter.errors == 2
+    assert counter.last_error == "OOM command not allowed"
+
+
+@pytest.mark.parametrize("reply", [b"$3\r\nabc\r\n", b"+OK\r\n*2\r\n:1\r\n:2\r\n"])
+def test_reply_counter_refuses_multi_line_replies(reply: bytes) -> None:
+    with pytest.raises(RedisProtocolError):
+        ReplyCounter().feed(reply)
