@@ -1,0 +1,30 @@
+"""Errors raised by ``libs.redis_client``.
+
+Callers never need to import redis-py: its errors are translated where they leave
+this package (``raise ... from exc``), so the original stays on ``__cause__``.
+
+    RedisClientError            base; also a missing redis-server binary, a server that
+    │                           would not start, bad use of the API
+    ├── RedisConnectionError    Redis cannot be reached or answered too late: network,
+    │                           timeout, refused authentication. Retrying may help.
+    └── RedisCommandError       Redis answered with an error (WRONGTYPE, bad TTL, ...).
+                                Retrying the same command will not help.
+
+Messages name the server by its redacted URL and never carry a password.
+"""
+
+from __future__ import annotations
+
+__all__ = ["RedisClientError", "RedisCommandError", "RedisConnectionError"]
+
+
+class RedisClientError(Exception):
+    """Base of every error raised by ``libs.redis_client``."""
+
+
+class RedisConnectionError(RedisClientError):
+    """Redis could not be reached, timed out, or refused the credentials."""
+
+
+class RedisCommandError(RedisClientError):
+    """Redis executed the command and answered with an error."""
