@@ -21,25 +21,33 @@ __all__ = ["parse_ns", "simulator_main", "subscriber_main"]
 
 
 def _serve_pipe(conn: Connection, handle: Any) -> asyncio.Event:
-    """Call ``handle(message)`` for each message from the parent; the event ends the process."""
+    """Call ``handle(message)`` for each message from the parent; the event ends the process.
+
+    The pipe is polled rather than registered with the loop: a loop reader would switch
+    it to non-blocking mode, and a large reply would then fail with EAGAIN.
+    """
     done = asyncio.Event()
-    loop = asyncio.get_running_loop()
 
-    def readable() -> None:
-        while conn.poll():
-            try:
-                message = conn.recv()
-            except EOFError:
-                done.set()
-                return
-            if message[0] == "stop":
-                done.set()
-            reply = handle(message)
-            if reply is not None:
-                conn.send(reply)
+    async def serve() -> None:
+        while not done.is_set():
+            while conn.poll():
+                try:
+                    message = conn.recv()
+                except EOFError:
+                    done.set()
+                    return
+                if message[0] == "stop":
+                    done.set()
+                reply = handle(message)
+                if reply is not None:
+                    conn.send(reply)
+            await asyncio.sleep(0.005)
 
-    loop.add_reader(conn.fileno(), readable)
+    _tasks.add(asyncio.get_running_loop().create_task(serve()))
     return done
+
+
+_tasks: set[asyncio.Task[None]] = set()
 
 
 def simulator_main(conn: Connection, config: SimulatorConfig) -> None:

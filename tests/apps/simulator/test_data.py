@@ -1,0 +1,367 @@
+"""Generated and injected data over real sockets: content, pacing, batching, faults, msgpack."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import json
+import logging
+import re
+import time
+from decimal import Decimal
+from typing import Any
+
+import msgpack
+import pytest
+from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import ConnectionClosed, ConnectionClosedError, ConnectionClosedOK
+
+from apps.simulator import AlpacaSimulator
+from apps.simulator.quotes import DEFAULT_UNIVERSE
+from tests.fixtures.simulator import SimulatorFactory, decode_frame, recv_frame, sim_client
+
+RFC3339_NS = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{1,9})?Z")
+MARKER = '[{"T":"marker"}]'
+
+
+async def subscribe(ws: ClientConnection, *symbols: str, action: str = "subscribe") -> None:
+    await ws.send(json.dumps({"action": action, "quotes": list(symbols)}))
+    # Data may already be flowing: skip frames until the ack.
+    while (await recv_frame(ws))[0]["T"] != "subscription":
+        pass
+
+
+async def collect(ws: ClientConnection, seconds: float) -> list[list[dict[str, Any]]]:
+    """Every frame received within ``seconds``."""
+    frames: list[list[dict[str, Any]]] = []
+    deadline = asyncio.get_running_loop().time() + seconds
+    try:
+        async with asyncio.timeout_at(deadline):
+            while True:
+                frames.append(decode_frame(await ws.recv()))
+    except TimeoutError:
+        pass
+    return frames
+
+
+async def drain_until_marker(sim: AlpacaSimulator, ws: ClientConnection) -> None:
+    """Use an injected frame as a barrier: everything sent before it has been read after."""
+    await sim.send_raw(MARKER)
+    async with asyncio.timeout(2):
+        while await ws.recv() != MARKER:
+            pass
+
+
+def quotes_of(frames: list[list[dict[str, Any]]]) -> list[dict[str, Any]]:
+    return [message for frame in frames for message in frame]
+
+
+async def test_quotes_flow_only_for_subscribed_symbols(
+    simulator_factory: SimulatorFactory,
+) -> None:
+    sim = await simulator_factory(rate=400)
+    async with sim_client(sim) as ws:
+        await subscribe(ws, "AAPL", "MSFT")
+        quotes = quotes_of(await collect(ws, 0.3))
+    assert {quote["S"] for quote in quotes} == {"AAPL", "MSFT"}
+    assert {quote["T"] for quote in quotes} == {"q"}
+
+
+async def test_generated_quotes_are_well_formed(simulator_factory: SimulatorFactory) -> None:
+    sim = await simulator_factory(rate=2000, batch_size=20, seed=7)
+    async with sim_client(sim) as ws:
+        await subscribe(ws, "AAPL", "BRK.B", "SPY")
+        frames = await collect(ws, 0.3)
+    quotes = quotes_of(frames)
+    assert len(quotes) > 100
+    for quote in quotes:
+        assert list(quote) == ["T", "S", "bx", "bp", "bs", "ax", "ap", "as", "c", "z", "t"]
+        bid, ask = quote["bp"], quote["ap"]
+        assert isinstance(bid, Decimal) and isinstance(ask, Decimal)
+        assert bid == round(bid, 2) and ask == round(ask, 2)
+        assert Decimal(0) < bid <= ask
+        assert Decimal("0.01") <= ask - bid <= Decimal("0.05")
+        assert isinstance(quote["bs"], int) and quote["bs"] > 0
+        assert isinstance(quote["as"], int) and quote["as"] > 0
+        assert RFC3339_NS.fullmatch(quote["t"])
+    # Each symbol moves by a few cents per step, not jumps.
+    for symbol in ("AAPL", "BRK.B", "SPY"):
+        bids = [q["bp"] for q in quotes if q["S"] == symbol]
+        assert max(abs(b - a) for a, b in itertools.pairwise(bids)) <= Decimal("0.50")
+
+
+async def test_rate_is_honoured_on_average(simulator_factory: SimulatorFactory) -> None:
+    sim = await simulator_factory(rate=200)
+    async with sim_client(sim) as ws:
+        await subscribe(ws, "AAPL", "MSFT", "GOOGL")
+        started = time.monotonic()
+        count = len(quotes_of(await collect(ws, 1.0)))
+        elapsed = time.monotonic() - started
+    assert 0.7 * 200 * elapsed <= count <= 1.3 * 200 * elapsed + 10
+
+
+async def test_frames_never_exceed_batch_size(simulator_factory: SimulatorFactory) -> None:
+    sim = await simulator_factory(rate=3000, batch_size=7)
+    async with sim_client(sim) as ws:
+        await subscribe(ws, "AAPL")
+        sizes = [len(frame) for frame in await collect(ws, 0.3)]
+    assert sizes and max(sizes) == 7
+    assert sum(sizes) > 300
+
+
+async def test_low_rates_send_one_quote_per_frame(simulator_factory: SimulatorFactory) -> None:
+    sim = await simulator_factory(rate=40, batch_size=10)
+    async with sim_client(sim) as ws:
+        await subscribe(ws, "AAPL")
+        frames = await collect(ws, 0.3)
+    assert frames and {len(frame) for frame in frames} == {1}
+
+
+async def test_wildcard_streams_the_default_universe(simulator_factory: SimulatorFactory) -> None:
+    sim = await simulator_factory(rate=1000)
+    async with sim_client(sim) as ws:
+        await subscribe(ws, "*", "ZZZZ")
+        symbols = {quote["S"] for quote in quotes_of(await collect(ws, 0.3))}
+    assert symbols == {*DEFAULT_UNIVERSE, "ZZZZ"}
+
+
+async def test_quotes_stop_right_after_unsubscribe(simulator_factory: SimulatorFactory) -> None:
+    sim = await simulator_factory(rate=2000, batch_size=5)
+    async with sim_client(sim) as ws:
+        await subscribe(ws, "AAPL", "MSFT")
+        await collect(ws, 0.1)
+        await ws.send(json.dumps({"action": "unsubscribe", "quotes": ["AAPL"]}))
+        # Frames sent before the ack may still hold AAPL; none after it may.
+        while (await recv_frame(ws))[0]["T"] != "subscription":
+            pass
+        after = quotes_of(await collect(ws, 0.2))
+    assert after and {quote["S"] for quote in after} == {"MSFT"}
+
+
+async def test_pause_stalls_data_and_resume_restarts_it(
+    simulator_factory: SimulatorFactory,
+) -> None:
+    sim = await simulator_factory(rate=500)
+    async with sim_client(sim) as ws:
+        await subscribe(ws, "AAPL")
+        sim.pause()
+        await drain_until_marker(sim, ws)
+        assert await collect(ws, 0.3) == []
+        # The socket is alive during the stall: pings are answered.
+        pong = await ws.ping()
+        async with asyncio.timeout(1):
+            await pong
+        sim.resume()
+        assert quotes_of(await collect(ws, 0.2))
+
+
+async def test_set_rate_turns_generation_on_and_off(simulator: AlpacaSimulator) -> None:
+    async with sim_client(simulator) as ws:
+        await subscribe(ws, "AAPL")
+        assert await collect(ws, 0.2) == []
+        simulator.set_rate(1000, batch_size=4)
+        frames = await collect(ws, 0.3)
+        assert len(quotes_of(frames)) > 100
+        assert max(len(frame) for frame in frames) == 4
+        simulator.set_rate(0)
+        await drain_until_marker(simulator, ws)
+        assert await collect(ws, 0.2) == []
+    assert simulator.quotes_sent >= len(quotes_of(frames))
+
+
+async def test_send_quotes_keeps_the_exact_decimal_text(simulator: AlpacaSimulator) -> None:
+    quote = {
+        "S": "AAPL",
+        "bx": "Q",
+        "bp": Decimal("150.10"),
+        "bs": 3,
+        "ax": "P",
+        "ap": Decimal("150.1234"),
+        "as": 2,
+        "c": ["R"],
+        "z": "C",
+        "t": "2026-11-24T15:30:01.123456789Z",
+    }
+    async with sim_client(simulator) as ws:
+        await simulator.send_quotes([quote, {**quote, "S": "MSFT", "T": "q"}])
+        raw = await ws.recv()
+    assert isinstance(raw, str)
+    assert raw.startswith('[{"T":"q","S":"AAPL","bx":"Q","bp":150.10,"bs":3,')
+    assert '"ap":150.1234' in raw
+    first, second = decode_frame(raw)
+    assert first["bp"] == Decimal("150.10") and first["ap"] == Decimal("150.1234")
+    assert first["t"] == "2026-11-24T15:30:01.123456789Z"
+    assert next(iter(second)) == "T"
+    assert simulator.last_quotes["AAPL"]["bp"] == Decimal("150.10")
+    assert simulator.last_quotes["MSFT"]["S"] == "MSFT"
+    assert simulator.quotes_sent == 2
+
+
+async def test_send_quotes_fills_in_the_type_and_time(simulator: AlpacaSimulator) -> None:
+    async with sim_client(simulator) as ws:
+        await simulator.send_quotes([{"S": "AAPL", "bp": Decimal("1.00"), "ap": Decimal("1.01")}])
+        ((quote,),) = [await recv_frame(ws)]
+    assert quote["T"] == "q"
+    assert RFC3339_NS.fullmatch(quote["t"])
+
+
+async def test_send_quotes_skips_unauthenticated_sessions(simulator: AlpacaSimulator) -> None:
+    async with sim_client(simulator, authenticate=False) as ws:
+        await simulator.send_quotes([{"S": "AAPL", "bp": Decimal("1"), "ap": Decimal("2")}])
+        assert await collect(ws, 0.1) == []
+
+
+async def test_last_quotes_tracks_generated_quotes(simulator_factory: SimulatorFactory) -> None:
+    sim = await simulator_factory(rate=500)
+    async with sim_client(sim) as ws:
+        await subscribe(ws, "AAPL")
+        sim.pause()
+        await drain_until_marker(sim, ws)
+    last = sim.last_quotes["AAPL"]
+    assert list(last) == ["T", "S", "bx", "bp", "bs", "ax", "ap", "as", "c", "z", "t"]
+    assert isinstance(last["bp"], Decimal) and last["bp"] <= last["ap"]
+
+
+async def test_send_raw_and_send_error(simulator: AlpacaSimulator) -> None:
+    async with sim_client(simulator) as ws:
+        await simulator.send_raw('[{"T":"q","S":"AAPL","bp":"oops"')
+        assert await ws.recv() == '[{"T":"q","S":"AAPL","bp":"oops"'
+        await simulator.send_raw(b"\x00\x01binary")
+        assert await ws.recv() == b"\x00\x01binary"
+        await simulator.send_error(407, "slow client")
+        assert await ws.recv() == '[{"T":"error","code":407,"msg":"slow client"}]'
+        await simulator.send_error(500)
+        assert await recv_frame(ws) == [{"T": "error", "code": 500, "msg": "internal error"}]
+
+
+async def test_drop_connections_aborts_without_a_close_frame(simulator: AlpacaSimulator) -> None:
+    async with sim_client(simulator) as ws:
+        await simulator.drop_connections()
+        assert simulator.open_connections == 0
+        with pytest.raises(ConnectionClosedError):
+            async with asyncio.timeout(2):
+                await ws.recv()
+        # 1006: the connection ended without a close frame.
+        assert ws.close_code == 1006
+
+
+async def test_drop_connections_clean_sends_going_away(simulator: AlpacaSimulator) -> None:
+    async with sim_client(simulator) as ws:
+        await simulator.drop_connections(clean=True)
+        with pytest.raises(ConnectionClosedOK):
+            async with asyncio.timeout(2):
+                await ws.recv()
+        assert ws.close_code == 1001
+    assert simulator.open_connections == 0
+    # The server keeps accepting after a drop.
+    async with sim_client(simulator):
+        pass
+
+
+async def test_dead_socket_ends_its_session_quietly(
+    simulator_factory: SimulatorFactory, caplog: pytest.LogCaptureFixture
+) -> None:
+    sim = await simulator_factory(rate=20000, batch_size=50)
+    with caplog.at_level(logging.WARNING):
+        async with sim_client(sim) as ws:
+            await subscribe(ws, "AAPL")
+            await collect(ws, 0.05)
+            ws.transport.abort()
+            with pytest.raises(ConnectionClosed):
+                async with asyncio.timeout(2):
+                    while True:  # frames received before the abort are still queued
+                        await ws.recv()
+        for _ in range(200):
+            if sim.open_connections == 0:
+                break
+            await asyncio.sleep(0.01)
+    assert sim.open_connections == 0
+    assert [r for r in caplog.records if r.name.startswith("apps.simulator")] == []
+
+
+async def test_stop_closes_sessions_and_leaves_no_task(
+    simulator_factory: SimulatorFactory,
+) -> None:
+    sim = await simulator_factory(rate=1000, connection_limit=None)
+    async with sim_client(sim) as a, sim_client(sim) as b:
+        await subscribe(a, "AAPL")
+        await subscribe(b, "MSFT")
+        await sim.stop()
+        for ws in (a, b):
+            with pytest.raises(ConnectionClosed):
+                async with asyncio.timeout(2):
+                    while True:
+                        await ws.recv()
+            assert ws.close_code == 1001
+    assert sim.open_connections == 0
+    leftovers = [task for task in asyncio.all_tasks() if task.get_name().startswith("simulator")]
+    assert leftovers == []
+    await sim.stop()  # idempotent
+
+
+async def test_msgpack_session_speaks_binary(simulator: AlpacaSimulator) -> None:
+    headers = {"Content-Type": "application/msgpack"}
+    async with connect(simulator.url(), additional_headers=headers) as ws:
+        greeting = await ws.recv()
+        # Conformance vector 1, byte for byte.
+        assert greeting == bytes.fromhex("9182a154a773756363657373a36d7367a9636f6e6e6563746564")
+        await ws.send(msgpack.packb({"action": "auth", "key": "sim-key", "secret": "sim-secret"}))
+        assert await ws.recv() == bytes.fromhex(
+            "9182a154a773756363657373a36d7367ad61757468656e74696361746564"
+        )
+        # alpaca-py sends its subscribe fragmented: BINARY fin=0, then an empty CONT.
+        payload = msgpack.packb({"trades": ["MSFT"], "quotes": ["AAPL"], "action": "subscribe"})
+        await ws.send([payload, b""])
+        (ack,) = decode_frame(await ws.recv())
+        assert ack["T"] == "subscription" and ack["quotes"] == ["AAPL"]
+        assert ack["corrections"] == ["MSFT"]
+
+        simulator.set_rate(500)
+        raw = await ws.recv()
+        assert isinstance(raw, bytes)
+        quote = decode_frame(raw)[0]
+        assert next(iter(quote)) == "T" and quote["S"] == "AAPL"
+        assert isinstance(quote["bp"], float) and quote["bp"] <= quote["ap"]
+        assert isinstance(quote["t"], msgpack.Timestamp)
+        assert abs(quote["t"].to_unix_nano() - time.time_ns()) < 5_000_000_000
+
+        simulator.set_rate(0)
+        await simulator.send_quotes(
+            [{"S": "AAPL", "bp": Decimal("133.85"), "t": "2024-07-24T07:56:53.639713735Z"}]
+        )
+        while True:
+            (injected, *_) = decode_frame(await ws.recv())
+            if injected.get("t") == msgpack.Timestamp.from_unix_nano(1721807813639713735):
+                break
+        assert injected["bp"] == 133.85
+    assert simulator.client_messages[-1] == {
+        "trades": ["MSFT"],
+        "quotes": ["AAPL"],
+        "action": "subscribe",
+    }
+
+
+async def test_json_and_msgpack_sessions_get_the_same_injected_quote(
+    simulator_factory: SimulatorFactory,
+) -> None:
+    sim = await simulator_factory(connection_limit=None)
+    async with sim_client(sim) as text, sim_client(sim, use_msgpack=True) as binary:
+        await sim.send_quotes([{"S": "AAPL", "bp": Decimal("10.05"), "ap": Decimal("10.07")}])
+        (from_text,) = await recv_frame(text)
+        (from_binary,) = await recv_frame(binary)
+    assert from_text["bp"] == Decimal("10.05")
+    assert from_binary["bp"] == 10.05
+    assert from_binary["t"].to_unix_nano() > 0
+
+
+async def test_json_client_may_send_binary_and_msgpack_client_json(
+    simulator: AlpacaSimulator,
+) -> None:
+    async with sim_client(simulator, use_msgpack=True) as ws:
+        await ws.send(json.dumps({"action": "subscribe", "quotes": ["AAPL"]}))
+        (ack,) = await recv_frame(ws)
+        assert ack["quotes"] == ["AAPL"]
+    async with sim_client(simulator) as ws:
+        await ws.send(msgpack.packb({"action": "subscribe", "quotes": ["MSFT"]}))
+        (ack,) = await recv_frame(ws)
+        assert ack["quotes"] == ["MSFT"]
