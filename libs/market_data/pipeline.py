@@ -76,6 +76,9 @@ class QuoteProcessor:
                 # Alpaca drains its buffers for a while after an unsubscribe.
                 self.rejected[RejectReason.UNSUBSCRIBED] += 1
                 continue
+            if q.t[4:17:3] != "--T::":  # YYYY-MM-DDTHH:MM:SS...
+                self.rejected[RejectReason.MALFORMED] += 1
+                continue
             bid = q.bp
             ask = q.ap
             reason = check_quote(bid, ask, q.bs, q.as_)

@@ -35,9 +35,9 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-# RFC 3339 as Alpaca sends it; checked in C by msgspec while decoding.
-_RFC3339: Final = r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{1,9})?(Z|[+-]\d\d:\d\d)$"
-Timestamp = Annotated[str, msgspec.Meta(pattern=_RFC3339)]
+# RFC 3339 text, kept as sent (nanoseconds). Its length is checked here in C; the
+# separators by the processor (a regex here would cost 40% of the whole decode).
+Timestamp = Annotated[str, msgspec.Meta(min_length=20, max_length=35)]
 # Sizes are int64 on every consumer we know of; bigger is corruption, not a big order.
 Size = Annotated[int, msgspec.Meta(le=2**63 - 1)]
 

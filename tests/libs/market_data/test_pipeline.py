@@ -72,6 +72,13 @@ def test_invalid_and_unsubscribed_quotes_counted_by_reason_order_kept() -> None:
     }
 
 
+def test_timestamps_that_are_not_rfc3339_are_malformed() -> None:
+    processor = QuoteProcessor()
+    quotes = [wire(t="24/07/2024 07:56:53.000000"), wire(t="2024-07-24 07:56:53.639713Z")]
+    assert processor.process(quotes, {"AAPL"}) == []
+    assert processor.rejected == {RejectReason.MALFORMED: 2}
+
+
 def test_huge_and_tiny_prices_stay_exact() -> None:
     quotes = [wire("A", "0.0001", "0.0003"), wire("A", "123456789012.34", "123456789012.36")]
     mids = [json.loads(u.event_json)["price"] for u in QuoteProcessor().process(quotes, {"A"})]
