@@ -1,5 +1,9 @@
 """The ``market-data`` command: run the service, the simulator, the demo; steer a service."""
 
+# Imports inside the handlers are deliberate: the client commands and the configuration
+# error of ``serve`` answer without loading uvicorn, FastAPI or the simulator.
+# ruff: noqa: PLC0415
+
 from __future__ import annotations
 
 import argparse
@@ -142,15 +146,17 @@ def _parser() -> argparse.ArgumentParser:
         sub = commands.add_parser(name, help=help_text)
         sub.add_argument("--api", default=DEFAULT_API, help=f"service URL (default {DEFAULT_API})")
         sub.set_defaults(
-            handler=lambda a, p="/health" if name == "health" else "/api/v1/subscriptions": (
-                _call(a, "GET", p)
+            handler=lambda a, p="/health" if name == "health" else "/api/v1/subscriptions": _call(
+                a, "GET", p
             )
         )
 
     sub = commands.add_parser("subscribe", help="subscribe to symbols")
     sub.add_argument("symbols", nargs="+")
     sub.add_argument("--api", default=DEFAULT_API)
-    sub.set_defaults(handler=lambda a: _call(a, "POST", "/api/v1/subscribe", {"symbols": a.symbols}))
+    sub.set_defaults(
+        handler=lambda a: _call(a, "POST", "/api/v1/subscribe", {"symbols": a.symbols})
+    )
 
     unsub = commands.add_parser("unsubscribe", help="unsubscribe from a symbol")
     unsub.add_argument("symbol")

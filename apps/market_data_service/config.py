@@ -54,8 +54,9 @@ class Settings(BaseSettings):
 
     # WebSocket
     max_reconnect_attempts: Annotated[int, Field(ge=1)] = 10
-    reconnect_base_delay: Annotated[float, Field(gt=0)] = 5.0
-    reconnect_max_delay: Annotated[float, Field(gt=0)] = 300.0
+    # Finite: "inf" parses as a float and would mean "never reconnect" without a word.
+    reconnect_base_delay: Annotated[float, Field(gt=0, allow_inf_nan=False)] = 5.0
+    reconnect_max_delay: Annotated[float, Field(gt=0, allow_inf_nan=False)] = 300.0
 
     @field_validator("log_level", mode="before")
     @classmethod

@@ -69,19 +69,21 @@ def run(args: argparse.Namespace) -> int:
 
 
 async def _demo(args: argparse.Namespace) -> int:
-    console = Console()
+    # soft_wrap: a pipe or log is 80 columns to Rich, and it would split the URLs.
+    console = Console(soft_wrap=True)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
 
     console.print("[bold]market-data demo[/]: starting a private Redis and the simulator ...")
-    async with EmbeddedRedis() as redis_server, AlpacaSimulator(
-        SimulatorConfig(port=0, rate=args.rate, batch_size=10)
-    ) as sim:
+    async with (
+        EmbeddedRedis() as redis_server,
+        AlpacaSimulator(SimulatorConfig(port=0, rate=args.rate, batch_size=10)) as sim,
+    ):
         settings = Settings(
-            alpaca_api_key=sim.config.api_key,  # type: ignore[arg-type]
-            alpaca_secret_key=sim.config.secret_key,  # type: ignore[arg-type]
+            alpaca_api_key=sim.config.api_key,
+            alpaca_secret_key=sim.config.secret_key,
             alpaca_data_url=sim.url(),
             redis_host=redis_server.host,
             redis_port=redis_server.port,
@@ -89,7 +91,7 @@ async def _demo(args: argparse.Namespace) -> int:
             reconnect_base_delay=0.5,
             reconnect_max_delay=10.0,
             log_level=args.log_level,
-            _env_file=None,  # type: ignore[call-arg]
+            _env_file=None,
         )
         server = uvicorn.Server(
             uvicorn.Config(
@@ -99,7 +101,7 @@ async def _demo(args: argparse.Namespace) -> int:
                 log_level=args.log_level.lower(),
             )
         )
-        serving = asyncio.create_task(server.serve())
+        serving = asyncio.create_task(_serve(server))
         try:
             if not await _started(server, serving):
                 console.print(
@@ -120,7 +122,9 @@ async def _demo(args: argparse.Namespace) -> int:
             board = _Board(symbols=reply.json()["subscribed_symbols"])
             client = RedisClient(params=redis_server.params)
             try:
-                await _show(console, board, client, stop, serving, args.duration)
+                await _show(
+                    console, board, client, stop=stop, serving=serving, duration=args.duration
+                )
             finally:
                 await client.close()
         finally:
@@ -129,6 +133,13 @@ async def _demo(args: argparse.Namespace) -> int:
                 await serving
     console.print("stopped: service, simulator and Redis are down.")
     return 0
+
+
+async def _serve(server: uvicorn.Server) -> None:
+    # uvicorn calls sys.exit() when it cannot start (port in use): a SystemExit would
+    # escape the event loop with a traceback; end the task instead, _started reports it.
+    with contextlib.suppress(SystemExit):
+        await server.serve()
 
 
 async def _started(server: uvicorn.Server, serving: asyncio.Task[None]) -> bool:
@@ -143,6 +154,7 @@ async def _show(
     console: Console,
     board: _Board,
     client: RedisClient,
+    *,
     stop: asyncio.Event,
     serving: asyncio.Task[None],
     duration: float | None,
@@ -172,7 +184,7 @@ async def _show(
                 else:
                     print(_line(board), flush=True)
     finally:
-        await pubsub.aclose()
+        await pubsub.aclose()  # type: ignore[no-untyped-call]
 
 
 async def _refresh_prices(board: _Board, client: RedisClient) -> None:

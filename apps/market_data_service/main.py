@@ -90,6 +90,18 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
     )
 
+    @app.exception_handler(MarketDataError)
+    async def broker_error(request: Request, exc: MarketDataError) -> JSONResponse:
+        # The broker answered a request with an error the endpoint does not map itself
+        # (406, 407, 500, a broken reply ...): a gateway error naming it, never a bare 500.
+        if isinstance(exc, InvalidSymbolError):  # bad input, wherever it is caught
+            return JSONResponse(status_code=422, content={"detail": str(exc)})
+        logger.warning("%s %s failed: %s", request.method, request.url.path, exc)
+        return JSONResponse(
+            status_code=status.HTTP_502_BAD_GATEWAY,
+            content={"detail": f"the market data broker answered with an error: {exc}"},
+        )
+
     def stream_of(request: Request) -> AlpacaMarketDataStream:
         stream: AlpacaMarketDataStream = request.app.state.stream
         return stream
@@ -130,9 +142,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         "/api/v1/subscribe",
         status_code=status.HTTP_201_CREATED,
         response_model=SubscribeResponse,
-        responses={409: {"description": "The broker refused the subscription"}},
+        responses={
+            409: {"description": "The broker refused the subscription"},
+            502: {"description": "The broker answered with another error"},
+        },
     )
-    async def subscribe(body: SubscribeRequest, request: Request) -> SubscribeResponse | JSONResponse:
+    async def subscribe(
+        body: SubscribeRequest, request: Request
+    ) -> SubscribeResponse | JSONResponse:
         stream = stream_of(request)
         try:
             await stream.subscribe_symbols(body.symbols)
@@ -152,7 +169,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         )
 
     @app.delete(
-        "/api/v1/subscribe/{symbol}",
+        # ":path" so a ticker with a slash (BTC/USD, allowed by normalize_symbol) can be
+        # unsubscribed as well as subscribed; a plain parameter stops at the "/".
+        "/api/v1/subscribe/{symbol:path}",
         response_model=UnsubscribeResponse,
         responses={404: {"description": "Not subscribed"}, 422: {"description": "Not a ticker"}},
     )
@@ -163,7 +182,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         try:
             normalized = normalize_symbol(symbol)
         except InvalidSymbolError as exc:
-            raise HTTPException(status.HTTP_422_UNPROCESSABLE_ENTITY, str(exc)) from None
+            # 422 as a number: Starlette renamed (and deprecated) the constant.
+            raise HTTPException(422, str(exc)) from None
         removed = await stream.unsubscribe_symbols([normalized])
         if not removed:
             raise HTTPException(status.HTTP_404_NOT_FOUND, f"not subscribed to {normalized}")

@@ -118,6 +118,8 @@ class AlpacaMarketDataStream:
             raise RuntimeError("stream already started")
         self._running = True
         self._finished.clear()
+        # Before any await: a stop() from here on must be seen by the connection loop.
+        self._connection.reset()
         try:
             await self._ensure_sink()
             await self._connection.run()

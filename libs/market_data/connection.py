@@ -134,21 +134,36 @@ class AlpacaConnection:
         self._wake = asyncio.Event()
         self._sub_lock = asyncio.Lock()
         self._control_waiter: asyncio.Future[ControlMessage] | None = None
+        self._session_task: asyncio.Future[None] | None = None
 
     # -- public -------------------------------------------------------------------
 
     def is_connected(self) -> bool:
         return self.state is ConnectionState.CONNECTED
 
-    async def run(self) -> None:
-        """Hold the session until :meth:`stop`; raise when giving up for good."""
+    def reset(self) -> None:
+        """Forget an earlier :meth:`stop`, so :meth:`run` can be used again."""
         self._stopping = False
+
+    async def run(self) -> None:
+        """Hold the session until :meth:`stop`; raise when giving up for good.
+
+        A :meth:`stop` that came before (or while :meth:`reset` had not been called
+        since) makes this return at once.
+        """
         while not self._stopping:
             started = time.monotonic()
             retry_after: float | None = None
+            session = asyncio.ensure_future(self._session())
+            self._session_task = session
             try:
-                await self._session()
+                await session
                 self.last_error = "server closed the connection"
+            except asyncio.CancelledError:
+                task = asyncio.current_task()
+                if not self._stopping or (task is not None and task.cancelling()):
+                    raise
+                break  # stop() cancelled a session that had no socket to close yet
             except AuthenticationError as exc:
                 self._fail(f"{exc} (not retrying: fix the credentials or plan)")
                 raise
@@ -160,6 +175,8 @@ class AlpacaConnection:
                 self.last_error = str(exc)
             except (StreamConnectionError, AlpacaError) as exc:
                 self.last_error = str(exc)
+            finally:
+                self._session_task = None
             if self._stopping:
                 break
             if time.monotonic() - started >= _STABLE_AFTER:
@@ -194,6 +211,9 @@ class AlpacaConnection:
         ws = self._ws
         if ws is not None:
             await ws.close()
+        elif self._session_task is not None:
+            # Still connecting: nothing to send a close frame on, so abandon the attempt.
+            self._session_task.cancel()
         if self.state is not ConnectionState.FAILED:
             self.state = ConnectionState.STOPPED
 
@@ -210,6 +230,10 @@ class AlpacaConnection:
                 except SubscriptionError as exc:
                     self.desired.difference_update(added)
                     raise SubscriptionError(exc.code, exc.msg, added) from None
+                except AlpacaError:
+                    # Any other refusal (406, 407, 500): the server did not take them.
+                    self.desired.difference_update(added)
+                    raise
             return added
 
     async def unsubscribe(self, symbols: Iterable[str]) -> list[str]:

@@ -16,6 +16,7 @@ import pytest
 
 from apps.simulator import AlpacaSimulator
 from libs.market_data import (
+    AlpacaError,
     AlpacaMarketDataStream,
     AuthenticationError,
     ConnectionState,
@@ -381,3 +382,28 @@ async def test_cache_entries_expire_after_the_ttl(
     await wait_cached(redis_client, "AAPL", lambda p: True)
     await asyncio.sleep(1.2)
     assert await cached(redis_client, "AAPL") is None
+
+
+async def test_stop_while_still_connecting_returns_at_once(make_stream: StreamFactory) -> None:
+    stream = await make_stream(start=False)
+    task = asyncio.create_task(stream.start())
+    await asyncio.sleep(0)  # start() is now inside the connection attempt
+    started = asyncio.get_running_loop().time()
+    await stream.stop()
+    assert asyncio.get_running_loop().time() - started < 1.0
+    await asyncio.wait_for(task, 1)
+    assert stream.state is ConnectionState.STOPPED
+    assert not stream.is_connected()
+
+
+async def test_other_error_on_subscribe_rolls_the_symbols_back(
+    make_stream: StreamFactory, simulator: AlpacaSimulator
+) -> None:
+    stream = await make_stream()
+    await stream.subscribe_symbols(["AAPL"])
+    await eventually(lambda: simulator.subscribed_quotes == {"AAPL"}, what="subscribed")
+    simulator.reject_next_subscribe(500)
+    with pytest.raises(AlpacaError) as info:
+        await stream.subscribe_symbols(["MSFT"])
+    assert info.value.code == 500
+    assert stream.get_subscribed_symbols() == ["AAPL"]

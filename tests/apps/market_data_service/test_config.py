@@ -1,0 +1,310 @@
+"""Settings from the environment (and an optional ``.env``): the spec's names and defaults,
+errors that name the setting and never show a secret."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from apps.market_data_service.config import Settings, SettingsError, load_settings
+
+API_KEY = "AKTESTKEY0123456789"
+SECRET_KEY = "s3cr3t-VALUE-never-shown-0123456789"
+
+
+@pytest.fixture(autouse=True)
+def clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
+    """No ALPACA_*/REDIS_*/service variables and a cwd without a stray ``.env``."""
+    prefixes = ("ALPACA_", "REDIS_", "RECONNECT_", "MAX_RECONNECT", "PRICE_CACHE")
+    names = {"PORT", "LOG_LEVEL", "SERVICE_NAME", "SERVICE_HOST"}
+    for name in list(os.environ):
+        if name.upper().startswith(prefixes) or name.upper() in names:
+            monkeypatch.delenv(name)
+    monkeypatch.chdir(tmp_path)
+    return tmp_path
+
+
+@pytest.fixture
+def keys(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ALPACA_API_KEY", API_KEY)
+    monkeypatch.setenv("ALPACA_SECRET_KEY", SECRET_KEY)
+
+
+def settings_error(monkeypatch: pytest.MonkeyPatch, **env: str) -> str:
+    """Set ``env``, expect :class:`SettingsError`, return its message."""
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    with pytest.raises(SettingsError) as caught:
+        load_settings()
+    return str(caught.value)
+
+
+# -- defaults ----------------------------------------------------------------------------
+
+
+@pytest.mark.usefixtures("keys")
+def test_defaults_match_the_spec() -> None:
+    settings = load_settings()
+    assert settings.service_name == "market-data-service"
+    assert settings.service_host == "127.0.0.1"
+    assert settings.port == 8004
+    assert settings.log_level == "INFO"
+    assert settings.alpaca_base_url == "https://paper-api.alpaca.markets"
+    assert settings.alpaca_data_base_url == "https://data.alpaca.markets"
+    assert settings.alpaca_data_feed == "iex"
+    assert settings.alpaca_data_url is None
+    assert settings.redis_host == "localhost"
+    assert settings.redis_port == 6379
+    assert settings.redis_db == 0
+    assert settings.redis_password is None
+    assert settings.price_cache_ttl == 300
+    assert settings.max_reconnect_attempts == 10
+    assert settings.reconnect_base_delay == 5
+    assert settings.reconnect_max_delay == 300
+    assert settings.alpaca_api_key.get_secret_value() == API_KEY
+    assert settings.alpaca_secret_key.get_secret_value() == SECRET_KEY
+
+
+# -- environment variable names ------------------------------------------------------------
+
+
+@pytest.mark.usefixtures("keys")
+def test_environment_variable_names(monkeypatch: pytest.MonkeyPatch) -> None:
+    env = {
+        "SERVICE_NAME": "md-test",
+        "SERVICE_HOST": "0.0.0.0",
+        "PORT": "9004",
+        "LOG_LEVEL": "debug",
+        "ALPACA_BASE_URL": "https://api.alpaca.markets/",
+        "ALPACA_DATA_BASE_URL": "https://data.sandbox.alpaca.markets",
+        "ALPACA_DATA_FEED": "sip",
+        "REDIS_HOST": "redis.internal",
+        "REDIS_PORT": "6380",
+        "REDIS_DB": "3",
+        "REDIS_PASSWORD": "redis-pass-xyz",
+        "PRICE_CACHE_TTL": "60",
+        "MAX_RECONNECT_ATTEMPTS": "4",
+        "RECONNECT_BASE_DELAY": "0.5",
+        "RECONNECT_MAX_DELAY": "2.5",
+    }
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    settings = load_settings()
+    assert settings.service_name == "md-test"
+    assert settings.service_host == "0.0.0.0"
+    assert settings.port == 9004
+    assert settings.log_level == "DEBUG"
+    assert settings.alpaca_base_url == "https://api.alpaca.markets"
+    assert settings.alpaca_data_base_url == "https://data.sandbox.alpaca.markets"
+    assert settings.alpaca_data_feed == "sip"
+    assert settings.redis_host == "redis.internal"
+    assert settings.redis_port == 6380
+    assert settings.redis_db == 3
+    assert settings.redis_password is not None
+    assert settings.redis_password.get_secret_value() == "redis-pass-xyz"
+    assert settings.price_cache_ttl == 60
+    assert settings.max_reconnect_attempts == 4
+    assert settings.reconnect_base_delay == 0.5
+    assert settings.reconnect_max_delay == 2.5
+    params = settings.redis_params()
+    assert (params.host, params.port, params.db, params.password) == (
+        "redis.internal",
+        6380,
+        3,
+        "redis-pass-xyz",
+    )
+
+
+@pytest.mark.usefixtures("keys")
+def test_lower_case_variable_names_work_too(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("price_cache_ttl", "42")
+    assert load_settings().price_cache_ttl == 42
+
+
+def test_dotenv_in_the_working_directory_is_read_and_the_environment_wins(
+    monkeypatch: pytest.MonkeyPatch, clean_env: Path
+) -> None:
+    (clean_env / ".env").write_text(
+        f"ALPACA_API_KEY={API_KEY}\nALPACA_SECRET_KEY={SECRET_KEY}\nPRICE_CACHE_TTL=120\n"
+        "REDIS_HOST=from-dotenv\n"
+    )
+    monkeypatch.setenv("REDIS_HOST", "from-env")
+    settings = load_settings()
+    assert settings.alpaca_api_key.get_secret_value() == API_KEY
+    assert settings.price_cache_ttl == 120
+    assert settings.redis_host == "from-env"
+
+
+def test_env_file_none_ignores_a_dotenv(clean_env: Path) -> None:
+    (clean_env / ".env").write_text("PRICE_CACHE_TTL=120\n")
+    settings = Settings(
+        alpaca_api_key=API_KEY,
+        alpaca_secret_key=SECRET_KEY,
+        _env_file=None,
+    )
+    assert settings.price_cache_ttl == 300
+
+
+@pytest.mark.usefixtures("keys")
+def test_overrides_win_over_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PORT", "9000")
+    assert load_settings(port=9100).port == 9100
+
+
+# -- missing keys ------------------------------------------------------------------------
+
+
+def test_missing_keys_name_both_variables(monkeypatch: pytest.MonkeyPatch) -> None:
+    message = settings_error(monkeypatch)
+    assert "ALPACA_API_KEY" in message
+    assert "ALPACA_SECRET_KEY" in message
+    assert "missing" in message
+
+
+def test_one_missing_key_is_named_and_the_other_value_not_shown(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    message = settings_error(monkeypatch, ALPACA_SECRET_KEY=SECRET_KEY)
+    assert "ALPACA_API_KEY" in message
+    assert SECRET_KEY not in message
+
+
+def test_blank_keys_are_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    message = settings_error(monkeypatch, ALPACA_API_KEY="", ALPACA_SECRET_KEY="   ")
+    assert "ALPACA_API_KEY" in message
+    assert "ALPACA_SECRET_KEY" in message
+
+
+def test_missing_keys_and_a_bad_value_are_all_named(monkeypatch: pytest.MonkeyPatch) -> None:
+    message = settings_error(monkeypatch, PRICE_CACHE_TTL="-1")
+    assert "ALPACA_API_KEY" in message
+    assert "ALPACA_SECRET_KEY" in message
+    assert "PRICE_CACHE_TTL" in message
+
+
+# -- bad values ----------------------------------------------------------------------------
+
+
+@pytest.mark.usefixtures("keys")
+@pytest.mark.parametrize(
+    ("name", "value", "named"),
+    [
+        ("PRICE_CACHE_TTL", "-5", "PRICE_CACHE_TTL"),
+        ("PRICE_CACHE_TTL", "0", "PRICE_CACHE_TTL"),
+        ("PRICE_CACHE_TTL", "five", "PRICE_CACHE_TTL"),
+        ("ALPACA_DATA_FEED", "nasdaq", "ALPACA_DATA_FEED"),
+        ("ALPACA_DATA_URL", "http://stream.data.alpaca.markets/v2/iex", "ALPACA_DATA_URL"),
+        ("ALPACA_DATA_URL", "wss://", "ALPACA_DATA_URL"),
+        ("ALPACA_BASE_URL", "paper-api.alpaca.markets", "ALPACA_BASE_URL"),
+        ("PORT", "70000", "PORT"),
+        ("PORT", "0", "PORT"),
+        ("REDIS_PORT", "abc", "REDIS_PORT"),
+        ("REDIS_DB", "-1", "REDIS_DB"),
+        ("MAX_RECONNECT_ATTEMPTS", "0", "MAX_RECONNECT_ATTEMPTS"),
+        ("RECONNECT_BASE_DELAY", "0", "RECONNECT_BASE_DELAY"),
+        ("RECONNECT_BASE_DELAY", "nan", "RECONNECT_BASE_DELAY"),
+        ("RECONNECT_MAX_DELAY", "inf", "RECONNECT_MAX_DELAY"),
+        ("LOG_LEVEL", "verbose", "LOG_LEVEL"),
+    ],
+)
+def test_bad_value_names_the_setting_and_never_a_secret(
+    monkeypatch: pytest.MonkeyPatch, name: str, value: str, named: str
+) -> None:
+    message = settings_error(monkeypatch, **{name: value})
+    assert named in message
+    assert "invalid" in message
+    assert SECRET_KEY not in message
+    assert API_KEY not in message
+
+
+@pytest.mark.usefixtures("keys")
+def test_max_delay_below_base_delay_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    message = settings_error(monkeypatch, RECONNECT_BASE_DELAY="10", RECONNECT_MAX_DELAY="5")
+    assert "RECONNECT_MAX_DELAY" in message
+    assert "RECONNECT_BASE_DELAY" in message
+    assert SECRET_KEY not in message
+
+
+@pytest.mark.usefixtures("keys")
+def test_equal_delays_are_fine(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("RECONNECT_BASE_DELAY", "2")
+    monkeypatch.setenv("RECONNECT_MAX_DELAY", "2")
+    settings = load_settings()
+    assert settings.reconnect_base_delay == settings.reconnect_max_delay == 2
+
+
+def test_error_never_shows_a_secret_even_when_it_is_the_bad_value(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # A secret pasted into the wrong variable is still not echoed back.
+    message = settings_error(
+        monkeypatch,
+        ALPACA_API_KEY=API_KEY,
+        ALPACA_SECRET_KEY=SECRET_KEY,
+        PRICE_CACHE_TTL=SECRET_KEY,
+        REDIS_PORT=API_KEY,
+    )
+    assert "PRICE_CACHE_TTL" in message
+    assert "REDIS_PORT" in message
+    assert SECRET_KEY not in message
+    assert API_KEY not in message
+
+
+def test_settings_error_does_not_chain_the_validation_error(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # The pydantic error holds the inputs; a traceback must not print it.
+    monkeypatch.setenv("ALPACA_SECRET_KEY", SECRET_KEY)
+    monkeypatch.setenv("PORT", "-1")
+    with pytest.raises(SettingsError) as caught:
+        load_settings()
+    assert caught.value.__cause__ is None
+    assert caught.value.__suppress_context__
+
+
+# -- stream URL ------------------------------------------------------------------------------
+
+
+@pytest.mark.usefixtures("keys")
+@pytest.mark.parametrize(
+    ("feed", "url"),
+    [
+        ("iex", "wss://stream.data.alpaca.markets/v2/iex"),
+        ("sip", "wss://stream.data.alpaca.markets/v2/sip"),
+        ("delayed_sip", "wss://stream.data.alpaca.markets/v2/delayed_sip"),
+        ("test", "wss://stream.data.alpaca.markets/v2/test"),
+        ("boats", "wss://stream.data.alpaca.markets/v1beta1/boats"),
+        ("overnight", "wss://stream.data.alpaca.markets/v1beta1/overnight"),
+    ],
+)
+def test_stream_url_of_each_feed(monkeypatch: pytest.MonkeyPatch, feed: str, url: str) -> None:
+    monkeypatch.setenv("ALPACA_DATA_FEED", feed)
+    assert load_settings().stream_url == url
+
+
+@pytest.mark.usefixtures("keys")
+def test_default_stream_url_is_iex() -> None:
+    assert load_settings().stream_url == "wss://stream.data.alpaca.markets/v2/iex"
+
+
+@pytest.mark.usefixtures("keys")
+def test_alpaca_data_url_overrides_the_feed(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ALPACA_DATA_FEED", "sip")
+    monkeypatch.setenv("ALPACA_DATA_URL", "ws://127.0.0.1:8765/v2/iex")
+    assert load_settings().stream_url == "ws://127.0.0.1:8765/v2/iex"
+
+
+# -- secrets ---------------------------------------------------------------------------------
+
+
+@pytest.mark.usefixtures("keys")
+def test_secrets_are_not_in_repr_str_or_dump(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("REDIS_PASSWORD", "redis-pass-xyz")
+    settings = load_settings()
+    for text in (repr(settings), str(settings), settings.model_dump_json()):
+        assert SECRET_KEY not in text
+        assert API_KEY not in text
+        assert "redis-pass-xyz" not in text
+    assert "**********" in repr(settings)
