@@ -16,6 +16,7 @@ import hiredis
 
 from apps.simulator import AlpacaSimulator, SimulatorConfig
 from libs.redis_client import RedisConnectionParams
+from libs.redis_client.writer import pack_commands
 
 __all__ = ["parse_ns", "simulator_main", "subscriber_main"]
 
@@ -104,10 +105,10 @@ def subscriber_main(conn: Connection, params: RedisConnectionParams, sample_ever
             reader, writer = await asyncio.open_unix_connection(params.unix_socket_path)
         else:
             reader, writer = await asyncio.open_connection(params.host, params.port)
-        setup = b""
+        setup: list[tuple[str, ...]] = []
         if params.password:
-            setup += hiredis.pack_command(("AUTH", params.password))
-        writer.write(setup + hiredis.pack_command(("PSUBSCRIBE", "price.updated.*")))
+            setup.append(("AUTH", params.password))
+        writer.write(pack_commands([*setup, ("PSUBSCRIBE", "price.updated.*")]))
         parser = hiredis.Reader()
         ready = False
 

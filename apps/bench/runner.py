@@ -151,7 +151,7 @@ async def _run_scenario(
     subscriber = _Peer(subscriber_main, params, scenario.sample_every)
     try:
         await subscriber.reply()  # subscribed
-        while not stream.is_connected():
+        while not stream.is_connected():  # noqa: ASYNC110 (the stream exposes no event)
             await asyncio.sleep(0.01)
         sent_before = (await sim.ask(("stats",)))[1]
         rss_start = _rss_mb()
@@ -253,9 +253,14 @@ async def _bench(options: BenchOptions) -> list[Result]:
         sim = _Peer(
             simulator_main,
             SimulatorConfig(
-                port=0, rate=0.0, api_key="bench-key", secret_key="bench-secret",
-                compression=False, connection_limit=None, seed=7,
-            ),  # fmt: skip
+                port=0,
+                rate=0.0,
+                api_key="bench-key",
+                secret_key="bench-secret",
+                compression=False,
+                connection_limit=None,
+                seed=7,
+            ),
         )
         try:
             _, port = await sim.reply()
@@ -285,9 +290,7 @@ def run_bench(options: BenchOptions) -> int:
             "python": sys.version.split()[0],
             "platform": platform.platform(),
         },
-        "results": [
-            {**asdict(r), "scenario": asdict(r.scenario)} for r in results
-        ],
+        "results": [{**asdict(r), "scenario": asdict(r.scenario)} for r in results],
     }
     options.output.write_text(json.dumps(document, indent=2))
     print(f"\nfigures written to {options.output}")

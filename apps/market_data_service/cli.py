@@ -2,7 +2,6 @@
 
 # Imports inside the handlers are deliberate: the client commands and the configuration
 # error of ``serve`` answer without loading uvicorn, FastAPI or the simulator.
-# ruff: noqa: PLC0415
 
 from __future__ import annotations
 

@@ -15,9 +15,9 @@ from collections.abc import Awaitable, Callable, Iterable
 from enum import StrEnum
 from typing import Any, Final
 
-import websockets
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus, InvalidURI
+from websockets.version import version as websockets_version
 
 from libs.market_data.backoff import BackoffPolicy
 from libs.market_data.exceptions import (
@@ -41,7 +41,7 @@ from libs.market_data.protocol import (
     encode_subscription,
 )
 
-__all__ = ["AlpacaConnection", "ConnectionState", "FATAL_ERROR_CODES"]
+__all__ = ["FATAL_ERROR_CODES", "AlpacaConnection", "ConnectionState"]
 
 logger = logging.getLogger(__name__)
 
@@ -115,7 +115,7 @@ class AlpacaConnection:
             "max_size": max_frame_size,
             "compression": compression,
             "additional_headers": {"Content-Type": "application/json"},
-            "user_agent_header": f"market-data-service websockets/{websockets.__version__}",
+            "user_agent_header": f"market-data-service websockets/{websockets_version}",
         }
         self.desired: set[str] = set()
         self.confirmed: frozenset[str] = frozenset()

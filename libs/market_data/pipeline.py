@@ -89,9 +89,7 @@ class QuoteProcessor:
             append(
                 PriceUpdate(
                     symbol,
-                    encode(
-                        PriceRecord(symbol, bid, ask, mid, q.bs, q.as_, q.t, q.bx, q.bx, q.ax)
-                    ),
+                    encode(PriceRecord(symbol, bid, ask, mid, q.bs, q.as_, q.t, q.bx, q.bx, q.ax)),
                     encode(EventRecord("price.updated", symbol, mid, q.t)),
                 )
             )

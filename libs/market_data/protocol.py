@@ -15,7 +15,7 @@ import logging
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import Annotated, Final
+from typing import Annotated, Any, Final, Union
 
 import msgspec
 
@@ -88,11 +88,10 @@ ControlMessage = SuccessMessage | ErrorMessage | SubscriptionAck
 Message = Quote | SuccessMessage | ErrorMessage | SubscriptionAck | msgspec.Struct
 
 _quotes_decoder: Final = msgspec.json.Decoder(list[Quote])
-_union = Quote | SuccessMessage | ErrorMessage | SubscriptionAck
-for _cls in _OTHERS:
-    _union = _union | _cls  # type: ignore[assignment]
-_frame_decoder: Final = msgspec.json.Decoder(list[_union])  # type: ignore[valid-type]
-_element_decoder: Final = msgspec.json.Decoder(_union)  # type: ignore[arg-type]
+# Built at runtime from the generated types, so typed as Any for mypy.
+_union: Any = Union[(Quote, SuccessMessage, ErrorMessage, SubscriptionAck, *_OTHERS)]
+_frame_decoder: Final = msgspec.json.Decoder(list[_union])
+_element_decoder: Final = msgspec.json.Decoder(_union)
 _raw_decoder: Final = msgspec.json.Decoder(list[msgspec.Raw])
 _encoder: Final = msgspec.json.Encoder()
 

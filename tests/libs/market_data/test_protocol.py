@@ -60,7 +60,13 @@ def test_subscription_acks(frame: bytes, quotes: list[str]) -> None:
 
 def test_quote_prices_are_exact_decimals_from_the_text() -> None:
     (q,) = decode_frame(V14).quotes
-    assert (q.S, q.bp, q.ap, q.bs, q.as_) == ("FAKEPACA", Decimal("133.85"), Decimal("135.77"), 4, 5)
+    assert (q.S, q.bp, q.ap, q.bs, q.as_) == (
+        "FAKEPACA",
+        Decimal("133.85"),
+        Decimal("135.77"),
+        4,
+        5,
+    )
     assert type(q.bp) is Decimal
     assert q.t == "2024-07-24T07:56:53.639713735Z"  # nanoseconds kept
     assert (q.bx, q.ax) == ("O", "R")
