@@ -198,8 +198,10 @@ class AlpacaMarketDataStream:
         """
         price = PriceData.from_quote(quote)
         event = PriceUpdateEvent.from_quote(quote)
-        update = PriceUpdate(
-            quote.symbol, price.model_dump_json().encode(), event.model_dump_json().encode()
+        update: PriceUpdate = (
+            quote.symbol,
+            price.model_dump_json().encode(),
+            event.model_dump_json().encode(),
         )
         await self._ensure_sink()
         if not self._sink.connected:

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Collection, Iterable
 from decimal import Decimal
-from typing import Final, NamedTuple
+from typing import Final
 
 import msgspec
 
@@ -47,12 +47,9 @@ class EventRecord(msgspec.Struct, frozen=True, gc=False):
     timestamp: str
 
 
-class PriceUpdate(NamedTuple):
-    """One accepted quote, encoded for the cache and for the channel."""
-
-    symbol: str
-    price_json: bytes
-    event_json: bytes
+# One accepted quote: (symbol, PriceData JSON, PriceUpdateEvent JSON). A plain tuple:
+# a NamedTuple's constructor alone cost 20% of this module's time per quote.
+PriceUpdate = tuple[str, bytes, bytes]
 
 
 class QuoteProcessor:
@@ -87,7 +84,7 @@ class QuoteProcessor:
                 continue
             mid = (bid + ask) / _TWO
             append(
-                PriceUpdate(
+                (
                     symbol,
                     encode(PriceRecord(symbol, bid, ask, mid, q.bs, q.as_, q.t, q.bx, q.bx, q.ax)),
                     encode(EventRecord("price.updated", symbol, mid, q.t)),

@@ -127,7 +127,7 @@ class RedisPriceSink:
         if not writer.connected:
             pending = self._pending
             for update in updates:
-                pending[update.symbol] = update
+                pending[update[0]] = update
             self.quotes_deferred += len(updates)
             self._ensure_reconnecting()
             return
@@ -143,16 +143,16 @@ class RedisPriceSink:
         parts: list[bytes] = []
         append = parts.append
         for update in updates:
-            symbol = update.symbol
+            symbol, price_json, event_json = update
             heads = names.get(symbol)
             if heads is None:
                 heads = self._heads(symbol)
-            append(pack(heads, update.price_json, update.event_json))
+            append(pack(heads, price_json, event_json))
         try:
             self._writer.send(b"".join(parts), 2 * len(updates), updates)
         except RedisClientError as exc:
             for update in updates:
-                self._pending[update.symbol] = update
+                self._pending[update[0]] = update
             self.quotes_deferred += len(updates)
             self._note_outage(exc)
             return
@@ -175,7 +175,7 @@ class RedisPriceSink:
         pending = self._pending
         for batch in batches:
             for update in batch:
-                pending[update.symbol] = update
+                pending[update[0]] = update
         self._note_outage(error)
         if not self._closed:
             self._ensure_reconnecting()

@@ -39,14 +39,14 @@ def test_same_json_as_the_pydantic_models() -> None:
         bid_exchange="Q",
         ask_exchange="P",
     )
-    assert update.price_json == PriceData.from_quote(model).model_dump_json().encode()
-    assert update.event_json == PriceUpdateEvent.from_quote(model).model_dump_json().encode()
+    assert update[1] == PriceData.from_quote(model).model_dump_json().encode()
+    assert update[2] == PriceUpdateEvent.from_quote(model).model_dump_json().encode()
 
 
 def test_nanosecond_timestamps_kept() -> None:
     (update,) = QuoteProcessor().process([wire(t="2024-07-24T07:56:53.639713735Z")], {"AAPL"})
-    assert json.loads(update.price_json)["timestamp"] == "2024-07-24T07:56:53.639713735Z"
-    assert json.loads(update.event_json)["timestamp"] == "2024-07-24T07:56:53.639713735Z"
+    assert json.loads(update[1])["timestamp"] == "2024-07-24T07:56:53.639713735Z"
+    assert json.loads(update[2])["timestamp"] == "2024-07-24T07:56:53.639713735Z"
 
 
 def test_invalid_and_unsubscribed_quotes_counted_by_reason_order_kept() -> None:
@@ -61,7 +61,7 @@ def test_invalid_and_unsubscribed_quotes_counted_by_reason_order_kept() -> None:
         wire("AAPL", "1.03", "1.05"),
     ]
     updates = processor.process(quotes, {"AAPL", "MSFT"})
-    mids = [(u.symbol, json.loads(u.event_json)["price"]) for u in updates]
+    mids = [(u[0], json.loads(u[2])["price"]) for u in updates]
     assert mids == [("AAPL", "1.005"), ("MSFT", "2.00"), ("AAPL", "1.04")]
     assert processor.accepted == 3
     assert processor.rejected == {
@@ -81,5 +81,5 @@ def test_timestamps_that_are_not_rfc3339_are_malformed() -> None:
 
 def test_huge_and_tiny_prices_stay_exact() -> None:
     quotes = [wire("A", "0.0001", "0.0003"), wire("A", "123456789012.34", "123456789012.36")]
-    mids = [json.loads(u.event_json)["price"] for u in QuoteProcessor().process(quotes, {"A"})]
+    mids = [json.loads(u[2])["price"] for u in QuoteProcessor().process(quotes, {"A"})]
     assert mids == ["0.0002", "123456789012.35"]

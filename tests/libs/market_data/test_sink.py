@@ -18,7 +18,7 @@ from tests.helpers import eventually
 def update(symbol: str, mid: str) -> PriceUpdate:
     price = json.dumps({"symbol": symbol, "mid": mid}).encode()
     event = json.dumps({"event_type": "price.updated", "symbol": symbol, "price": mid}).encode()
-    return PriceUpdate(symbol, price, event)
+    return (symbol, price, event)
 
 
 def cached_mid(client: redis.Redis, symbol: str) -> str | None:
