@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Collection, Iterable
-from decimal import Decimal
+from decimal import Context, Decimal, localcontext
 from typing import Final
 
 import msgspec
@@ -21,6 +21,7 @@ from libs.market_data.types import RejectReason, check_quote
 __all__ = ["EventRecord", "PriceRecord", "PriceUpdate", "QuoteProcessor"]
 
 _TWO: Final = Decimal(2)
+_CONTEXT: Final = Context()  # the default: 28 digits, InvalidOperation trapped
 
 
 class PriceRecord(msgspec.Struct, frozen=True, gc=False):
@@ -64,6 +65,12 @@ class QuoteProcessor:
 
     def process(self, quotes: Iterable[Quote], subscribed: Collection[str]) -> list[PriceUpdate]:
         """Return the updates for valid quotes of subscribed symbols, in arrival order."""
+        # check_quote relies on NaN comparisons trapping, and mid on the default precision:
+        # both hold in this context whatever the caller's thread has set.
+        with localcontext(_CONTEXT):
+            return self._process(quotes, subscribed)
+
+    def _process(self, quotes: Iterable[Quote], subscribed: Collection[str]) -> list[PriceUpdate]:
         encode = self._encode
         updates: list[PriceUpdate] = []
         append = updates.append

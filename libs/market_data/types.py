@@ -11,13 +11,14 @@ The validation rules live in :func:`check_quote` so the high-throughput path in
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from decimal import Decimal
+from decimal import Decimal, InvalidOperation
 from enum import StrEnum
 from typing import Any, Literal, Self
 
 from pydantic import BaseModel, ConfigDict, field_validator, model_validator
 
 __all__ = [
+    "MAX_PRICE",
     "PriceData",
     "PriceUpdateEvent",
     "QuoteData",
@@ -27,6 +28,8 @@ __all__ = [
 ]
 
 _TWO = Decimal(2)
+# No instrument is quoted anywhere near a billion per unit: such a price is corruption.
+MAX_PRICE = Decimal(10**9)
 _BPS = Decimal(10_000)
 
 
@@ -44,16 +47,19 @@ def check_quote(bid: Decimal, ask: Decimal, bid_size: int, ask_size: int) -> Rej
     """Return why a quote is invalid, or ``None`` if it is valid.
 
     A locked market (``ask == bid``) is valid; a crossed one (``ask < bid``) is not.
-    NaN and infinities count as malformed.
+    NaN, infinities and prices of :data:`MAX_PRICE` or more count as malformed.
     """
-    if not (bid.is_finite() and ask.is_finite()):
+    try:
+        if bid < 0 or ask < 0:  # -Infinity lands here
+            return RejectReason.NEGATIVE_PRICE
+        if ask < bid:
+            return RejectReason.CROSSED
+        if ask >= MAX_PRICE:  # bid <= ask, so this bounds both; +Infinity lands here
+            return RejectReason.MALFORMED
+    except InvalidOperation:  # any comparison with NaN (the default context traps it)
         return RejectReason.MALFORMED
-    if bid < 0 or ask < 0:
-        return RejectReason.NEGATIVE_PRICE
     if bid_size < 0 or ask_size < 0:
         return RejectReason.NEGATIVE_SIZE
-    if ask < bid:
-        return RejectReason.CROSSED
     return None
 
 

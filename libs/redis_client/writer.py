@@ -34,6 +34,7 @@ logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
 _READ_CHUNK = 1 << 18
+_WRITE_BUFFER_HIGH = 8 << 20
 
 
 class RedisProtocolError(RedisConnectionError):
@@ -142,6 +143,10 @@ class PipelinedWriter(Generic[T]):
             except BaseException:
                 writer.close()
                 raise
+        # One frame's batch is ~80 KB: with asyncio's default 64 KB high-water mark every
+        # write would pause us in drain() until Redis caught up, a stall per frame.
+        # The in-flight limit already bounds what can queue up.
+        writer.transport.set_write_buffer_limits(high=_WRITE_BUFFER_HIGH)
         self._reader, self._writer = reader, writer
         self._reply_task = asyncio.create_task(self._read_replies(reader), name="redis-replies")
 

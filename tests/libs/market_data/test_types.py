@@ -101,7 +101,13 @@ class TestCheckQuote:
             ("1", "2", -1, 1, RejectReason.NEGATIVE_SIZE),
             ("1", "2", 1, -5, RejectReason.NEGATIVE_SIZE),
             ("NaN", "2", 1, 1, RejectReason.MALFORMED),
+            ("1", "NaN", 1, 1, RejectReason.MALFORMED),
+            ("sNaN", "2", 1, 1, RejectReason.MALFORMED),
             ("1", "Infinity", 1, 1, RejectReason.MALFORMED),
+            ("-Infinity", "1", 1, 1, RejectReason.NEGATIVE_PRICE),
+            ("1", "1E+9", 1, 1, RejectReason.MALFORMED),
+            ("1", "999999999.99", 1, 1, None),
+            ("1E+400", "1E+401", 1, 1, RejectReason.MALFORMED),
         ],
     )
     def test_rules(
