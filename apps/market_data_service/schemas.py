@@ -46,6 +46,7 @@ class UnsubscribeResponse(BaseModel):
 class SubscriptionsResponse(BaseModel):
     symbols: list[str]
     count: int
+    sources: dict[str, list[str]] = {}  # symbol -> who wants it: "manual", "positions"
 
 
 class HealthResponse(BaseModel):

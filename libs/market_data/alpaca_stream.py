@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import Iterable
 from typing import Any, Final
 
@@ -99,11 +100,24 @@ class AlpacaMarketDataStream:
 
     async def unsubscribe_symbols(self, symbols: Iterable[str]) -> list[str]:
         """Unsubscribe; returns the symbols that were subscribed and now are not."""
-        return await self._connection.unsubscribe(normalize_symbols(symbols))
+        removed = await self._connection.unsubscribe(normalize_symbols(symbols))
+        for symbol in removed:
+            self._processor.last_accepted.pop(symbol, None)
+        return removed
 
     def get_subscribed_symbols(self) -> list[str]:
         """The symbols we want quotes for, sorted."""
         return sorted(self._connection.desired)
+
+    def last_update_ages(self, now: float | None = None) -> dict[str, float | None]:
+        """Seconds since each subscribed symbol's last accepted quote (None: none yet)."""
+        current = time.time() if now is None else now
+        last = self._processor.last_accepted
+        ages: dict[str, float | None] = {}
+        for symbol in sorted(self._connection.desired):
+            at = last.get(symbol)
+            ages[symbol] = None if at is None else max(0.0, current - at)
+        return ages
 
     # -- lifecycle ----------------------------------------------------------------------
 

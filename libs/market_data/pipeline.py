@@ -8,6 +8,7 @@ and encodes with msgspec structs whose JSON is byte-for-byte what ``PriceData`` 
 
 from __future__ import annotations
 
+import time
 from collections import Counter
 from collections.abc import Collection, Iterable
 from decimal import Context, Decimal, localcontext
@@ -56,12 +57,14 @@ PriceUpdate = tuple[str, bytes, bytes]
 class QuoteProcessor:
     """Validates quotes and encodes the accepted ones; counts what it drops and why."""
 
-    __slots__ = ("_encode", "accepted", "rejected")
+    __slots__ = ("_encode", "accepted", "last_accepted", "rejected")
 
     def __init__(self) -> None:
         self._encode = msgspec.json.Encoder().encode
         self.accepted = 0
         self.rejected: Counter[RejectReason] = Counter()
+        # symbol -> wall-clock time of its last accepted quote (bounded by subscriptions)
+        self.last_accepted: dict[str, float] = {}
 
     def process(self, quotes: Iterable[Quote], subscribed: Collection[str]) -> list[PriceUpdate]:
         """Return the updates for valid quotes of subscribed symbols, in arrival order."""
@@ -72,6 +75,8 @@ class QuoteProcessor:
 
     def _process(self, quotes: Iterable[Quote], subscribed: Collection[str]) -> list[PriceUpdate]:
         encode = self._encode
+        last_accepted = self.last_accepted
+        now = time.time()
         updates: list[PriceUpdate] = []
         append = updates.append
         for q in quotes:
@@ -90,6 +95,7 @@ class QuoteProcessor:
                 self.rejected[reason] += 1
                 continue
             mid = (bid + ask) / _TWO
+            last_accepted[symbol] = now
             append(
                 (
                     symbol,

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import AsyncIterator, Iterator, Sequence
+from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from types import TracebackType
 from typing import Any, Self, cast
@@ -141,6 +141,27 @@ class RedisClient:
         with translate_errors(self.params, f"MGET of {len(keys)} keys"):
             values = await self.redis.mget(list(keys))
         return cast("list[bytes | None]", values)
+
+    async def hgetall(self, key: str) -> dict[str, str]:
+        """A hash's fields and values, decoded as UTF-8 text."""
+        with translate_errors(self.params, f"HGETALL {key}"):
+            raw = await self.redis.hgetall(key)
+        return {k.decode(): v.decode() for k, v in cast("dict[bytes, bytes]", raw).items()}
+
+    async def hset(self, key: str, mapping: Mapping[str, str]) -> None:
+        """Set hash fields (no-op for an empty mapping)."""
+        if not mapping:
+            return
+        with translate_errors(self.params, f"HSET {key}"):
+            fields: dict[Any, Any] = dict(mapping)  # redis-py's Mapping type is invariant
+            await self.redis.hset(key, mapping=fields)
+
+    async def hdel(self, key: str, *fields: str) -> int:
+        """Delete hash fields; returns how many existed."""
+        if not fields:
+            return 0
+        with translate_errors(self.params, f"HDEL {key}"):
+            return int(await self.redis.hdel(key, *fields))
 
     async def set(self, key: str, value: Value, ttl: int | None = None) -> None:
         """Store ``value`` at ``key``; with ``ttl`` it expires after that many seconds."""

@@ -263,6 +263,7 @@ def test_client_commands_against_the_demo(env: dict[str, str], tmp_path: Path) -
         assert json.loads(listed.stdout) == {
             "symbols": ["AAPL", "GOOGL", "MSFT", "TSLA"],
             "count": 4,
+            "sources": {s: ["manual"] for s in ("AAPL", "GOOGL", "MSFT", "TSLA")},
         }
 
         missing = run(["unsubscribe", "NVDA", "--api", api], env, tmp_path)

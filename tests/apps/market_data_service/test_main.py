@@ -40,7 +40,7 @@ class Service:
     @property
     def stream(self) -> AlpacaMarketDataStream:
         app: Any = self.server.config.app
-        stream: AlpacaMarketDataStream = app.state.stream
+        stream: AlpacaMarketDataStream = app.state.service.stream
         return stream
 
     async def health(self) -> dict[str, Any]:
@@ -316,7 +316,11 @@ async def test_subscribe_filters_duplicates(service: Service, simulator: AlpacaS
     assert reply.json()["subscribed_symbols"] == ["AAPL", "TSLA"]
     assert reply.json()["total_subscriptions"] == 2
     subs = (await service.http.get("/api/v1/subscriptions")).json()
-    assert subs == {"symbols": ["AAPL", "TSLA"], "count": 2}
+    assert subs == {
+        "symbols": ["AAPL", "TSLA"],
+        "count": 2,
+        "sources": {"AAPL": ["manual"], "TSLA": ["manual"]},
+    }
     assert simulator.subscribed_quotes == {"AAPL", "TSLA"}
 
 
@@ -368,14 +372,19 @@ async def test_quotes_land_in_redis_with_exact_decimals(
 
 
 async def test_subscriptions_are_sorted_with_a_count(service: Service) -> None:
-    assert (await service.http.get("/api/v1/subscriptions")).json() == {"symbols": [], "count": 0}
+    empty = {"symbols": [], "count": 0, "sources": {}}
+    assert (await service.http.get("/api/v1/subscriptions")).json() == empty
     reply = await service.http.post(
         "/api/v1/subscribe", json={"symbols": ["MSFT", "googl", "AAPL"]}
     )
     assert reply.status_code == 201
     reply = await service.http.get("/api/v1/subscriptions")
     assert reply.status_code == 200
-    assert reply.json() == {"symbols": ["AAPL", "GOOGL", "MSFT"], "count": 3}
+    assert reply.json() == {
+        "symbols": ["AAPL", "GOOGL", "MSFT"],
+        "count": 3,
+        "sources": {"AAPL": ["manual"], "GOOGL": ["manual"], "MSFT": ["manual"]},
+    }
 
 
 async def test_unsubscribe_answers_200_then_404(
@@ -395,6 +404,7 @@ async def test_unsubscribe_answers_200_then_404(
     assert (await service.http.get("/api/v1/subscriptions")).json() == {
         "symbols": ["GOOGL", "MSFT"],
         "count": 2,
+        "sources": {"GOOGL": ["manual"], "MSFT": ["manual"]},
     }
     reply = await service.http.delete("/api/v1/subscribe/AAPL")
     assert reply.status_code == 404
@@ -532,7 +542,11 @@ async def test_broker_refusal_is_409_naming_the_refused_symbols(
     assert body["total_subscriptions"] == 2
     # The earlier subscriptions stand, here and at the broker; the service stays healthy.
     subs = (await service.http.get("/api/v1/subscriptions")).json()
-    assert subs == {"symbols": ["AAPL", "MSFT"], "count": 2}
+    assert subs == {
+        "symbols": ["AAPL", "MSFT"],
+        "count": 2,
+        "sources": {"AAPL": ["manual"], "MSFT": ["manual"]},
+    }
     assert simulator.subscribed_quotes == {"AAPL", "MSFT"}
     health = await service.health()
     assert health["status"] == "healthy"

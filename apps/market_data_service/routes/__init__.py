@@ -1,0 +1,1 @@
+"""HTTP routes, one module per area; ``main.create_app`` includes them."""

@@ -1,0 +1,48 @@
+"""``GET /health``: the spec's fields plus state, reason and counters."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Response, status
+
+from apps.market_data_service.dependencies import ServiceDep
+from apps.market_data_service.schemas import HealthResponse
+from libs.market_data import ConnectionState
+
+__all__ = ["router"]
+
+router = APIRouter()
+
+
+@router.get("/health", response_model=HealthResponse, responses={503: {"model": HealthResponse}})
+async def health(service: ServiceDep, response: Response) -> HealthResponse:
+    stream = service.stream
+    stats: dict[str, Any] = stream.get_connection_stats()
+    state = stream.state
+    redis_ok = bool(stats["redis_connected"])
+    reason: str | None = None
+    if state is ConnectionState.FAILED:
+        health_status = "unhealthy"
+        reason = stats["last_error"]
+        response.status_code = status.HTTP_503_SERVICE_UNAVAILABLE
+    elif state is not ConnectionState.CONNECTED or not redis_ok:
+        health_status = "degraded"
+        if not redis_ok:
+            reason = f"Redis unavailable: {stats['redis_last_error']}"
+        else:
+            reason = f"stream {state.value}: {stats['last_error'] or 'starting'}"
+    else:
+        health_status = "healthy"
+    return HealthResponse(
+        status=health_status,
+        service=service.settings.service_name,
+        websocket_connected=stream.is_connected(),
+        subscribed_symbols=stats["subscribed_symbols"],
+        reconnect_attempts=stats["reconnect_attempts"],
+        max_reconnect_attempts=stats["max_reconnect_attempts"],
+        state=state.value,
+        reason=reason,
+        redis_connected=redis_ok,
+        stats=stats,
+    )

@@ -1,0 +1,68 @@
+"""The service's composition root: builds the parts from the settings, starts and stops them.
+
+Routes get this object (``dependencies.ServiceDep``) and stay thin; everything with a
+lifecycle (Redis connections, the stream task, background jobs) is owned here.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+
+from apps.market_data_service.config import Settings
+from libs.market_data import AlpacaMarketDataStream, MarketDataError
+from libs.market_data.price_cache import PriceCache
+from libs.market_data.subscriptions import SubscriptionRegistry
+from libs.redis_client import EventPublisher, RedisClient
+
+__all__ = ["MarketDataService"]
+
+logger = logging.getLogger(__name__)
+
+
+class MarketDataService:
+    """The running service: stream, Redis clients, subscriptions and price reads."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.redis_client = RedisClient(params=settings.redis_params())
+        self.publisher = EventPublisher(client=self.redis_client)
+        self.stream = AlpacaMarketDataStream(
+            api_key=settings.alpaca_api_key.get_secret_value(),
+            secret_key=settings.alpaca_secret_key.get_secret_value(),
+            redis_client=self.redis_client,
+            event_publisher=self.publisher,
+            price_ttl=settings.price_cache_ttl,
+            url=settings.stream_url,
+            max_reconnect_attempts=settings.max_reconnect_attempts,
+            reconnect_base_delay=settings.reconnect_base_delay,
+            reconnect_max_delay=settings.reconnect_max_delay,
+        )
+        self.subscriptions = SubscriptionRegistry(self.stream, self.redis_client)
+        self.prices = PriceCache(self.redis_client)
+        self._tasks: list[asyncio.Task[None]] = []
+
+    async def start(self) -> None:
+        """Restore the saved subscriptions, then connect in the background."""
+        await self.subscriptions.restore()
+        self._tasks.append(asyncio.create_task(self._run_stream(), name="market-data-stream"))
+
+    async def _run_stream(self) -> None:
+        try:
+            await self.stream.start()
+        except MarketDataError as exc:
+            # The state (FAILED) and reason stay visible in /health; the service keeps serving.
+            logger.error("market data stream stopped: %s", exc)
+
+    async def stop(self) -> None:
+        """Close the socket cleanly, flush Redis writes, cancel background work."""
+        await self.stream.stop()
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._tasks.clear()
+        await self.publisher.close()
+        await self.redis_client.close()
