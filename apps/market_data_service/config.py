@@ -57,6 +57,10 @@ class Settings(BaseSettings):
     # Finite: "inf" parses as a float and would mean "never reconnect" without a word.
     reconnect_base_delay: Annotated[float, Field(gt=0, allow_inf_nan=False)] = 5.0
     reconnect_max_delay: Annotated[float, Field(gt=0, allow_inf_nan=False)] = 300.0
+    # No market data at all for this long while subscribed = a stalled feed: reconnect.
+    # Doubles while fresh connections stay silent too (closed market), up to an hour;
+    # 0 turns the data clock off. Per connection, so a quiet symbol never triggers it.
+    stall_timeout: Annotated[float, Field(ge=0, allow_inf_nan=False)] = 120.0
 
     @field_validator("log_level", mode="before")
     @classmethod

@@ -60,3 +60,6 @@ class HealthResponse(BaseModel):
     reason: str | None = None
     redis_connected: bool
     stats: dict[str, object]
+    # Seconds since each subscribed symbol's last accepted quote (null: none yet). A quiet
+    # symbol is not unhealthy by itself; only a silent feed is (the stall timeout).
+    last_update_age_seconds: dict[str, float | None] = {}

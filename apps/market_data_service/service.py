@@ -38,6 +38,7 @@ class MarketDataService:
             max_reconnect_attempts=settings.max_reconnect_attempts,
             reconnect_base_delay=settings.reconnect_base_delay,
             reconnect_max_delay=settings.reconnect_max_delay,
+            stall_timeout=settings.stall_timeout or None,
         )
         self.subscriptions = SubscriptionRegistry(self.stream, self.redis_client)
         self.prices = PriceCache(self.redis_client)

@@ -61,6 +61,7 @@ class AlpacaMarketDataStream:
         reconnect_max_delay: float = 300.0,
         step_timeout: float = 10.0,
         compression: str | None = "deflate",
+        stall_timeout: float | None = 120.0,
     ) -> None:
         if price_ttl <= 0:
             raise ValueError("price_ttl must be a positive number of seconds")
@@ -81,6 +82,8 @@ class AlpacaMarketDataStream:
             ),
             step_timeout=step_timeout,
             compression=compression,
+            stall_timeout=stall_timeout,
+            on_status=self._sink.publish_status,
         )
         self._running = False
         self._sink_started = False
@@ -186,6 +189,7 @@ class AlpacaMarketDataStream:
             "malformed_messages": c.malformed_messages,
             "other_messages": c.other_messages,
             "error_frames": c.error_frames,
+            "stalls_detected": c.stalls_detected,
             "last_error": c.last_error,
             "connected_since": c.connected_since,
             "last_data_at": c.last_data_at,

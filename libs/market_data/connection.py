@@ -47,6 +47,9 @@ logger = logging.getLogger(__name__)
 
 # Refused credentials, plan or scope: reconnecting cannot fix these.
 FATAL_ERROR_CODES: Final = frozenset({402, 409, 410, 411})
+# Unsolicited error frames after which the session is given up and redone.
+_RECONNECT_CODES: Final = frozenset({407, 500})
+_MAX_STALL_TIMEOUT: Final = 3600.0
 # A session that stayed up this long counts as recovered even if no data came
 # (nothing subscribed, or a quiet feed), so rare drops never exhaust the attempts.
 _STABLE_AFTER: Final = 60.0
@@ -100,6 +103,8 @@ class AlpacaConnection:
         ping_timeout: float | None = 20.0,
         max_frame_size: int = 16 * 1024 * 1024,
         compression: str | None = "deflate",
+        stall_timeout: float | None = 120.0,
+        on_status: Callable[[str, dict[str, Any]], None] | None = None,
     ) -> None:
         self.url = url
         self._api_key = api_key
@@ -135,6 +140,15 @@ class AlpacaConnection:
         self._sub_lock = asyncio.Lock()
         self._control_waiter: asyncio.Future[ControlMessage] | None = None
         self._session_task: asyncio.Future[None] | None = None
+        # Data clock: no market data for this long while subscribed means a stalled
+        # feed. It doubles each time a fresh connection is silent too (markets closed),
+        # up to _MAX_STALL_TIMEOUT, and returns to the base once data flows again.
+        self.stall_timeout = stall_timeout
+        self._stall_limit = stall_timeout
+        self.stalls_detected = 0
+        self._on_status = on_status
+        self.disconnected_at: float | None = None  # wall clock of the last lost session
+        self._close_reason: str | None = None  # why we closed the socket ourselves
 
     # -- public -------------------------------------------------------------------
 
@@ -272,6 +286,7 @@ class AlpacaConnection:
         self.state = ConnectionState.CONNECTING
         ws = await self._open()
         self._ws = ws
+        self._close_reason = None
         self.connections_opened += 1
         try:
             await self._expect_success(ws, "connected")
@@ -292,13 +307,21 @@ class AlpacaConnection:
             logger.info(
                 "market data stream connected to %s (%d symbols)", self.url, len(self.desired)
             )
-            await self._read_loop(ws)
+            self._notify_connected()
+            watchdog = asyncio.create_task(self._watch_data(ws), name="market-data-clock")
+            try:
+                await self._read_loop(ws)
+            finally:
+                watchdog.cancel()
         except ConnectionClosed as exc:
-            raise StreamConnectionError(f"connection closed: {exc}") from exc
+            raise StreamConnectionError(self._close_reason or f"connection closed: {exc}") from exc
         except TimeoutError as exc:
             raise ProtocolError("server did not answer in time") from exc
         finally:
             self._ws = None
+            if self.connected_since is not None and not self._stopping:
+                self.disconnected_at = time.time()
+                self._status("stream.disconnected", {"url": self.url})
             self.connected_since = None
             waiter, self._control_waiter = self._control_waiter, None
             if waiter is not None and not waiter.done():
@@ -334,8 +357,50 @@ class AlpacaConnection:
         if frame.quotes:
             self.last_data_at = time.time()
             self.reconnect_attempts = 0
+            self._stall_limit = self.stall_timeout
             await self._on_frame(frame)
         return frame
+
+    async def _watch_data(self, ws: ClientConnection) -> None:
+        """Close a socket that stays silent while subscribed (pings alone prove nothing)."""
+        limit = self._stall_limit
+        if not limit:
+            return
+        since = time.monotonic()
+        seen = self.last_data_at
+        while True:
+            await asyncio.sleep(min(limit / 4, 5.0))
+            if self.last_data_at != seen or not self.desired:
+                since, seen = time.monotonic(), self.last_data_at
+                continue
+            silent = time.monotonic() - since
+            if silent >= limit:
+                self.stalls_detected += 1
+                self._stall_limit = min(limit * 2, max(_MAX_STALL_TIMEOUT, limit))
+                self._close_reason = f"no market data for {silent:.0f}s while subscribed"
+                logger.warning(
+                    "%s; reconnecting (next stall check after %.0fs of silence)",
+                    self._close_reason,
+                    self._stall_limit,
+                )
+                await ws.close(code=1000, reason="no data")
+                return
+
+    def _notify_connected(self) -> None:
+        details: dict[str, Any] = {"url": self.url, "symbols": sorted(self.desired)}
+        if self.disconnected_at is not None:
+            details["disconnected_at"] = self.disconnected_at
+            details["gap_seconds"] = round(time.time() - self.disconnected_at, 3)
+            self._status("stream.reconnected", details)
+        else:
+            self._status("stream.connected", details)
+
+    def _status(self, event: str, details: dict[str, Any]) -> None:
+        if self._on_status is not None:
+            try:
+                self._on_status(event, details)
+            except Exception:  # a notice must never take the session down
+                logger.exception("status notice %s failed", event)
 
     async def _read_loop(self, ws: ClientConnection) -> None:
         while True:
@@ -355,6 +420,10 @@ class AlpacaConnection:
             error = _alpaca_error(control)
             self.last_error = str(error)
             logger.warning("server error frame: %s", error)
+            if control.code in _RECONNECT_CODES:
+                # 407: the server is about to drop us anyway; 500: its side is broken.
+                # Reconnecting (with backoff) beats waiting on a socket in that state.
+                raise error
 
     async def _request(self, action: str, symbols: list[str]) -> None:
         ws = self._ws

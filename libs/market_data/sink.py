@@ -14,23 +14,38 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Sequence
+import time
+from collections import deque
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
 from typing import Any, Final
+
+import msgspec
 
 from libs.market_data.pipeline import PriceUpdate
 from libs.redis_client import RedisConnectionParams
 from libs.redis_client.exceptions import RedisClientError
 from libs.redis_client.resp import SetPublishPacker
-from libs.redis_client.writer import PipelinedWriter
+from libs.redis_client.writer import PipelinedWriter, pack_commands
 
-__all__ = ["PRICE_CHANNEL_PREFIX", "PRICE_KEY_PREFIX", "RedisPriceSink"]
+__all__ = ["PRICE_CHANNEL_PREFIX", "PRICE_KEY_PREFIX", "STATUS_CHANNEL", "RedisPriceSink"]
 
 logger = logging.getLogger(__name__)
 
 PRICE_KEY_PREFIX: Final = "price:"
 PRICE_CHANNEL_PREFIX: Final = "price.updated."
+# Gap notices for consumers: after one, re-read the cache rather than trust the events.
+STATUS_CHANNEL: Final = "market_data.status"
+_MAX_HELD_NOTICES: Final = 32
 _NAME_CACHE_LIMIT: Final = 100_000
 _RECONNECT_DELAYS: Final = (0.05, 0.1, 0.2, 0.5)  # then every 0.5 s: back within a second
+
+
+_status_encoder: Final = msgspec.json.Encoder()
+
+
+def _now_rfc3339() -> str:
+    return datetime.now(UTC).isoformat().replace("+00:00", "Z")
 
 
 class RedisPriceSink:
@@ -55,6 +70,9 @@ class RedisPriceSink:
         self._pending: dict[str, PriceUpdate] = {}
         self._reconnect_task: asyncio.Task[None] | None = None
         self._closed = False
+        self._held_notices: deque[bytes] = deque(maxlen=_MAX_HELD_NOTICES)
+        self._outage_started: float | None = None
+        self.notices_published = 0
         self.quotes_written = 0
         self.quotes_deferred = 0
         self.outages = 0
@@ -84,6 +102,7 @@ class RedisPriceSink:
             ),
             "reply_errors": writer.reply_errors,
             "redis_outages": self.outages,
+            "notices_published": self.notices_published,
             "redis_last_error": self.last_error,
         }
 
@@ -167,6 +186,27 @@ class RedisPriceSink:
         self._names[symbol] = heads
         return heads
 
+    def publish_status(self, event: str, details: Mapping[str, Any]) -> None:
+        """Publish a notice on ``market_data.status``, in order with the price writes.
+
+        While Redis is down the newest few notices are held and sent once it is back.
+        """
+        payload = _status_encoder.encode(
+            {"event_type": event, "timestamp": _now_rfc3339(), **details}
+        )
+        if self._writer.connected:
+            self._send_notice(payload)
+        else:
+            self._held_notices.append(payload)
+
+    def _send_notice(self, payload: bytes) -> None:
+        try:
+            self._writer.send(pack_commands([(b"PUBLISH", STATUS_CHANNEL, payload)]), 1, ())
+        except RedisClientError:
+            self._held_notices.append(payload)
+            return
+        self.notices_published += 1
+
     # -- outages ----------------------------------------------------------------------
 
     def _on_lost(self, batches: list[Sequence[PriceUpdate]], error: BaseException) -> None:
@@ -181,6 +221,8 @@ class RedisPriceSink:
             self._ensure_reconnecting()
 
     def _note_outage(self, error: BaseException) -> None:
+        if self._outage_started is None:
+            self._outage_started = time.time()
         message = str(error)
         if self.last_error != message or not self._reconnect_task:
             logger.warning("Redis unavailable (%s); keeping the newest price per symbol", message)
@@ -208,4 +250,16 @@ class RedisPriceSink:
             logger.info("Redis is back; rewriting the newest price of %d symbols", len(recovered))
             if recovered:
                 self._send(recovered)
+            held = list(self._held_notices)
+            self._held_notices.clear()
+            for payload in held:
+                self._send_notice(payload)
+            started, self._outage_started = self._outage_started, None
+            self.publish_status(
+                "redis.recovered",
+                {
+                    "outage_started_at": started,
+                    "symbols_rewritten": sorted(update[0] for update in recovered),
+                },
+            )
             return

@@ -45,4 +45,8 @@ async def health(service: ServiceDep, response: Response) -> HealthResponse:
         reason=reason,
         redis_connected=redis_ok,
         stats=stats,
+        last_update_age_seconds={
+            symbol: None if age is None else round(age, 3)
+            for symbol, age in stream.last_update_ages().items()
+        },
     )
