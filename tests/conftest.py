@@ -1,3 +1,3 @@
 """Root fixtures: a private redis-server and the Alpaca-protocol simulator, both real."""
 
-pytest_plugins = ["tests.fixtures.redis", "tests.fixtures.simulator"]
+pytest_plugins = ["tests.fixtures.redis", "tests.fixtures.simulator", "tests.fixtures.fault_report"]

@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import signal
 import sys
 from collections.abc import Sequence
 from typing import Any
@@ -48,6 +49,10 @@ def _serve(args: argparse.Namespace) -> int:
         )
         return 2
     _configure_logging(settings.log_level)
+    # uvicorn shuts down gracefully on SIGTERM, then re-raises the signal to whatever
+    # handler was there before it. A no-op handler makes a completed graceful shutdown
+    # exit 0, as orchestrators expect, instead of dying by the signal afterwards.
+    signal.signal(signal.SIGTERM, lambda signum, frame: None)
     uvicorn.run(
         create_app(settings),
         host=settings.service_host,
