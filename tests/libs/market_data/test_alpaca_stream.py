@@ -407,3 +407,34 @@ async def test_other_error_on_subscribe_rolls_the_symbols_back(
         await stream.subscribe_symbols(["MSFT"])
     assert info.value.code == 500
     assert stream.get_subscribed_symbols() == ["AAPL"]
+
+
+async def test_data_clock_backs_off_on_silent_connections_and_resets_on_data(
+    make_stream: StreamFactory, simulator: AlpacaSimulator
+) -> None:
+    stream = await make_stream(stall_timeout=0.3)
+    connection = stream.connection
+    await eventually(stream.is_connected, what="connected")
+    await asyncio.sleep(0.8)  # nothing subscribed: silence is expected, never a stall
+    assert connection.stalls_detected == 0
+    await stream.subscribe_symbols(["AAPL"])  # and the simulator sends nothing (rate 0)
+    await eventually(lambda: connection.stalls_detected == 1, timeout=3, what="first stall")
+    assert connection.stall_timeout == 0.3
+    await eventually(lambda: connection.stalls_detected == 2, timeout=3, what="second stall")
+    # Silent again on a fresh connection: a closed market, not a broken one. Back off.
+    assert connection._stall_limit == pytest.approx(1.2)
+    await eventually(stream.is_connected, what="reconnected")
+    await simulator.send_quotes([quote("AAPL", "1.00", "1.02")])
+    await eventually(lambda: connection._stall_limit == 0.3, what="reset by data")
+    assert "no market data" in (stream.get_connection_stats()["last_error"] or "")
+
+
+async def test_data_clock_off_when_stall_timeout_is_none(
+    make_stream: StreamFactory, simulator: AlpacaSimulator
+) -> None:
+    stream = await make_stream(stall_timeout=None)
+    await stream.subscribe_symbols(["AAPL"])
+    await eventually(stream.is_connected, what="connected")
+    await asyncio.sleep(0.6)
+    assert stream.connection.stalls_detected == 0
+    assert simulator.total_connections == 1
