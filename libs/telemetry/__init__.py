@@ -1,0 +1,15 @@
+"""Hot-path-safe measurements: histograms a scrape reads, and a cheap timestamp parser.
+
+Nothing here depends on a metrics library: the hot path updates plain numbers, and
+an exporter (``apps.market_data_service.metrics``) turns them into Prometheus text at
+scrape time.
+"""
+
+from libs.telemetry.histogram import (
+    LATENCY_BUCKETS,
+    ROUND_TRIP_BUCKETS,
+    Histogram,
+)
+from libs.telemetry.timestamps import epoch_seconds
+
+__all__ = ["LATENCY_BUCKETS", "ROUND_TRIP_BUCKETS", "Histogram", "epoch_seconds"]

@@ -1,0 +1,57 @@
+"""RFC 3339 text to epoch seconds, cheaply enough to run once per received frame."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Final
+
+__all__ = ["epoch_seconds"]
+
+_MINUTES: dict[bytes, float] = {}
+_MINUTES_LIMIT: Final = 4096
+
+
+def epoch_seconds(stamp: bytes | str) -> float:
+    """Seconds since the epoch of ``YYYY-MM-DDTHH:MM:SS[.fraction](Z|±HH:MM)``.
+
+    The common Alpaca form (UTC, ``Z``) costs a dict lookup of its minute and one
+    ``float()`` of the seconds; anything else goes through :mod:`datetime`. The result
+    is a float: sub-microsecond digits are lost, which a latency measurement can afford.
+    Raises :class:`ValueError` for text that is not a timestamp.
+    """
+    raw = stamp.encode() if isinstance(stamp, str) else stamp
+    if raw[-1:] == b"Z" and raw[16:17] == b":" and len(raw) >= 20:
+        minute = raw[:16]
+        base = _MINUTES.get(minute)
+        if base is None:
+            base = _minute_base(minute)
+        seconds = float(raw[17:-1])
+        # float() also takes "inf", "nan" and exponents: one such value would poison a
+        # histogram's sum for good.
+        if not 0.0 <= seconds < 61.0:  # 60 is a leap second
+            raise ValueError(f"not a timestamp: {raw!r}")
+        return base + seconds
+    return _slow(raw)
+
+
+def _minute_base(minute: bytes) -> float:
+    # Validates the shape, so a string that only looks like a timestamp fails here.
+    base = datetime.strptime(minute.decode(), "%Y-%m-%dT%H:%M").replace(tzinfo=UTC).timestamp()
+    if len(_MINUTES) >= _MINUTES_LIMIT:
+        _MINUTES.clear()  # a replay walks many minutes; keep memory bounded
+    _MINUTES[minute] = base
+    return base
+
+
+def _slow(raw: bytes) -> float:
+    text = raw.decode(errors="replace").replace("Z", "+00:00")
+    head, dot, tail = text.partition(".")
+    if dot:
+        # datetime takes at most 6 fractional digits; Alpaca sends 9.
+        digits = len(tail) - len(tail.lstrip("0123456789"))
+        fraction, zone = tail[:digits], tail[digits:]
+        text = f"{head}.{fraction[:6].ljust(6, '0')}{zone}"
+    parsed = datetime.fromisoformat(text)
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=UTC)
+    return parsed.timestamp()
