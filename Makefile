@@ -43,6 +43,9 @@ market-data: setup ## Run the service against Alpaca (needs ALPACA_API_KEY / ALP
 sim: setup ## Run the Alpaca-protocol simulator on ws://127.0.0.1:8765
 	$(BIN)/market-data sim
 
+status: setup ## Health, subscriptions and real-time P&L of the service on :8004 (API=...)
+	$(BIN)/market-data status --api $(or $(API),http://127.0.0.1:8004)
+
 bench: setup ## Throughput/latency benchmark (simulator -> service pipeline -> Redis -> subscriber)
 	$(BIN)/market-data bench
 

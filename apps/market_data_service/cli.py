@@ -8,24 +8,33 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import signal
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import httpx
 
 from apps.market_data_service.config import SettingsError, load_settings
+from apps.market_data_service.logging_config import (
+    LogFormat,
+    configure_logging,
+    env_log_format,
+    settings_secrets,
+)
 
 __all__ = ["main"]
 
 DEFAULT_API = "http://127.0.0.1:8004"
 
 
-def _configure_logging(level: str) -> None:
-    logging.basicConfig(
-        level=level.upper(), format="%(asctime)s %(levelname)-7s %(name)s: %(message)s"
-    )
+def _configure_logging(
+    level: str, log_format: LogFormat | None = None, secrets: Sequence[str] = ()
+) -> None:
+    # Commands without settings (sim, demo) still honour LOG_FORMAT.
+    configure_logging(level, log_format or env_log_format(), secrets=secrets)
 
 
 def _serve(args: argparse.Namespace) -> int:
@@ -48,7 +57,7 @@ def _serve(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 2
-    _configure_logging(settings.log_level)
+    _configure_logging(settings.log_level, settings.log_format, settings_secrets(settings))
     # uvicorn shuts down gracefully on SIGTERM, then re-raises the signal to whatever
     # handler was there before it. A no-op handler makes a completed graceful shutdown
     # exit 0, as orchestrators expect, instead of dying by the signal afterwards.
@@ -58,6 +67,8 @@ def _serve(args: argparse.Namespace) -> int:
         host=settings.service_host,
         port=settings.port,
         log_level=settings.log_level.lower(),
+        # uvicorn's own loggers propagate to ours: one format on every line.
+        log_config=None,
     )
     return 0
 
@@ -76,6 +87,12 @@ def _demo(args: argparse.Namespace) -> int:
     return demo.run(args)
 
 
+def _status(args: argparse.Namespace) -> int:
+    from apps.market_data_service import status
+
+    return status.run(args.api)
+
+
 def _bench(args: argparse.Namespace) -> int:
     from pathlib import Path
 
@@ -92,9 +109,27 @@ def _bench(args: argparse.Namespace) -> int:
     )
 
 
+def _api_key_headers() -> dict[str, str]:
+    """``X-API-Key`` from MARKET_DATA_API_KEY (or its _FILE), for a service that needs it."""
+    key = os.environ.get("MARKET_DATA_API_KEY", "").strip()
+    key_file = os.environ.get("MARKET_DATA_API_KEY_FILE")
+    if not key and key_file:
+        try:
+            key = Path(key_file).read_text(encoding="utf-8").strip()
+        except (OSError, UnicodeDecodeError):
+            key = ""  # the service answers 401, which says what is missing
+    return {"X-API-Key": key} if key else {}
+
+
 def _call(args: argparse.Namespace, method: str, path: str, body: Any = None) -> int:
     try:
-        response = httpx.request(method, args.api.rstrip("/") + path, json=body, timeout=15.0)
+        response = httpx.request(
+            method,
+            args.api.rstrip("/") + path,
+            json=body,
+            headers=_api_key_headers(),
+            timeout=15.0,
+        )
     except httpx.HTTPError as exc:
         print(f"market-data: cannot reach the service at {args.api}: {exc}", file=sys.stderr)
         return 1
@@ -166,6 +201,12 @@ def _parser() -> argparse.ArgumentParser:
     unsub.add_argument("symbol")
     unsub.add_argument("--api", default=DEFAULT_API)
     unsub.set_defaults(handler=lambda a: _call(a, "DELETE", f"/api/v1/subscribe/{a.symbol}"))
+
+    status = commands.add_parser(
+        "status", help="tables of the service's health, subscriptions and real-time P&L"
+    )
+    status.add_argument("--api", default=DEFAULT_API, help=f"service URL (default {DEFAULT_API})")
+    status.set_defaults(handler=_status)
     return parser
 
 

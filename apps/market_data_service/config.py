@@ -7,18 +7,37 @@ startup with a message that names the setting (:func:`load_settings`).
 
 from __future__ import annotations
 
+import dataclasses
+import ssl
+from pathlib import Path
 from typing import Annotated, Final, Literal, Self
 from urllib.parse import urlsplit
 
-from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic import (
+    Field,
+    FilePath,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from libs.market_data import feed_url
 from libs.redis_client import RedisConnectionParams
 
-__all__ = ["KNOWN_FEEDS", "Settings", "SettingsError", "load_settings"]
+__all__ = ["KNOWN_FEEDS", "MIN_API_KEY_LENGTH", "Settings", "SettingsError", "load_settings"]
 
 KNOWN_FEEDS: Final = frozenset({"iex", "sip", "delayed_sip", "boats", "overnight", "test"})
+MIN_API_KEY_LENGTH: Final = 16
+
+
+def _check_api_key(key: str, name: str) -> None:
+    # Sent in a header (X-API-Key or Authorization: Bearer): printable ASCII, no spaces.
+    if len(key) < MIN_API_KEY_LENGTH:
+        raise ValueError(f"{name} must be at least {MIN_API_KEY_LENGTH} characters")
+    if not (key.isascii() and key.isprintable()) or any(c.isspace() for c in key):
+        raise ValueError(f"{name} must be printable ASCII without spaces")
 
 
 class SettingsError(Exception):
@@ -33,6 +52,7 @@ class Settings(BaseSettings):
     service_host: str = "127.0.0.1"  # loopback unless told otherwise
     port: Annotated[int, Field(gt=0, lt=65536)] = 8004
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
+    log_format: Literal["text", "json"] = "text"  # json: one JSON object per line
 
     # Alpaca API
     alpaca_api_key: SecretStr
@@ -48,6 +68,14 @@ class Settings(BaseSettings):
     redis_db: Annotated[int, Field(ge=0)] = 0
     redis_password: SecretStr | None = None
     redis_ssl: bool = False
+    # redis://, rediss:// (TLS) or unix:// URL: overrides REDIS_HOST/PORT/DB/SSL (and
+    # REDIS_PASSWORD when it holds a password). A secret, since it may hold one.
+    redis_url: SecretStr | None = None
+    redis_ssl_ca_certs: FilePath | None = None  # CA bundle (PEM) that signed Redis's cert
+
+    # HTTP API: when set, every endpoint but /health needs it (docs/security.md).
+    market_data_api_key: SecretStr | None = None
+    market_data_api_key_file: FilePath | None = None  # or read it from this file
 
     # Market data
     price_cache_ttl: Annotated[int, Field(gt=0)] = 300
@@ -57,6 +85,13 @@ class Settings(BaseSettings):
     # Finite: "inf" parses as a float and would mean "never reconnect" without a word.
     reconnect_base_delay: Annotated[float, Field(gt=0, allow_inf_nan=False)] = 5.0
     reconnect_max_delay: Annotated[float, Field(gt=0, allow_inf_nan=False)] = 300.0
+
+    # Positions (docs/positions.md): subscriptions that follow them, real-time P&L.
+    # Unset: on when the stream is Alpaca's own (no ALPACA_DATA_URL) or ALPACA_BASE_URL is
+    # set, so keys meant for another feed (the simulator) never go to Alpaca's trading API.
+    position_sync_enabled: bool | None = None
+    position_sync_interval: Annotated[float, Field(gt=0, allow_inf_nan=False)] = 30.0
+    alpaca_rest_timeout: Annotated[float, Field(gt=0, allow_inf_nan=False)] = 10.0
     # No market data at all for this long while subscribed = a stalled feed: reconnect.
     # Doubles while fresh connections stay silent too (closed market), up to an hour;
     # 0 turns the data clock off. Per connection, so a quiet symbol never triggers it.
@@ -66,6 +101,11 @@ class Settings(BaseSettings):
     @classmethod
     def _upper(cls, value: object) -> object:
         return value.upper() if isinstance(value, str) else value
+
+    @field_validator("log_format", mode="before")
+    @classmethod
+    def _lower(cls, value: object) -> object:
+        return value.strip().lower() if isinstance(value, str) else value
 
     @field_validator("alpaca_data_feed")
     @classmethod
@@ -104,18 +144,85 @@ class Settings(BaseSettings):
             raise ValueError("RECONNECT_MAX_DELAY must be >= RECONNECT_BASE_DELAY")
         return self
 
+    @field_validator("redis_url")
+    @classmethod
+    def _redis_url(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None:
+            # from_url's message shows the URL with its password masked.
+            RedisConnectionParams.from_url(value.get_secret_value())
+        return value
+
+    @field_validator("redis_ssl_ca_certs")
+    @classmethod
+    def _ca_bundle(cls, value: Path | None) -> Path | None:
+        if value is not None:
+            try:
+                ssl.create_default_context(cafile=str(value))
+            except (ssl.SSLError, OSError) as exc:
+                raise ValueError(f"{value} is not a readable PEM CA bundle: {exc}") from None
+        return value
+
+    @field_validator("market_data_api_key")
+    @classmethod
+    def _api_key(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None:
+            _check_api_key(value.get_secret_value(), "the key")
+        return value
+
+    @model_validator(mode="after")
+    def _redis_and_api_key(self) -> Self:
+        if self.market_data_api_key_file is not None:
+            if self.market_data_api_key is not None:
+                raise ValueError("set MARKET_DATA_API_KEY or MARKET_DATA_API_KEY_FILE, not both")
+            try:
+                key = self.market_data_api_key_file.read_text(encoding="utf-8").strip()
+            except (OSError, UnicodeDecodeError) as exc:
+                reason = exc.strerror if isinstance(exc, OSError) else "not UTF-8 text"
+                raise ValueError(f"MARKET_DATA_API_KEY_FILE cannot be read: {reason}") from None
+            _check_api_key(key, "the key in MARKET_DATA_API_KEY_FILE")
+            self.market_data_api_key = SecretStr(key)
+        tls = self.redis_ssl
+        if self.redis_url is not None:
+            params = RedisConnectionParams.from_url(self.redis_url.get_secret_value())
+            if self.redis_ssl and "redis_ssl" in self.model_fields_set and not params.ssl:
+                raise ValueError("REDIS_SSL is true but REDIS_URL is not a rediss:// URL")
+            if params.password is not None and self.redis_password is not None:
+                raise ValueError("REDIS_PASSWORD and a password in REDIS_URL: set it once")
+            tls = params.ssl
+        if self.redis_ssl_ca_certs is not None and not tls:
+            raise ValueError(
+                "REDIS_SSL_CA_CERTS needs TLS: set REDIS_SSL=true or use a rediss:// REDIS_URL"
+            )
+        return self
+
+    @property
+    def position_sync_on(self) -> bool:
+        """POSITION_SYNC_ENABLED, or when unset: see the comment on that setting."""
+        if self.position_sync_enabled is not None:
+            return self.position_sync_enabled
+        return self.alpaca_data_url is None or "alpaca_base_url" in self.model_fields_set
+
     @property
     def stream_url(self) -> str:
         return self.alpaca_data_url or feed_url(self.alpaca_data_feed)
 
     def redis_params(self) -> RedisConnectionParams:
         password = self.redis_password.get_secret_value() if self.redis_password else None
+        ca_certs = str(self.redis_ssl_ca_certs) if self.redis_ssl_ca_certs else None
+        if self.redis_url is not None:
+            params = RedisConnectionParams.from_url(self.redis_url.get_secret_value())
+            return dataclasses.replace(
+                params,
+                password=params.password if params.password is not None else password,
+                ssl_ca_certs=params.ssl_ca_certs or (ca_certs if params.ssl else None),
+            )
         return RedisConnectionParams(
             host=self.redis_host,
             port=self.redis_port,
             db=self.redis_db,
             password=password,
             ssl=self.redis_ssl,
+            ssl_ca_certs=ca_certs,
         )
 
 

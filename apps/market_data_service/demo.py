@@ -3,7 +3,9 @@
 Starts a private ``redis-server``, the Alpaca-protocol simulator and the service on
 loopback, subscribes through the HTTP API like any client would, and shows prices as
 they land in Redis: events from ``price.updated.*``, bid/ask read back from
-``price:{SYM}``. Ctrl-C stops everything it started.
+``price:{SYM}``. The simulator's account opens with a few positions (long AAPL, short
+MSFT, long GOOGL), so the real-time P&L table below the prices moves with the quotes.
+Ctrl-C stops everything it started.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import sys
 import time
 from dataclasses import dataclass, field
 from decimal import Decimal
+from typing import Any
 
 import httpx
 import msgspec
@@ -27,13 +30,31 @@ from rich.text import Text
 
 from apps.market_data_service.config import Settings
 from apps.market_data_service.main import create_app
+from apps.market_data_service.status import pnl_table
 from apps.simulator import AlpacaSimulator, SimulatorConfig
+from apps.simulator.quotes import format_price, start_price_cents
 from libs.market_data import PriceData, PriceUpdateEvent
 from libs.redis_client import EmbeddedRedis, RedisClient
 
 __all__ = ["run"]
 
 _event_decoder = msgspec.json.Decoder(dict[str, str])
+PNL_PATH = "/api/v1/positions/pnl/realtime"
+# (symbol, signed qty, entry as a percent of the simulator's start price): one winner
+# each way and a loser, so both signs of P&L show from the first quote.
+_DEMO_POSITIONS = (("AAPL", 100, 98), ("MSFT", -50, 101), ("GOOGL", 25, 102))
+
+
+def demo_positions() -> tuple[dict[str, str], ...]:
+    """The demo account's positions, as the simulator's ``positions`` setting takes them."""
+    return tuple(
+        {
+            "symbol": symbol,
+            "qty": str(qty),
+            "avg_entry_price": format_price(start_price_cents(symbol) * percent // 100),
+        }
+        for symbol, qty, percent in _DEMO_POSITIONS
+    )
 
 
 @dataclass
@@ -51,6 +72,8 @@ class _Board:
     rows: dict[str, _Row] = field(default_factory=dict)
     events: int = 0
     started: float = field(default_factory=time.monotonic)
+    pnl: dict[str, Any] | None = None  # the last GET /api/v1/positions/pnl/realtime body
+    pnl_error: str | None = None
 
     def on_event(self, payload: bytes) -> None:
         event = PriceUpdateEvent.model_validate_json(payload)
@@ -79,12 +102,18 @@ async def _demo(args: argparse.Namespace) -> int:
     console.print("[bold]market-data demo[/]: starting a private Redis and the simulator ...")
     async with (
         EmbeddedRedis() as redis_server,
-        AlpacaSimulator(SimulatorConfig(port=0, rate=args.rate, batch_size=10)) as sim,
+        AlpacaSimulator(
+            SimulatorConfig(port=0, rate=args.rate, batch_size=10, positions=demo_positions())
+        ) as sim,
     ):
         settings = Settings(
             alpaca_api_key=sim.config.api_key,
             alpaca_secret_key=sim.config.secret_key,
             alpaca_data_url=sim.url(),
+            # The simulator answers the REST calls too: positions and previous closes.
+            alpaca_base_url=sim.http_url(),
+            alpaca_data_base_url=sim.http_url(),
+            position_sync_interval=5.0,
             redis_host=redis_server.host,
             redis_port=redis_server.port,
             port=args.port,
@@ -117,14 +146,23 @@ async def _demo(args: argparse.Namespace) -> int:
                     return 1
             console.print(
                 f"service on [bold]{base}[/]  docs: {base}/docs  health: {base}/health\n"
+                f"prices: {base}/api/v1/prices/AAPL  P&L: {base}/api/v1/positions/pnl/realtime"
+                f"  metrics: {base}/metrics\n"
                 f"simulator {sim.url()}  redis {redis_server.url}  Ctrl-C to stop"
             )
             board = _Board(symbols=reply.json()["subscribed_symbols"])
             client = RedisClient(params=redis_server.params)
             try:
-                await _show(
-                    console, board, client, stop=stop, serving=serving, duration=args.duration
-                )
+                async with httpx.AsyncClient(base_url=base, timeout=10) as http:
+                    await _show(
+                        console,
+                        board,
+                        client,
+                        http,
+                        stop=stop,
+                        serving=serving,
+                        duration=args.duration,
+                    )
             finally:
                 await client.close()
         finally:
@@ -154,6 +192,7 @@ async def _show(
     console: Console,
     board: _Board,
     client: RedisClient,
+    http: httpx.AsyncClient,
     *,
     stop: asyncio.Event,
     serving: asyncio.Task[None],
@@ -165,7 +204,7 @@ async def _show(
     # A terminal gets a live table; a pipe or log gets one line a second.
     live = Live(console=console, auto_refresh=False) if console.is_terminal else None
     interval = 0.25 if live is not None else 1.0
-    next_draw = 0.0
+    next_draw = next_pnl = 0.0
     try:
         with live if live is not None else contextlib.nullcontext():
             while not stop.is_set() and not serving.done():
@@ -179,6 +218,10 @@ async def _show(
                     continue
                 next_draw = time.monotonic() + interval
                 await _refresh_prices(board, client)
+                if time.monotonic() >= next_pnl:
+                    # Once a second: each call reads the positions from the broker.
+                    next_pnl = time.monotonic() + 1.0
+                    await _refresh_pnl(board, http)
                 if live is not None:
                     live.update(_render(board), refresh=True)
                 else:
@@ -192,6 +235,18 @@ async def _refresh_prices(board: _Board, client: RedisClient) -> None:
     for symbol, raw in zip(board.symbols, values, strict=True):
         if raw is not None:
             board.rows.setdefault(symbol, _Row()).price = PriceData.model_validate_json(raw)
+
+
+async def _refresh_pnl(board: _Board, http: httpx.AsyncClient) -> None:
+    try:
+        reply = await http.get(PNL_PATH)
+    except httpx.HTTPError as exc:
+        board.pnl_error = f"P&L unavailable: {exc!r}"
+        return
+    if reply.status_code == 200:
+        board.pnl, board.pnl_error = reply.json(), None
+    else:
+        board.pnl_error = f"P&L unavailable: HTTP {reply.status_code} {reply.text}"
 
 
 def _render(board: _Board) -> Group:
@@ -219,6 +274,10 @@ def _render(board: _Board) -> Group:
         )
     elapsed = max(now - board.started, 1e-9)
     footer = Text(f"{board.events} events received, {board.events / elapsed:.1f}/s")
+    if board.pnl_error is not None:
+        return Group(table, footer, Text(board.pnl_error, style="red"))
+    if board.pnl is not None:
+        return Group(table, footer, pnl_table(board.pnl))
     return Group(table, footer)
 
 
@@ -227,7 +286,10 @@ def _line(board: _Board) -> str:
     for symbol in board.symbols:
         row = board.rows.get(symbol)
         parts.append(f"{symbol} {row.mid if row and row.mid is not None else '-'}")
-    return "  ".join(parts) + f"   ({board.events} events)"
+    line = "  ".join(parts) + f"   ({board.events} events)"
+    if board.pnl is not None:
+        line += f"   P&L {board.pnl['totals']['total_unrealized_pl']}"
+    return line
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -9,11 +9,20 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator
 
-from fastapi import FastAPI, Request, status
+from fastapi import Depends, FastAPI, Request, status
+from fastapi.encoders import jsonable_encoder
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
 from apps.market_data_service.config import Settings, load_settings
-from apps.market_data_service.routes import health, subscriptions
+from apps.market_data_service.logging_config import configure_logging_once, settings_secrets
+from apps.market_data_service.routes import health, metrics, pnl, prices, subscriptions
+from apps.market_data_service.security import (
+    UNAUTHORIZED_RESPONSES,
+    document_api_key,
+    redact_broker_auth_frames,
+    require_api_key,
+)
 from apps.market_data_service.service import MarketDataService
 from libs.market_data import InvalidSymbolError, MarketDataError
 
@@ -28,6 +37,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         service = MarketDataService(settings or load_settings())
+        configure_logging_once(
+            service.settings.log_level,
+            service.settings.log_format,
+            secrets=settings_secrets(service.settings),
+        )
         app.state.settings = service.settings
         app.state.service = service
         await service.start()
@@ -41,7 +55,22 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         description="Real-time Alpaca quotes, validated with exact decimals, cached in Redis.",
         version="0.1.0",
         lifespan=lifespan,
+        # MARKET_DATA_API_KEY, on every route (routers added later too) but /health.
+        dependencies=[Depends(require_api_key)],
+        responses=UNAUTHORIZED_RESPONSES,
     )
+    document_api_key(app)
+    redact_broker_auth_frames()
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid_request(request: Request, exc: RequestValidationError) -> JSONResponse:
+        # FastAPI's own handler answers 500 when the rejected input is bytes that are not
+        # UTF-8 (a body sent without a JSON content type): show such bytes escaped.
+        detail = jsonable_encoder(
+            exc.errors(),
+            custom_encoder={bytes: lambda raw: raw.decode("utf-8", "backslashreplace")},
+        )
+        return JSONResponse(status_code=422, content={"detail": detail})
 
     @app.exception_handler(MarketDataError)
     async def broker_error(request: Request, exc: MarketDataError) -> JSONResponse:
@@ -57,6 +86,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     app.include_router(health.router)
     app.include_router(subscriptions.router)
+    app.include_router(pnl.router)
+    app.include_router(prices.router)
+    app.include_router(metrics.router)
     return app
 
 

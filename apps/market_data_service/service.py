@@ -11,7 +11,10 @@ import contextlib
 import logging
 
 from apps.market_data_service.config import Settings
+from apps.market_data_service.metrics import build_registry
 from libs.market_data import AlpacaMarketDataStream, MarketDataError
+from libs.market_data.position_subscription import PositionBasedSubscription
+from libs.market_data.positions import AlpacaRestClient, PreviousCloseCache, RecentPositions
 from libs.market_data.price_cache import PriceCache
 from libs.market_data.subscriptions import SubscriptionRegistry
 from libs.redis_client import EventPublisher, RedisClient
@@ -42,11 +45,32 @@ class MarketDataService:
         )
         self.subscriptions = SubscriptionRegistry(self.stream, self.redis_client)
         self.prices = PriceCache(self.redis_client)
+        # Positions (docs/positions.md): the broker's REST API, and the sync task.
+        self.broker = AlpacaRestClient(
+            settings.alpaca_api_key.get_secret_value(),
+            settings.alpaca_secret_key.get_secret_value(),
+            base_url=settings.alpaca_base_url,
+            data_base_url=settings.alpaca_data_base_url,
+            feed=settings.alpaca_data_feed,
+            timeout=settings.alpaca_rest_timeout,
+        )
+        self.previous_closes = PreviousCloseCache(self.broker)
+        self.recent_positions = RecentPositions(self.broker)
+        self.position_sync = (
+            PositionBasedSubscription(
+                self.broker, self.subscriptions, interval=settings.position_sync_interval
+            )
+            if settings.position_sync_on
+            else None
+        )
+        self.metrics_registry = build_registry(self.stream, self.prices)
         self._tasks: list[asyncio.Task[None]] = []
 
     async def start(self) -> None:
         """Restore the saved subscriptions, then connect in the background."""
         await self.subscriptions.restore()
+        if self.position_sync is not None:
+            self.position_sync.start()
         self._tasks.append(asyncio.create_task(self._run_stream(), name="market-data-stream"))
 
     async def _run_stream(self) -> None:
@@ -58,6 +82,9 @@ class MarketDataService:
 
     async def stop(self) -> None:
         """Close the socket cleanly, flush Redis writes, cancel background work."""
+        if self.position_sync is not None:
+            # First: a sync racing the shutdown would subscribe on a closing stream.
+            await self.position_sync.stop()
         await self.stream.stop()
         for task in self._tasks:
             task.cancel()
@@ -65,5 +92,6 @@ class MarketDataService:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         self._tasks.clear()
+        await self.broker.aclose()
         await self.publisher.close()
         await self.redis_client.close()

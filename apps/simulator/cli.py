@@ -7,8 +7,10 @@ import asyncio
 import contextlib
 import logging
 import signal
+from dataclasses import asdict
 
 from apps.simulator.config import DEFAULT_PORT, SimulatorConfig
+from apps.simulator.rest import load_positions
 from apps.simulator.server import AlpacaSimulator
 
 __all__ = ["add_arguments", "config_from_args", "run"]
@@ -76,6 +78,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         action="store_false",
         help="decline permessage-deflate",
     )
+    parser.add_argument(
+        "--positions",
+        metavar="FILE",
+        help="JSON file of open positions for GET /v2/positions "
+        '(e.g. [{"symbol": "AAPL", "qty": "10", "avg_entry_price": "187.50"}])',
+    )
 
 
 def config_from_args(args: argparse.Namespace) -> SimulatorConfig:
@@ -92,6 +100,9 @@ def config_from_args(args: argparse.Namespace) -> SimulatorConfig:
         symbol_limit=args.symbol_limit or None,
         auth_timeout=args.auth_timeout,
         compression=args.compression,
+        positions=tuple(
+            asdict(p) for p in (load_positions(args.positions) if args.positions else ())
+        ),
     )
 
 

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
 
 __all__ = ["DEFAULT_PORT", "SimulatorConfig"]
 
@@ -39,6 +41,9 @@ class SimulatorConfig:
     compression: bool = True
     # Server-side keepalive like Alpaca's (it expects a pong within ~20 s).
     ping_interval: float | None = 20.0
+    # Open positions GET /v2/positions reports: mappings with symbol, qty (negative or
+    # side "short" for a short) and avg_entry_price; see apps.simulator.rest.
+    positions: tuple[Mapping[str, Any], ...] = field(default=(), hash=False)
 
     def __post_init__(self) -> None:
         if not 0 <= self.port <= 65535:

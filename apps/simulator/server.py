@@ -6,7 +6,8 @@ subscribe/unsubscribe answered with the full subscription set, control messages
 alone in their frame, data batched, JSON text frames or msgpack binary frames chosen
 by the handshake's ``Content-Type``. On top, test hooks inject the faults the real
 service shows: auth refusals, refused subscriptions, error frames, malformed frames,
-stalls and dropped connections.
+stalls and dropped connections. The same port answers the REST calls the service makes
+(``/v2/positions``, ``/v2/stocks/snapshots``: :mod:`apps.simulator.rest`).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import re
 import time
 from collections import deque
 from collections.abc import Iterable, Mapping
+from decimal import Decimal
 from http import HTTPStatus
 from typing import Any, Final, Self
 
@@ -36,9 +38,12 @@ from apps.simulator.quotes import (
     QuoteGenerator,
     QuoteTick,
     WireEncoder,
+    format_price,
     rfc3339_ns,
+    start_price_cents,
     tick_to_dict,
 )
+from apps.simulator.rest import Endpoint, SimulatedPosition, SimulatorRest
 
 __all__ = ["ERROR_MESSAGES", "AlpacaSimulator"]
 
@@ -363,6 +368,16 @@ class AlpacaSimulator:
         self._schedule_epoch = 0
         self._server: Server | None = None
         self._port = self.config.port
+        # REST endpoints (/v2/positions, /v2/stocks/snapshots) on the same port.
+        self.rest = SimulatorRest(
+            self.config.api_key,
+            self.config.secret_key,
+            quote_of=self._last_quote,
+            start_price=lambda symbol: Decimal(
+                format_price(start_price_cents(symbol, self.config.seed))
+            ),
+            positions=self.config.positions,
+        )
 
     # -- lifecycle ---------------------------------------------------------------
 
@@ -417,6 +432,10 @@ class AlpacaSimulator:
             host = f"[{host}]"
         return f"ws://{host}:{self._port}/v2/{feed}"
 
+    def http_url(self) -> str:
+        """``http://host:port``: the REST base URL (trading and data APIs alike)."""
+        return "http" + self.url().removeprefix("ws").removesuffix("/v2/iex")
+
     # -- introspection -------------------------------------------------------------
 
     @property
@@ -446,6 +465,12 @@ class AlpacaSimulator:
         for symbol, entry in self._last.items():
             out[symbol] = dict(entry) if isinstance(entry, dict) else tick_to_dict(*entry)
         return out
+
+    def _last_quote(self, symbol: str) -> dict[str, Any] | None:
+        entry = self._last.get(symbol)
+        if entry is None:
+            return None
+        return dict(entry) if isinstance(entry, dict) else tick_to_dict(*entry)
 
     def _authenticated_count(self) -> int:
         return sum(1 for session in self._sessions if session.authenticated)
@@ -495,6 +520,30 @@ class AlpacaSimulator:
     def reject_next_subscribe(self, code: int = 405) -> None:
         """Answer the next subscribe request with this error; its subscriptions are not applied."""
         self._subscribe_rejections.append(code)
+
+    def set_positions(self, positions: Iterable[Mapping[str, Any] | SimulatedPosition]) -> None:
+        """Replace the positions ``GET /v2/positions`` reports (``[]``: all closed)."""
+        self.rest.set_positions(positions)
+
+    def fail_positions(
+        self, status: int = 503, times: int = 1, *, retry_after: float | None = None
+    ) -> None:
+        """Answer the next ``times`` ``GET /v2/positions`` with ``status`` (5xx, 429, 401...)."""
+        self.rest.fail("positions", status, times, retry_after=retry_after)
+
+    def fail_rest(
+        self,
+        endpoint: Endpoint,
+        status: int = 503,
+        times: int = 1,
+        *,
+        retry_after: float | None = None,
+        ratelimit_reset: float | None = None,
+    ) -> None:
+        """Like :meth:`fail_positions` for either endpoint, with the rate-limit reset too."""
+        self.rest.fail(
+            endpoint, status, times, retry_after=retry_after, ratelimit_reset=ratelimit_reset
+        )
 
     async def send_quotes(self, quotes: Iterable[Mapping[str, Any]]) -> None:
         """Send these quote objects as one frame to every authenticated session.
@@ -569,6 +618,9 @@ class AlpacaSimulator:
     # -- websockets callbacks ----------------------------------------------------------
 
     def _process_request(self, connection: ServerConnection, request: Request) -> Response | None:
+        rest = self.rest.handle(request)
+        if rest is not None:
+            return rest
         path = request.path.partition("?")[0]
         if _PATH.fullmatch(path) is None:
             return connection.respond(HTTPStatus.NOT_FOUND, "Not Found\n")

@@ -11,6 +11,11 @@ from libs.market_data.connection import ConnectionState
 from libs.market_data.exceptions import (
     AlpacaError,
     AuthenticationError,
+    BrokerAPIError,
+    BrokerAuthError,
+    BrokerRateLimitError,
+    BrokerResponseError,
+    BrokerUnavailableError,
     ConnectionLimitError,
     HandshakeError,
     InvalidSymbolError,
@@ -22,6 +27,9 @@ from libs.market_data.exceptions import (
     StreamConnectionError,
     SubscriptionError,
 )
+from libs.market_data.pnl import PnLReport, PositionPnL, PriceSource, compute_pnl
+from libs.market_data.position_subscription import PositionBasedSubscription
+from libs.market_data.positions import AlpacaRestClient, Position, PositionSide, PreviousClose
 from libs.market_data.sink import PRICE_CHANNEL_PREFIX, PRICE_KEY_PREFIX
 from libs.market_data.symbols import normalize_symbol, normalize_symbols
 from libs.market_data.types import (
@@ -37,14 +45,27 @@ __all__ = [
     "PRICE_KEY_PREFIX",
     "AlpacaError",
     "AlpacaMarketDataStream",
+    "AlpacaRestClient",
     "AuthenticationError",
     "BackoffPolicy",
+    "BrokerAPIError",
+    "BrokerAuthError",
+    "BrokerRateLimitError",
+    "BrokerResponseError",
+    "BrokerUnavailableError",
     "ConnectionLimitError",
     "ConnectionState",
     "HandshakeError",
     "InvalidSymbolError",
     "MarketDataError",
+    "PnLReport",
+    "Position",
+    "PositionBasedSubscription",
+    "PositionPnL",
+    "PositionSide",
+    "PreviousClose",
     "PriceData",
+    "PriceSource",
     "PriceUpdateEvent",
     "ProtocolError",
     "QuoteData",
@@ -55,6 +76,7 @@ __all__ = [
     "StreamConnectionError",
     "SubscriptionError",
     "check_quote",
+    "compute_pnl",
     "feed_url",
     "normalize_symbol",
     "normalize_symbols",

@@ -50,6 +50,8 @@ FATAL_ERROR_CODES: Final = frozenset({402, 409, 410, 411})
 # Unsolicited error frames after which the session is given up and redone.
 _RECONNECT_CODES: Final = frozenset({407, 500})
 _MAX_STALL_TIMEOUT: Final = 3600.0
+# Codes Alpaca documents; anything else is labelled "alpaca_other" (bounded labels).
+_KNOWN_CODES: Final = frozenset({*range(400, 414), 500})
 # A session that stayed up this long counts as recovered even if no data came
 # (nothing subscribed, or a quiet feed), so rare drops never exhaust the attempts.
 _STABLE_AFTER: Final = 60.0
@@ -75,6 +77,26 @@ def _alpaca_error(message: ErrorMessage, symbols: Iterable[str] = ()) -> AlpacaE
     if code in (400, 405):
         return SubscriptionError(code, msg, symbols)
     return AlpacaError(code, msg)
+
+
+def _reconnect_cause(failure: Exception | None, *, stalled: bool) -> str:
+    """A short, bounded name for why a session ended (a metric label, a log field)."""
+    if stalled:
+        return "stall"  # our data clock closed a silent socket
+    if failure is None:
+        return "closed"  # the server ended the session without an error
+    if isinstance(failure, AlpacaError):
+        return f"alpaca_{failure.code}" if failure.code in _KNOWN_CODES else "alpaca_other"
+    if isinstance(failure, HandshakeError):
+        return "handshake"
+    cause = failure.__cause__
+    if isinstance(cause, ConnectionClosed):
+        return "closed"
+    if isinstance(cause, TimeoutError):
+        return "timeout"
+    if isinstance(failure, ProtocolError):
+        return "protocol"
+    return "connect"
 
 
 def _retry_after(exc: InvalidStatus) -> float | None:
@@ -132,6 +154,9 @@ class AlpacaConnection:
         self.malformed_messages = 0
         self.other_messages = 0
         self.error_frames = 0
+        # reconnects by short cause ("closed", "stall", "alpaca_406", ...): a fixed set
+        # of names, so a metric labelled with them stays small.
+        self.reconnect_causes: dict[str, int] = {}
         self.connected_since: float | None = None  # wall clock
         self.last_data_at: float | None = None  # wall clock
         self._ws: ClientConnection | None = None
@@ -168,6 +193,7 @@ class AlpacaConnection:
         while not self._stopping:
             started = time.monotonic()
             retry_after: float | None = None
+            failure: Exception | None = None
             session = asyncio.ensure_future(self._session())
             self._session_task = session
             try:
@@ -187,8 +213,10 @@ class AlpacaConnection:
                     raise
                 retry_after = exc.retry_after
                 self.last_error = str(exc)
+                failure = exc
             except (StreamConnectionError, AlpacaError) as exc:
                 self.last_error = str(exc)
+                failure = exc
             finally:
                 self._session_task = None
             if self._stopping:
@@ -206,12 +234,17 @@ class AlpacaConnection:
             if retry_after is not None:
                 delay = max(delay, retry_after)
             self.state = ConnectionState.RECONNECTING
+            # _close_reason outlives a session that fails before it opens: match the text.
+            stalled = failure is not None and str(failure) == self._close_reason
+            cause = _reconnect_cause(failure, stalled=stalled)
+            self.reconnect_causes[cause] = self.reconnect_causes.get(cause, 0) + 1
             logger.warning(
                 "market data stream lost (%s); reconnect attempt %d/%d in %.2fs",
                 self.last_error,
                 self.reconnect_attempts,
                 self.backoff.max_attempts,
                 delay,
+                extra={"cause": cause, "attempt": self.reconnect_attempts, "delay": delay},
             )
             self._wake.clear()
             with contextlib.suppress(TimeoutError):
@@ -243,6 +276,7 @@ class AlpacaConnection:
                     await self._request("subscribe", added)
                 except SubscriptionError as exc:
                     self.desired.difference_update(added)
+                    logger.warning("subscribe of %s refused: %s", added, exc)
                     raise SubscriptionError(exc.code, exc.msg, added) from None
                 except AlpacaError:
                     # Any other refusal (406, 407, 500): the server did not take them.

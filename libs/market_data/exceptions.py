@@ -10,11 +10,16 @@ redis-py and msgspec are translated where they enter (``raise ... from exc``).
     ├── StreamConnectionError         transport-level trouble (connect, handshake, closed)
     │   ├── HandshakeError            HTTP status instead of 101 (429, 5xx, 4xx); ``retry_after``
     │   └── ProtocolError             the server broke the protocol (bad greeting, timeouts)
-    └── AlpacaError                   an error frame from the server: ``code`` and ``msg``
-        ├── AuthenticationError       402, 409, 410, 411: fatal until the configuration changes
-        ├── ConnectionLimitError      406: another session holds the slot; wait and retry
-        ├── SubscriptionError         405/400 refusing a subscribe; ``symbols`` names them
-        └── SlowClientError           407: the server is about to drop us
+    ├── AlpacaError                   an error frame from the server: ``code`` and ``msg``
+    │   ├── AuthenticationError       402, 409, 410, 411: fatal until the configuration changes
+    │   ├── ConnectionLimitError      406: another session holds the slot; wait and retry
+    │   ├── SubscriptionError         405/400 refusing a subscribe; ``symbols`` names them
+    │   └── SlowClientError           407: the server is about to drop us
+    └── BrokerAPIError                a REST call failed: ``status``, ``code``, ``retry_after``
+        ├── BrokerAuthError           401/403: keys refused or not permitted; retrying will not help
+        ├── BrokerRateLimitError      429 still after the bounded retries
+        ├── BrokerUnavailableError    5xx still after the retries, or no answer (connect, timeout)
+        └── BrokerResponseError       an answer that is not what the API documents
 """
 
 from __future__ import annotations
@@ -24,6 +29,11 @@ from collections.abc import Iterable
 __all__ = [
     "AlpacaError",
     "AuthenticationError",
+    "BrokerAPIError",
+    "BrokerAuthError",
+    "BrokerRateLimitError",
+    "BrokerResponseError",
+    "BrokerUnavailableError",
     "ConnectionLimitError",
     "HandshakeError",
     "InvalidSymbolError",
@@ -110,3 +120,41 @@ class SubscriptionError(AlpacaError):
         super().__init__(code, msg)
         if self.symbols:
             self.args = (f"Alpaca error {code}: {msg} (refused: {', '.join(self.symbols)})",)
+
+
+class BrokerAPIError(MarketDataError):
+    """An Alpaca REST call failed.
+
+    ``status`` is the HTTP status (``None`` when no answer came), ``code`` Alpaca's own
+    error code from the body when it sent one, ``retry_after`` the seconds the server
+    asked us to wait, if it said. Messages name the request, never a credential.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status: int | None = None,
+        code: int | None = None,
+        retry_after: float | None = None,
+    ) -> None:
+        self.status = status
+        self.code = code
+        self.retry_after = retry_after
+        super().__init__(message)
+
+
+class BrokerAuthError(BrokerAPIError):
+    """401/403: the keys were refused or lack the permission. Retrying will not help."""
+
+
+class BrokerRateLimitError(BrokerAPIError):
+    """429 still after the bounded retries; ``retry_after`` says when to come back."""
+
+
+class BrokerUnavailableError(BrokerAPIError):
+    """5xx still after the retries, or no answer at all (refused, timed out)."""
+
+
+class BrokerResponseError(BrokerAPIError):
+    """An answer that is not what the API documents (bad JSON, wrong shape, bad numbers)."""

@@ -108,17 +108,21 @@ class DecodedFrame:
 
 
 _MAX_ERRORS_KEPT: Final = 3
+# Besides DecodeError, msgspec raises RecursionError for nesting deeper than the
+# interpreter's recursion limit ([[[[...]]]]), and UnicodeEncodeError for a ``str``
+# frame holding lone surrogates: both are bad input too.
+_BAD_INPUT: Final = (msgspec.DecodeError, RecursionError, UnicodeEncodeError)
 
 
 def decode_frame(data: bytes | str) -> DecodedFrame:
     """Decode one WebSocket message; never raises for bad input."""
     try:
         return DecodedFrame(quotes=_quotes_decoder.decode(data))
-    except msgspec.DecodeError:
+    except _BAD_INPUT:
         pass
     try:
         messages = _frame_decoder.decode(data)
-    except msgspec.DecodeError:
+    except _BAD_INPUT:
         return _decode_elements(data)
     return _split(messages)
 
@@ -138,7 +142,7 @@ def _split(messages: Iterable[object]) -> DecodedFrame:
 def _decode_elements(data: bytes | str) -> DecodedFrame:
     try:
         elements = _raw_decoder.decode(data)
-    except msgspec.DecodeError as exc:
+    except _BAD_INPUT as exc:
         return DecodedFrame(malformed=1, errors=[f"frame: {exc}"])
     decoded: list[object] = []
     errors: list[str] = []
@@ -146,7 +150,7 @@ def _decode_elements(data: bytes | str) -> DecodedFrame:
     for index, raw in enumerate(elements):
         try:
             decoded.append(_element_decoder.decode(raw))
-        except msgspec.DecodeError as exc:
+        except _BAD_INPUT as exc:
             malformed += 1
             if len(errors) < _MAX_ERRORS_KEPT:
                 errors.append(f"element {index}: {exc}")

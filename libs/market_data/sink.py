@@ -27,6 +27,7 @@ from libs.redis_client import RedisConnectionParams
 from libs.redis_client.exceptions import RedisClientError
 from libs.redis_client.resp import SetPublishPacker
 from libs.redis_client.writer import PipelinedWriter, pack_commands
+from libs.telemetry import Histogram
 
 __all__ = ["PRICE_CHANNEL_PREFIX", "PRICE_KEY_PREFIX", "STATUS_CHANNEL", "RedisPriceSink"]
 
@@ -87,6 +88,11 @@ class RedisPriceSink:
     @property
     def pending_symbols(self) -> int:
         return len(self._pending)
+
+    @property
+    def round_trip_seconds(self) -> Histogram:
+        """Redis round trip per written batch, for the metrics endpoint."""
+        return self._writer.round_trip_seconds
 
     def stats(self) -> dict[str, Any]:
         writer = self._writer

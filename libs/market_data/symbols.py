@@ -23,7 +23,9 @@ def normalize_symbol(symbol: object) -> str:
         raise InvalidSymbolError(symbol, "is empty")
     if len(text) > MAX_SYMBOL_LENGTH:
         raise InvalidSymbolError(symbol, f"longer than {MAX_SYMBOL_LENGTH} characters")
-    if _TICKER.fullmatch(text) is None:
+    # ASCII before upper(): dotless i (U+0131) and long s (U+017F) upper-case to I and S,
+    # so "\u0131bm" would become IBM.
+    if not symbol.isascii() or _TICKER.fullmatch(text) is None:
         raise InvalidSymbolError(
             symbol, "only letters, digits, '.' and '/' are allowed, starting with a letter or digit"
         )

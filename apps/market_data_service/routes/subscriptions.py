@@ -9,6 +9,7 @@ from fastapi.responses import JSONResponse
 
 from apps.market_data_service.dependencies import ServiceDep
 from apps.market_data_service.schemas import (
+    SYMBOL_PATTERN,
     SubscribeRequest,
     SubscribeResponse,
     SubscriptionsResponse,
@@ -27,6 +28,7 @@ router = APIRouter(prefix="/api/v1")
     status_code=status.HTTP_201_CREATED,
     response_model=SubscribeResponse,
     responses={
+        400: {"description": "The body cannot be parsed (not UTF-8 JSON)"},
         409: {"description": "The broker refused the subscription"},
         502: {"description": "The broker answered with another error"},
     },
@@ -61,7 +63,8 @@ async def subscribe(
     responses={404: {"description": "Not subscribed"}, 422: {"description": "Not a ticker"}},
 )
 async def unsubscribe(
-    symbol: Annotated[str, Path(max_length=64)], service: ServiceDep
+    symbol: Annotated[str, Path(max_length=64, json_schema_extra={"pattern": SYMBOL_PATTERN})],
+    service: ServiceDep,
 ) -> UnsubscribeResponse:
     try:
         normalized = normalize_symbol(symbol)

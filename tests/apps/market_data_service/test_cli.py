@@ -263,7 +263,11 @@ def test_client_commands_against_the_demo(env: dict[str, str], tmp_path: Path) -
         assert json.loads(listed.stdout) == {
             "symbols": ["AAPL", "GOOGL", "MSFT", "TSLA"],
             "count": 4,
-            "sources": {s: ["manual"] for s in ("AAPL", "GOOGL", "MSFT", "TSLA")},
+            # The demo account holds AAPL, MSFT and GOOGL: the positions sync follows them.
+            "sources": {
+                **{s: ["manual", "positions"] for s in ("AAPL", "GOOGL", "MSFT")},
+                "TSLA": ["manual"],
+            },
         }
 
         missing = run(["unsubscribe", "NVDA", "--api", api], env, tmp_path)

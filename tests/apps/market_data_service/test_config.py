@@ -9,6 +9,8 @@ from pathlib import Path
 import pytest
 
 from apps.market_data_service.config import Settings, SettingsError, load_settings
+from apps.market_data_service.main import create_app
+from tests.fixtures.tls import make_ca
 
 API_KEY = "AKTESTKEY0123456789"
 SECRET_KEY = "s3cr3t-VALUE-never-shown-0123456789"
@@ -17,7 +19,7 @@ SECRET_KEY = "s3cr3t-VALUE-never-shown-0123456789"
 @pytest.fixture(autouse=True)
 def clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
     """No ALPACA_*/REDIS_*/service variables and a cwd without a stray ``.env``."""
-    prefixes = ("ALPACA_", "REDIS_", "RECONNECT_", "MAX_RECONNECT", "PRICE_CACHE")
+    prefixes = ("ALPACA_", "REDIS_", "RECONNECT_", "MAX_RECONNECT", "PRICE_CACHE", "MARKET_DATA_")
     names = {"PORT", "LOG_LEVEL", "SERVICE_NAME", "SERVICE_HOST"}
     for name in list(os.environ):
         if name.upper().startswith(prefixes) or name.upper() in names:
@@ -308,3 +310,219 @@ def test_secrets_are_not_in_repr_str_or_dump(monkeypatch: pytest.MonkeyPatch) ->
         assert API_KEY not in text
         assert "redis-pass-xyz" not in text
     assert "**********" in repr(settings)
+
+
+# -- Redis URL, TLS and the API key (issue 4) ------------------------------------------------
+
+REDIS_SECRET = "redis-url-secret-value-42"
+SERVICE_KEY = "service-api-key-0123456789"
+
+
+@pytest.fixture
+def ca_bundle(tmp_path: Path) -> Path:
+    """A real PEM CA certificate (the one the TLS tests use)."""
+    cert, _ = make_ca(tmp_path, "settings-test-ca")
+    return cert
+
+
+@pytest.mark.usefixtures("keys")
+@pytest.mark.parametrize(
+    ("url", "expected"),
+    [
+        ("redis://cache.internal:6380/2", ("cache.internal", 6380, 2, None, False)),
+        (f"redis://:{REDIS_SECRET}@cache:6379/0", ("cache", 6379, 0, REDIS_SECRET, False)),
+        (f"rediss://user:{REDIS_SECRET}@cache:6390", ("cache", 6390, 0, REDIS_SECRET, True)),
+        ("unix:///run/redis.sock?db=3", ("localhost", 6379, 3, None, False)),
+    ],
+)
+def test_redis_url_overrides_the_separate_settings(
+    monkeypatch: pytest.MonkeyPatch, url: str, expected: tuple[object, ...]
+) -> None:
+    monkeypatch.setenv("REDIS_HOST", "ignored-host")
+    monkeypatch.setenv("REDIS_PORT", "1234")
+    monkeypatch.setenv("REDIS_URL", url)
+    settings = load_settings()
+    params = settings.redis_params()
+    assert (params.host, params.port, params.db, params.password, params.ssl) == expected
+    assert REDIS_SECRET not in repr(settings)
+    assert REDIS_SECRET not in settings.model_dump_json()
+
+
+@pytest.mark.usefixtures("keys")
+def test_redis_password_completes_a_url_without_one(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("REDIS_URL", "rediss://cache:6390/1")
+    monkeypatch.setenv("REDIS_PASSWORD", REDIS_SECRET)
+    params = load_settings().redis_params()
+    assert (params.password, params.ssl, params.db) == (REDIS_SECRET, True, 1)
+
+
+@pytest.mark.usefixtures("keys")
+def test_redis_tls_with_a_ca_bundle(monkeypatch: pytest.MonkeyPatch, ca_bundle: Path) -> None:
+    monkeypatch.setenv("REDIS_SSL", "true")
+    monkeypatch.setenv("REDIS_SSL_CA_CERTS", str(ca_bundle))
+    params = load_settings().redis_params()
+    assert (params.ssl, params.ssl_ca_certs) == (True, str(ca_bundle))
+    monkeypatch.delenv("REDIS_SSL")
+    monkeypatch.setenv("REDIS_URL", "rediss://cache:6390/0")
+    params = load_settings().redis_params()
+    assert (params.ssl, params.ssl_ca_certs) == (True, str(ca_bundle))
+
+
+@pytest.mark.usefixtures("keys")
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://cache:6379/0",
+        "cache:6379",
+        f"redis://:{REDIS_SECRET}@cache:notaport/0",
+        f"redis://:{REDIS_SECRET}@cache:6379/zero",
+        f"redis://:{REDIS_SECRET}@cache:6379/0?ssl=true",
+        f"redis://:{REDIS_SECRET}@cache:70000/0",
+        "unix://",
+        "redis://cache:6379/1?db=2",
+    ],
+)
+def test_bad_redis_url_names_the_setting_and_never_the_password(
+    monkeypatch: pytest.MonkeyPatch, url: str
+) -> None:
+    message = settings_error(monkeypatch, REDIS_URL=url)
+    assert "REDIS_URL" in message
+    assert REDIS_SECRET not in message
+
+
+@pytest.mark.usefixtures("keys")
+@pytest.mark.parametrize(
+    ("env", "named"),
+    [
+        ({"REDIS_URL": "redis://cache:6379/0", "REDIS_SSL": "true"}, "REDIS_SSL"),
+        (
+            {"REDIS_URL": f"redis://:{REDIS_SECRET}@cache/0", "REDIS_PASSWORD": REDIS_SECRET},
+            "REDIS_PASSWORD",
+        ),
+        ({"REDIS_SSL_CA_CERTS": "/nonexistent/ca.pem"}, "REDIS_SSL_CA_CERTS"),
+        ({"REDIS_SSL": "maybe"}, "REDIS_SSL"),
+    ],
+    ids=["ssl-vs-url", "password-twice", "missing-ca-file", "ssl-not-bool"],
+)
+def test_conflicting_or_missing_redis_settings_are_named(
+    monkeypatch: pytest.MonkeyPatch, env: dict[str, str], named: str
+) -> None:
+    message = settings_error(monkeypatch, **env)
+    assert named in message
+    assert REDIS_SECRET not in message
+
+
+@pytest.mark.usefixtures("keys")
+def test_ca_bundle_without_tls_is_refused(monkeypatch: pytest.MonkeyPatch, ca_bundle: Path) -> None:
+    message = settings_error(monkeypatch, REDIS_SSL_CA_CERTS=str(ca_bundle))
+    assert "REDIS_SSL_CA_CERTS needs TLS" in message
+
+
+@pytest.mark.usefixtures("keys")
+def test_a_ca_bundle_that_is_not_pem_is_refused(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    bogus = tmp_path / "ca.pem"
+    bogus.write_text("not a certificate\n")
+    message = settings_error(monkeypatch, REDIS_SSL="true", REDIS_SSL_CA_CERTS=str(bogus))
+    assert "REDIS_SSL_CA_CERTS" in message
+    assert "PEM" in message
+
+
+@pytest.mark.usefixtures("keys")
+def test_api_key_is_optional_and_secret(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert load_settings().market_data_api_key is None
+    monkeypatch.setenv("MARKET_DATA_API_KEY", SERVICE_KEY)
+    settings = load_settings()
+    assert settings.market_data_api_key is not None
+    assert settings.market_data_api_key.get_secret_value() == SERVICE_KEY
+    assert SERVICE_KEY not in repr(settings)
+    assert SERVICE_KEY not in settings.model_dump_json()
+
+
+@pytest.mark.usefixtures("keys")
+@pytest.mark.parametrize(
+    ("key", "why"),
+    [
+        ("", "at least 16"),
+        ("short-key", "at least 16"),
+        ("a key with spaces in it", "printable ASCII"),
+        ("ключ-0123456789abcdef", "printable ASCII"),
+        ("tab\tseparated-0123456789", "printable ASCII"),
+    ],
+    ids=["empty", "short", "spaces", "non-ascii", "control"],
+)
+def test_bad_api_key_names_the_setting_and_never_the_key(
+    monkeypatch: pytest.MonkeyPatch, key: str, why: str
+) -> None:
+    message = settings_error(monkeypatch, MARKET_DATA_API_KEY=key)
+    assert "MARKET_DATA_API_KEY" in message
+    assert why in message
+    if key:
+        assert key not in message
+
+
+@pytest.mark.usefixtures("keys")
+def test_api_key_from_a_file(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    key_file = tmp_path / "api-key"
+    key_file.write_text(f"{SERVICE_KEY}\n")  # a trailing newline, as editors leave it
+    monkeypatch.setenv("MARKET_DATA_API_KEY_FILE", str(key_file))
+    key = load_settings().market_data_api_key
+    assert key is not None
+    assert key.get_secret_value() == SERVICE_KEY
+
+
+@pytest.mark.usefixtures("keys")
+@pytest.mark.parametrize(
+    ("content", "env", "named"),
+    [
+        (None, {}, "MARKET_DATA_API_KEY_FILE"),  # the file does not exist
+        ("", {}, "MARKET_DATA_API_KEY_FILE"),
+        ("short\n", {}, "MARKET_DATA_API_KEY_FILE"),
+        (SERVICE_KEY, {"MARKET_DATA_API_KEY": SERVICE_KEY}, "not both"),
+    ],
+    ids=["missing-file", "empty-file", "short-key", "both-set"],
+)
+def test_bad_api_key_file_is_named(
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    content: str | None,
+    env: dict[str, str],
+    named: str,
+) -> None:
+    key_file = tmp_path / "api-key"
+    if content is not None:
+        key_file.write_text(content)
+    message = settings_error(monkeypatch, MARKET_DATA_API_KEY_FILE=str(key_file), **env)
+    assert named in message
+    assert SERVICE_KEY not in message
+
+
+def test_an_unreadable_api_key_file_is_named(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    key_file = tmp_path / "api-key"
+    key_file.write_bytes(b"\xff\xfe not text")
+    message = settings_error(
+        monkeypatch,
+        ALPACA_API_KEY=API_KEY,
+        ALPACA_SECRET_KEY=SECRET_KEY,
+        MARKET_DATA_API_KEY_FILE=str(key_file),
+    )
+    assert "MARKET_DATA_API_KEY_FILE cannot be read" in message
+
+
+@pytest.mark.usefixtures("keys")
+async def test_the_app_refuses_to_start_with_a_bad_setting_and_names_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # `uvicorn apps.market_data_service.main:app` reads the settings at startup.
+    monkeypatch.setenv("REDIS_URL", f"redis://:{REDIS_SECRET}@cache:notaport/0")
+    monkeypatch.setenv("PRICE_CACHE_TTL", "-5")
+    app = create_app()
+    with pytest.raises(SettingsError) as caught:
+        async with app.router.lifespan_context(app):
+            pass
+    assert "REDIS_URL" in str(caught.value)
+    assert "PRICE_CACHE_TTL" in str(caught.value)
+    assert REDIS_SECRET not in str(caught.value)

@@ -24,3 +24,13 @@ def test_refuses_what_is_not_a_ticker(raw: object) -> None:
 
 def test_many_symbols_deduplicated_in_order() -> None:
     assert normalize_symbols(["msft", "AAPL", "aapl", "MSFT", "goog"]) == ["MSFT", "AAPL", "GOOG"]
+
+
+@pytest.mark.parametrize(
+    "raw", ["\u0131bm", "\u017fpy", "\ufb00", "AAPL\u0131", "\u3000AAPL"], ids=repr
+)
+def test_non_ascii_that_upper_cases_to_a_ticker_is_refused(raw: str) -> None:
+    # str.upper() maps dotless i to I, long s to S, the ff ligature to FF: without an ASCII
+    # check first, "\u0131bm" would subscribe IBM.
+    with pytest.raises(InvalidSymbolError):
+        normalize_symbol(raw)

@@ -1,0 +1,161 @@
+"""The optional API key of the HTTP API (``MARKET_DATA_API_KEY``).
+
+When the setting is present, every endpoint except those in :data:`PUBLIC_PATHS`
+(``/health``, for orchestrators' probes) answers 401 unless the request carries the
+key, as ``X-API-Key: <key>`` or ``Authorization: Bearer <key>``. When it is absent the
+API is open (the service binds to loopback by default).
+
+:func:`require_api_key` is applied to the whole app (``FastAPI(dependencies=...)``), so a
+router added later is protected without doing anything. ``/docs`` and
+``/openapi.json`` are not API routes and stay reachable: they describe the key (the
+security schemes) but contain no secret. The key is compared in constant time, on
+SHA-256 digests so even its length does not leak, and is never logged or echoed.
+
+:func:`redact_broker_auth_frames` keeps the Alpaca credentials out of websockets' DEBUG
+frame log, where the auth message would otherwise appear verbatim.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import logging
+import re
+from collections.abc import Callable
+from typing import Annotated, Any, Final
+
+from fastapi import FastAPI, HTTPException, Request, Security, status
+from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
+from pydantic import BaseModel, SecretStr
+
+__all__ = [
+    "API_KEY_HEADER",
+    "PUBLIC_PATHS",
+    "UNAUTHORIZED_RESPONSES",
+    "Unauthorized",
+    "document_api_key",
+    "redact_broker_auth_frames",
+    "require_api_key",
+]
+
+API_KEY_HEADER: Final = "X-API-Key"
+# Route paths (as declared) that never need the key.
+PUBLIC_PATHS: Final = frozenset({"/health"})
+
+_MISSING: Final = "missing API key: send it as X-API-Key or as 'Authorization: Bearer <key>'"
+_WRONG: Final = "invalid API key"
+# RFC 9110: a 401 names the scheme the client should use.
+_CHALLENGE: Final = {"WWW-Authenticate": 'Bearer realm="market-data"'}
+
+_api_key_header = APIKeyHeader(
+    name=API_KEY_HEADER,
+    scheme_name="ApiKey",
+    description="MARKET_DATA_API_KEY, when the service is configured with one.",
+    auto_error=False,
+)
+_bearer = HTTPBearer(
+    scheme_name="Bearer",
+    description="The same key as 'Authorization: Bearer <key>'.",
+    auto_error=False,
+)
+
+
+class Unauthorized(BaseModel):
+    """The body of a 401."""
+
+    detail: str
+
+
+UNAUTHORIZED_RESPONSES: Final[dict[int | str, dict[str, Any]]] = {
+    401: {"model": Unauthorized, "description": "The API key is missing or wrong"}
+}
+
+
+def _digest(value: str) -> bytes:
+    # Header values arrive latin-1 decoded; any str encodes to UTF-8 (a key is ASCII).
+    return hashlib.sha256(value.encode("utf-8", "surrogatepass")).digest()
+
+
+def _configured_key(request: Request) -> SecretStr | None:
+    settings = getattr(request.app.state, "settings", None)
+    key: SecretStr | None = getattr(settings, "market_data_api_key", None)
+    return key
+
+
+async def require_api_key(
+    request: Request,
+    api_key: Annotated[str | None, Security(_api_key_header)],
+    bearer: Annotated[HTTPAuthorizationCredentials | None, Security(_bearer)],
+) -> None:
+    """Let the request through if no key is configured, the route is public, or the key
+    it carries matches; otherwise 401. ``X-API-Key`` wins when both are sent."""
+    expected = _configured_key(request)
+    if expected is None:
+        return
+    route = request.scope.get("route")
+    if getattr(route, "path", None) in PUBLIC_PATHS:
+        return
+    presented = api_key if api_key is not None else (bearer.credentials if bearer else None)
+    if not presented:
+        raise HTTPException(status.HTTP_401_UNAUTHORIZED, _MISSING, headers=_CHALLENGE)
+    if not hmac.compare_digest(_digest(presented), _digest(expected.get_secret_value())):
+        raise HTTPException(status.HTTP_401_UNAUTHORIZED, _WRONG, headers=_CHALLENGE)
+
+
+class _AuthFrameRedactor(logging.Filter):
+    """Blanks the frame websockets logs at DEBUG when it sends Alpaca's auth message."""
+
+    _AUTH = re.compile(r"action.{0,8}?auth", re.DOTALL)
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno <= logging.DEBUG and self._AUTH.search(record.getMessage()):
+            record.msg, record.args = "> (the auth message: redacted)", ()
+        return True
+
+
+_REDACTOR: Final = _AuthFrameRedactor()
+# The loggers websockets uses for client connections (its default, and our connection's).
+_WEBSOCKET_LOGGERS: Final = ("websockets.client", "websockets")
+
+
+def redact_broker_auth_frames() -> None:
+    """Keep the Alpaca key and secret out of websockets' DEBUG frame log. Idempotent.
+
+    With ``LOG_LEVEL=DEBUG`` websockets logs every frame it sends, the auth message too
+    (``{"action":"auth","key":...,"secret":...}``); this filter replaces that one record.
+    """
+    for name in _WEBSOCKET_LOGGERS:
+        logging.getLogger(name).addFilter(_REDACTOR)
+
+
+def document_api_key(app: FastAPI) -> None:
+    """Make the OpenAPI document say what the running service really requires.
+
+    FastAPI lists the key's security schemes and the 401 on every route of the app;
+    this removes them from :data:`PUBLIC_PATHS`, and from every route when no key is
+    configured. The document is built on its first request, after startup has put the
+    settings on ``app.state``.
+    """
+    build: Callable[[], dict[str, Any]] = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is not None:
+            return app.openapi_schema
+        schema = build()
+        settings = getattr(app.state, "settings", None)
+        protected = getattr(settings, "market_data_api_key", None) is not None
+        for path, item in schema.get("paths", {}).items():
+            if protected and path not in PUBLIC_PATHS:
+                continue
+            for operation in item.values():
+                if isinstance(operation, dict):
+                    operation.pop("security", None)
+                    operation.get("responses", {}).pop("401", None)
+        if not protected:
+            components = schema.get("components", {})
+            components.pop("securitySchemes", None)
+            components.get("schemas", {}).pop(Unauthorized.__name__, None)
+        app.openapi_schema = schema
+        return schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
