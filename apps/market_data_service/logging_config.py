@@ -176,4 +176,9 @@ def env_log_format(default: LogFormat = "text") -> LogFormat:
 def settings_secrets(settings: Settings) -> list[str]:
     """Every ``SecretStr`` value in ``settings`` (ones added later too), for masking."""
     values = (getattr(settings, name) for name in type(settings).model_fields)
-    return [value.get_secret_value() for value in values if isinstance(value, SecretStr)]
+    secrets = [value.get_secret_value() for value in values if isinstance(value, SecretStr)]
+    # The Redis password also stands alone inside REDIS_URL, which could be logged apart.
+    password = settings.redis_params().password
+    if password:
+        secrets.append(password)
+    return secrets

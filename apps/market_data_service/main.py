@@ -20,7 +20,6 @@ from apps.market_data_service.routes import health, metrics, pnl, prices, subscr
 from apps.market_data_service.security import (
     UNAUTHORIZED_RESPONSES,
     document_api_key,
-    redact_broker_auth_frames,
     require_api_key,
 )
 from apps.market_data_service.service import MarketDataService
@@ -60,7 +59,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         responses=UNAUTHORIZED_RESPONSES,
     )
     document_api_key(app)
-    redact_broker_auth_frames()
 
     @app.exception_handler(RequestValidationError)
     async def invalid_request(request: Request, exc: RequestValidationError) -> JSONResponse:

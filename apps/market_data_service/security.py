@@ -10,17 +10,12 @@ router added later is protected without doing anything. ``/docs`` and
 ``/openapi.json`` are not API routes and stay reachable: they describe the key (the
 security schemes) but contain no secret. The key is compared in constant time, on
 SHA-256 digests so even its length does not leak, and is never logged or echoed.
-
-:func:`redact_broker_auth_frames` keeps the Alpaca credentials out of websockets' DEBUG
-frame log, where the auth message would otherwise appear verbatim.
 """
 
 from __future__ import annotations
 
 import hashlib
 import hmac
-import logging
-import re
 from collections.abc import Callable
 from typing import Annotated, Any, Final
 
@@ -34,7 +29,6 @@ __all__ = [
     "UNAUTHORIZED_RESPONSES",
     "Unauthorized",
     "document_api_key",
-    "redact_broker_auth_frames",
     "require_api_key",
 ]
 
@@ -100,32 +94,6 @@ async def require_api_key(
         raise HTTPException(status.HTTP_401_UNAUTHORIZED, _MISSING, headers=_CHALLENGE)
     if not hmac.compare_digest(_digest(presented), _digest(expected.get_secret_value())):
         raise HTTPException(status.HTTP_401_UNAUTHORIZED, _WRONG, headers=_CHALLENGE)
-
-
-class _AuthFrameRedactor(logging.Filter):
-    """Blanks the frame websockets logs at DEBUG when it sends Alpaca's auth message."""
-
-    _AUTH = re.compile(r"action.{0,8}?auth", re.DOTALL)
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        if record.levelno <= logging.DEBUG and self._AUTH.search(record.getMessage()):
-            record.msg, record.args = "> (the auth message: redacted)", ()
-        return True
-
-
-_REDACTOR: Final = _AuthFrameRedactor()
-# The loggers websockets uses for client connections (its default, and our connection's).
-_WEBSOCKET_LOGGERS: Final = ("websockets.client", "websockets")
-
-
-def redact_broker_auth_frames() -> None:
-    """Keep the Alpaca key and secret out of websockets' DEBUG frame log. Idempotent.
-
-    With ``LOG_LEVEL=DEBUG`` websockets logs every frame it sends, the auth message too
-    (``{"action":"auth","key":...,"secret":...}``); this filter replaces that one record.
-    """
-    for name in _WEBSOCKET_LOGGERS:
-        logging.getLogger(name).addFilter(_REDACTOR)
 
 
 def document_api_key(app: FastAPI) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import re
 import time
 from collections.abc import Awaitable, Callable, Iterable
 from enum import StrEnum
@@ -55,6 +56,23 @@ _KNOWN_CODES: Final = frozenset({*range(400, 414), 500})
 # A session that stayed up this long counts as recovered even if no data came
 # (nothing subscribed, or a quiet feed), so rare drops never exhaust the attempts.
 _STABLE_AFTER: Final = 60.0
+
+
+class _AuthFrameRedactor(logging.Filter):
+    """Blanks the frame websockets logs at DEBUG when it sends the auth message."""
+
+    _AUTH = re.compile(r"action.{0,8}?auth", re.DOTALL)
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno <= logging.DEBUG and self._AUTH.search(record.getMessage()):
+            record.msg, record.args = "> (the auth message: redacted)", ()
+        return True
+
+
+# websockets logs every frame at DEBUG, the auth message with the key and secret too:
+# our connections log through this logger, which never lets that frame through.
+_WIRE_LOGGER: Final = logging.getLogger("libs.market_data.wire")
+_WIRE_LOGGER.addFilter(_AuthFrameRedactor())
 
 
 class ConnectionState(StrEnum):
@@ -143,6 +161,7 @@ class AlpacaConnection:
             "compression": compression,
             "additional_headers": {"Content-Type": "application/json"},
             "user_agent_header": f"market-data-service websockets/{websockets_version}",
+            "logger": _WIRE_LOGGER,
         }
         self.desired: set[str] = set()
         self.confirmed: frozenset[str] = frozenset()

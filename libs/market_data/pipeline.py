@@ -11,7 +11,15 @@ from __future__ import annotations
 import time
 from collections import Counter
 from collections.abc import Collection, Iterable
-from decimal import Context, Decimal, localcontext
+from decimal import (
+    Context,
+    Decimal,
+    DivisionByZero,
+    Inexact,
+    InvalidOperation,
+    Overflow,
+    localcontext,
+)
 from typing import Final
 
 import msgspec
@@ -22,7 +30,10 @@ from libs.market_data.types import RejectReason, check_quote
 __all__ = ["EventRecord", "PriceRecord", "PriceUpdate", "QuoteProcessor"]
 
 _TWO: Final = Decimal(2)
-_CONTEXT: Final = Context()  # the default: 28 digits, InvalidOperation trapped
+# The default 28 digits, with InvalidOperation trapped (check_quote relies on NaN
+# comparisons raising) and Inexact too: a mid price that would need rounding (absurd
+# precision, or an exponent so small it underflows to 0) is refused, never stored rounded.
+_CONTEXT: Final = Context(traps=[InvalidOperation, DivisionByZero, Overflow, Inexact])
 
 
 class PriceRecord(msgspec.Struct, frozen=True, gc=False):
@@ -94,7 +105,11 @@ class QuoteProcessor:
             if reason is not None:
                 self.rejected[reason] += 1
                 continue
-            mid = (bid + ask) / _TWO
+            try:
+                mid = (bid + ask) / _TWO
+            except ArithmeticError:  # Inexact, Overflow: see _CONTEXT
+                self.rejected[RejectReason.MALFORMED] += 1
+                continue
             last_accepted[symbol] = now
             append(
                 (

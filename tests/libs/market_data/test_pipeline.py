@@ -89,6 +89,16 @@ def test_nan_is_malformed_even_when_the_callers_context_does_not_trap() -> None:
     assert processor.rejected == {RejectReason.MALFORMED: 2}
 
 
+def test_a_mid_price_that_would_need_rounding_is_refused() -> None:
+    processor = QuoteProcessor()
+    quotes = [
+        wire(bp="1E-1000030", ap="3E-1000030"),  # below the smallest exponent: would be 0
+        wire(bp="1.000000000000000000000000001", ap="1.000000000000000000000000002"),
+    ]
+    assert processor.process(quotes, {"AAPL"}) == []
+    assert processor.rejected == {RejectReason.MALFORMED: 2}
+
+
 def test_huge_and_tiny_prices_stay_exact() -> None:
     quotes = [wire("A", "0.0001", "0.0003"), wire("A", "987654321.12", "987654321.14")]
     mids = [json.loads(u[2])["price"] for u in QuoteProcessor().process(quotes, {"A"})]

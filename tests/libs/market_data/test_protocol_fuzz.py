@@ -17,7 +17,7 @@ import json
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from decimal import Context, Decimal, InvalidOperation, localcontext
+from decimal import Context, Decimal, Inexact, InvalidOperation, localcontext
 from typing import Any, Literal
 
 import pytest
@@ -448,7 +448,12 @@ def should_accept(want: Expected, subscribed: frozenset[str]) -> bool:
     bid, ask = want.bid, want.ask
     if not (bid.is_finite() and ask.is_finite()):
         return False
-    return 0 <= bid <= ask < MAX_PRICE and want.bid_size >= 0 and want.ask_size >= 0
+    if not (0 <= bid <= ask < MAX_PRICE and want.bid_size >= 0 and want.ask_size >= 0):
+        return False
+    # The mid price must be exact in 28 digits: a mid that would be rounded is refused.
+    exact = Context(traps=[])
+    exact.divide(exact.add(bid, ask), Decimal(2))
+    return not exact.flags[Inexact]
 
 
 def exact_decimal_text(text: Any, want: Decimal) -> bool:
