@@ -249,7 +249,7 @@ async def _bench(options: BenchOptions) -> list[Result]:
 
     chosen = [s for s in scenarios(options) if not options.only or s.name in options.only]
     results: list[Result] = []
-    with EmbeddedRedis() as redis_server:
+    async with EmbeddedRedis() as redis_server:
         sim = _Peer(
             simulator_main,
             SimulatorConfig(

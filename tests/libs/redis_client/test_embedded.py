@@ -26,9 +26,6 @@ __all__: list[str] = []
 
 ROOT = Path(__file__).resolve().parents[3]
 NO_RETRY = Retry(NoBackoff(), 0)
-LINUX_ONLY = pytest.mark.skipif(
-    not sys.platform.startswith("linux"), reason="PR_SET_PDEATHSIG is Linux-only"
-)
 
 
 def _bundled() -> str:
@@ -306,7 +303,6 @@ def test_normal_exit_without_stop_stops_the_server() -> None:
     assert not tmpdir.exists()
 
 
-@LINUX_ONLY
 def test_sigkilled_parent_takes_the_server_down() -> None:
     child, pid, tmpdir = _run_child("hang")
     try:
@@ -320,7 +316,6 @@ def test_sigkilled_parent_takes_the_server_down() -> None:
         shutil.rmtree(tmpdir, ignore_errors=True)
 
 
-@LINUX_ONLY
 def test_ctrl_c_lets_the_app_shut_down_before_redis() -> None:
     child, pid, tmpdir = _run_child("ctrl-c")
     try:
@@ -338,7 +333,6 @@ def test_ctrl_c_lets_the_app_shut_down_before_redis() -> None:
         shutil.rmtree(tmpdir, ignore_errors=True)
 
 
-@LINUX_ONLY
 def test_own_process_group_so_ctrl_c_reaches_only_us(redis_factory: RedisFactory) -> None:
     server = redis_factory()
     assert server.pid is not None
