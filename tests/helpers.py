@@ -10,10 +10,20 @@ from decimal import Decimal
 from typing import Any
 
 import redis.asyncio
+import uvicorn
+from fastapi import FastAPI
 
 from libs.redis_client import RedisConnectionParams
 
-__all__ = ["PriceListener", "eventually", "listen_prices", "quote"]
+__all__ = [
+    "PriceListener",
+    "Served",
+    "eventually",
+    "listen_prices",
+    "quote",
+    "serve_app",
+    "stop_app",
+]
 
 
 async def eventually(
@@ -68,3 +78,29 @@ async def listen_prices(params: RedisConnectionParams) -> AsyncIterator[PriceLis
             await task
         await pubsub.aclose()
         await client.aclose()
+
+
+Served = tuple[uvicorn.Server, "asyncio.Task[None]", str]
+
+
+async def serve_app(app: FastAPI) -> Served:
+    """Serve ``app`` with uvicorn in this event loop on a free loopback port.
+
+    Port 0: the kernel picks the port, read back once bound (no race). Returns the
+    server, its task and the base URL.
+    """
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning"))
+    task = asyncio.create_task(server.serve(), name="uvicorn")
+    async with asyncio.timeout(10):
+        while not server.started:
+            assert not task.done(), "the service did not start"
+            await asyncio.sleep(0.01)
+    port = server.servers[0].sockets[0].getsockname()[1]
+    return server, task, f"http://127.0.0.1:{port}"
+
+
+async def stop_app(server: uvicorn.Server, task: asyncio.Task[None]) -> None:
+    """Shut a served app down the way SIGTERM would (lifespan shutdown included)."""
+    server.should_exit = True
+    async with asyncio.timeout(15):
+        await task

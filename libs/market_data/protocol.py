@@ -23,8 +23,6 @@ __all__ = [
     "ControlMessage",
     "DecodedFrame",
     "ErrorMessage",
-    "Message",
-    "OtherData",
     "Quote",
     "SubscriptionAck",
     "SuccessMessage",
@@ -82,10 +80,8 @@ def _other(tag: str) -> type[msgspec.Struct]:
 
 _OTHER_TAGS: Final = ("t", "b", "d", "u", "s", "l", "c", "x", "i", "o", "n")
 _OTHERS = tuple(_other(tag) for tag in _OTHER_TAGS)
-OtherData = _OTHERS[0]  # representative type, for isinstance-free checks by callers
 
 ControlMessage = SuccessMessage | ErrorMessage | SubscriptionAck
-Message = Quote | SuccessMessage | ErrorMessage | SubscriptionAck | msgspec.Struct
 
 _quotes_decoder: Final = msgspec.json.Decoder(list[Quote])
 # Built at runtime from the generated types, so typed as Any for mypy.

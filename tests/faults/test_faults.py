@@ -41,7 +41,7 @@ from libs.market_data.connection import AlpacaConnection
 from libs.market_data.protocol import DecodedFrame
 from libs.redis_client import EmbeddedRedis
 from tests.fixtures.fault_report import FaultReport
-from tests.helpers import eventually
+from tests.helpers import eventually, serve_app, stop_app
 
 SYMBOLS = ["AAPL", "MSFT", "GOOGL", "TSLA"]
 RATE = 400.0  # generated quotes/s across the symbols while a fault is injected
@@ -65,9 +65,7 @@ class Running:
 
     async def stop(self) -> None:
         await self.http.aclose()
-        self.server.should_exit = True
-        async with asyncio.timeout(15):
-            await self.task
+        await stop_app(self.server, self.task)
 
 
 @dataclass
@@ -91,17 +89,8 @@ class Harness:
         return Settings(**options)
 
     async def start(self, **overrides: Any) -> Running:
-        config = uvicorn.Config(
-            create_app(self.settings(**overrides)), host="127.0.0.1", port=0, log_level="warning"
-        )
-        server = uvicorn.Server(config)
-        task = asyncio.create_task(server.serve())
-        async with asyncio.timeout(10):
-            while not server.started:
-                assert not task.done(), "the service did not start"
-                await asyncio.sleep(0.01)
-        port = server.servers[0].sockets[0].getsockname()[1]
-        running = Running(server, task, httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}"))
+        server, task, url = await serve_app(create_app(self.settings(**overrides)))
+        running = Running(server, task, httpx.AsyncClient(base_url=url))
         self.running.append(running)
         return running
 

@@ -21,7 +21,7 @@ from apps.simulator import AlpacaSimulator
 from libs.market_data import AlpacaMarketDataStream
 from libs.redis_client import RedisClient, RedisConnectionParams
 from tests.fixtures.redis import RedisFactory, closed_port
-from tests.helpers import eventually, listen_prices, quote
+from tests.helpers import eventually, listen_prices, quote, serve_app, stop_app
 
 SIM_KEY = "sim-key"
 SIM_SECRET = "sim-secret"
@@ -89,16 +89,8 @@ async def start_service(
             **overrides,
         }
         settings = Settings(**options)
-        # Port 0: the kernel picks a free port, read back once bound (no race).
-        config = uvicorn.Config(create_app(settings), host="127.0.0.1", port=0, log_level="warning")
-        server = uvicorn.Server(config)
-        task = asyncio.create_task(server.serve(), name="uvicorn")
-        async with asyncio.timeout(10):
-            while not server.started:
-                assert not task.done(), "the service did not start"
-                await asyncio.sleep(0.01)
-        port = server.servers[0].sockets[0].getsockname()[1]
-        http = httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=10)
+        server, task, url = await serve_app(create_app(settings))
+        http = httpx.AsyncClient(base_url=url, timeout=10)
         service = Service(server=server, task=task, http=http, settings=settings)
         running.append(service)
         return service
@@ -106,9 +98,7 @@ async def start_service(
     yield start
     for service in running:
         await service.http.aclose()
-        service.server.should_exit = True
-        async with asyncio.timeout(15):
-            await service.task
+        await stop_app(service.server, service.task)
 
 
 @pytest.fixture

@@ -28,7 +28,7 @@ from apps.simulator import AlpacaSimulator
 from apps.simulator.quotes import start_price_cents
 from libs.redis_client import RedisClient, RedisConnectionParams
 from tests.fixtures.redis import closed_port
-from tests.helpers import eventually, quote
+from tests.helpers import eventually, quote, serve_app, stop_app
 
 PNL = "/api/v1/positions/pnl/realtime"
 MARKET_DATA = str(Path(sys.executable).parent / "market-data")
@@ -91,16 +91,7 @@ async def start_service(
             "_env_file": None,
             **overrides,
         }
-        config = uvicorn.Config(
-            create_app(Settings(**options)), host="127.0.0.1", port=0, log_level="warning"
-        )
-        server = uvicorn.Server(config)
-        task = asyncio.create_task(server.serve())
-        async with asyncio.timeout(10):
-            while not server.started:
-                assert not task.done(), "the service did not start"
-                await asyncio.sleep(0.01)
-        url = f"http://127.0.0.1:{server.servers[0].sockets[0].getsockname()[1]}"
+        server, task, url = await serve_app(create_app(Settings(**options)))
         service = Service(server, task, httpx.AsyncClient(base_url=url, timeout=10), url)
         running.append(service)
         await service.wait_health(lambda b: b["status"] == "healthy")
@@ -109,9 +100,7 @@ async def start_service(
     yield start
     for service in running:
         await service.http.aclose()
-        service.server.should_exit = True
-        async with asyncio.timeout(15):
-            await service.task
+        await stop_app(service.server, service.task)
 
 
 @pytest.fixture

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 
 from libs.market_data import AlpacaMarketDataStream
@@ -71,10 +72,10 @@ async def test_changes_made_while_redis_is_down_are_saved_when_it_is_back(
     try:
         registry = SubscriptionRegistry(new_stream(client), client)
         await registry.add(["AAPL"], MANUAL)
-        server.kill()  # type: ignore[attr-defined]
+        await asyncio.to_thread(server.kill)  # type: ignore[attr-defined]
         await registry.add(["MSFT"], MANUAL)  # subscribes anyway; saving fails
         assert not registry.persisted
-        server.restart()  # type: ignore[attr-defined]
+        await asyncio.to_thread(server.restart)  # type: ignore[attr-defined]
         assert await registry.flush()
         assert await client.hgetall(SUBSCRIPTIONS_KEY) == {"MSFT": "manual"} | {"AAPL": "manual"}
     finally:
