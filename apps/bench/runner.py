@@ -26,7 +26,8 @@ from apps.bench.naive import NaiveMarketDataStream
 from apps.bench.processes import simulator_main, subscriber_main
 from apps.simulator import SimulatorConfig
 from libs.market_data import AlpacaMarketDataStream
-from libs.redis_client import EmbeddedRedis, EventPublisher, RedisClient, RedisConnectionParams
+from libs.redis_client import EventPublisher, RedisClient, RedisConnectionParams
+from libs.redis_embedded import EmbeddedRedis
 
 __all__ = ["BenchOptions", "Result", "Scenario", "run_bench"]
 

@@ -34,7 +34,8 @@ from apps.market_data_service.status import pnl_table
 from apps.simulator import AlpacaSimulator, SimulatorConfig
 from apps.simulator.quotes import format_price, start_price_cents
 from libs.market_data import PriceData, PriceUpdateEvent
-from libs.redis_client import EmbeddedRedis, RedisClient
+from libs.redis_client import RedisClient
+from libs.redis_embedded import EmbeddedRedis
 
 __all__ = ["run"]
 

@@ -10,7 +10,7 @@ import signal
 from dataclasses import asdict
 
 from apps.simulator.config import DEFAULT_PORT, SimulatorConfig
-from apps.simulator.rest import load_positions
+from apps.simulator.positions import load_positions
 from apps.simulator.server import AlpacaSimulator
 
 __all__ = ["add_arguments", "config_from_args", "run"]

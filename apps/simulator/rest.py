@@ -1,42 +1,39 @@
-"""The Alpaca REST endpoints the service reads, served on the simulator's WebSocket port.
+"""The Alpaca REST endpoints the service reads, answered on the simulator's WebSocket port.
 
-- ``GET /v2/positions`` (trading API): the configured positions, every number a JSON
-  string as Alpaca sends them, a short with a negative ``qty`` and side ``short``;
-  prices follow the simulated quotes (reference §9.2).
-- ``GET /v2/stocks/snapshots?symbols=A,B`` (data API): a top-level map keyed by
-  symbol with ``prevDailyBar``, ``dailyBar`` and, once quoted, ``latestQuote``; numbers
-  are JSON numbers with exact decimal text (reference §9.3). The previous close is the
-  symbol's random-walk start price, unless a test sets one.
+- ``GET /v2/positions`` (trading API): the open positions.
+- ``GET /v2/stocks/snapshots?symbols=A,B`` (data API): a map of snapshots by symbol.
 
-Both check the ``APCA-API-KEY-ID`` / ``APCA-API-SECRET-KEY`` headers (401 on the
-trading API, 403 on the data API, as Alpaca answers) and carry the
-``X-Ratelimit-*`` headers. Tests make either endpoint fail on demand.
+This module routes a request to its endpoint, checks the ``APCA-API-KEY-ID`` /
+``APCA-API-SECRET-KEY`` headers (401 on the trading API, 403 on the data API, as
+Alpaca answers), plays the failures queued in the :class:`FaultPlan`, and writes the
+JSON response with the ``X-Ratelimit-*`` headers. What the bodies hold is
+:mod:`apps.simulator.rest_data`'s job.
 """
 
 from __future__ import annotations
 
 import email.utils
 import math
-import re
 import time
-import uuid
-from collections import deque
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from http import HTTPStatus
-from pathlib import Path
-from typing import Any, Final, Literal
+from typing import Any, Final
 from urllib.parse import parse_qs, urlsplit
 
 import msgspec
 from websockets.datastructures import Headers
 from websockets.http11 import Request, Response
 
+from apps.simulator.faults import Endpoint, FaultPlan
+from apps.simulator.positions import SimulatedPosition, load_positions, parse_positions
+from apps.simulator.protocol import SYMBOL
+from apps.simulator.rest_data import RestData
+
 __all__ = [
     "POSITIONS_PATH",
     "SNAPSHOTS_PATH",
+    "Endpoint",
     "SimulatedPosition",
     "SimulatorRest",
     "load_positions",
@@ -45,9 +42,7 @@ __all__ = [
 
 POSITIONS_PATH: Final = "/v2/positions"
 SNAPSHOTS_PATH: Final = "/v2/stocks/snapshots"
-Endpoint = Literal["positions", "snapshots"]
 
-_SYMBOL: Final = re.compile(r"[A-Z0-9][A-Z0-9./]{0,19}")
 _RATE_LIMIT: Final = 200  # requests a minute, Alpaca's default plan
 _RATE_WINDOW_S: Final = 60.0
 # Alpaca's error bodies: {"code": <status * 100000 + n>, "message": ...}.
@@ -63,125 +58,14 @@ _ERROR_BODIES: Final[Mapping[int, tuple[int, str]]] = {
     504: (50410000, "gateway timeout"),
 }
 _encoder: Final = msgspec.json.Encoder(decimal_format="number")
-# Numbers in a positions file are read as exact decimals, never floats.
-_file_decoder: Final = msgspec.json.Decoder(float_hook=Decimal)
-
-
-@dataclass(frozen=True, slots=True)
-class SimulatedPosition:
-    """A position the simulator reports; ``qty`` is signed (negative: short)."""
-
-    symbol: str
-    qty: Decimal
-    avg_entry_price: Decimal
-    asset_class: str = "us_equity"
-    exchange: str = "NASDAQ"
-
-
-@dataclass(frozen=True, slots=True)
-class _Failure:
-    status: int
-    retry_after: float | None
-    ratelimit_reset: float | None
-
-
-def _decimal(value: object, what: str) -> Decimal:
-    if isinstance(value, float | bool):
-        raise ValueError(f"{what}: give {value!r} as a string or an integer, not a float")
-    try:
-        number = Decimal(value) if isinstance(value, Decimal | int) else Decimal(str(value))
-    except InvalidOperation:
-        raise ValueError(f"{what}: {value!r} is not a decimal number") from None
-    if not number.is_finite():
-        raise ValueError(f"{what}: {value!r} is not a finite number")
-    return number
-
-
-def parse_positions(items: Iterable[Mapping[str, Any]]) -> list[SimulatedPosition]:
-    """Positions from mappings with ``symbol``, ``qty``, ``avg_entry_price`` and optionally
-    ``side`` (``long``/``short``), ``asset_class`` and ``exchange``.
-
-    A short may be given as a negative ``qty`` or as ``side: short`` with a positive one.
-    Raises ``ValueError`` naming the bad entry.
-    """
-    positions: list[SimulatedPosition] = []
-    seen: set[str] = set()
-    for index, item in enumerate(items):
-        if not isinstance(item, Mapping):
-            raise ValueError(f"position #{index + 1}: expected an object, got {item!r}")
-        symbol = str(item.get("symbol", "")).strip().upper()
-        where = f"position #{index + 1} ({symbol or 'no symbol'})"
-        if _SYMBOL.fullmatch(symbol) is None:
-            raise ValueError(f"{where}: 'symbol' must be a ticker")
-        if symbol in seen:
-            raise ValueError(f"{where}: more than one position for {symbol}")
-        seen.add(symbol)
-        for name in ("qty", "avg_entry_price"):
-            if name not in item:
-                raise ValueError(f"{where}: '{name}' is missing")
-        qty = _decimal(item["qty"], f"{where} qty")
-        price = _decimal(item["avg_entry_price"], f"{where} avg_entry_price")
-        if qty == 0:
-            raise ValueError(f"{where}: qty is 0 (a closed position is left out)")
-        if price < 0:
-            raise ValueError(f"{where}: avg_entry_price is negative")
-        side = str(item.get("side", "short" if qty < 0 else "long")).lower()
-        if side not in ("long", "short"):
-            raise ValueError(f"{where}: side must be 'long' or 'short', got {side!r}")
-        if qty < 0 and side == "long":
-            raise ValueError(f"{where}: negative qty with side 'long'")
-        positions.append(
-            SimulatedPosition(
-                symbol=symbol,
-                qty=-abs(qty) if side == "short" else qty,
-                avg_entry_price=price,
-                asset_class=str(item.get("asset_class", "us_equity")),
-                exchange=str(item.get("exchange", "NASDAQ")),
-            )
-        )
-    return positions
-
-
-def load_positions(path: str | Path) -> list[SimulatedPosition]:
-    """Positions from a JSON file: an array of position objects, or ``{"positions": [...]}``.
-
-    Raises ``ValueError`` naming the file and the problem.
-    """
-    try:
-        data = _file_decoder.decode(Path(path).read_bytes())
-    except OSError as exc:
-        raise ValueError(f"cannot read positions file {path}: {exc.strerror or exc}") from exc
-    except msgspec.DecodeError as exc:
-        raise ValueError(f"positions file {path} is not JSON: {exc}") from exc
-    if isinstance(data, dict):
-        data = data.get("positions")
-    if not isinstance(data, list):
-        raise ValueError(f"positions file {path}: expected an array of positions")
-    try:
-        return parse_positions(data)
-    except ValueError as exc:
-        raise ValueError(f"positions file {path}: {exc}") from None
-
-
-def _text(value: Decimal) -> str:
-    # Alpaca writes plain decimals ("-1875.5"), never exponents.
-    return f"{value:f}"
-
-
-def _previous_session_start(now: datetime) -> str:
-    """Midnight New York time (04:00Z, as Alpaca stamps daily bars) of the last weekday
-    before ``now``'s date."""
-    day = now.date() - timedelta(days=1)
-    while day.weekday() >= 5:
-        day -= timedelta(days=1)
-    return f"{day.isoformat()}T04:00:00Z"
 
 
 class SimulatorRest:
-    """State and handlers of the REST endpoints; :class:`AlpacaSimulator` owns one.
+    """The REST endpoints; :class:`AlpacaSimulator` owns one.
 
     ``quote_of(symbol)`` returns the last quote sent for a symbol (bid ``bp`` / ask
     ``ap`` as exact decimals) or ``None``; ``start_price(symbol)`` its walk's start.
+    ``faults`` holds the failures tests queue; a fresh plan when not given.
     """
 
     def __init__(
@@ -192,44 +76,35 @@ class SimulatorRest:
         quote_of: Callable[[str], Mapping[str, Any] | None],
         start_price: Callable[[str], Decimal],
         positions: Iterable[Mapping[str, Any] | SimulatedPosition] = (),
+        faults: FaultPlan | None = None,
     ) -> None:
         self._api_key = api_key
         self._secret_key = secret_key
-        self._quote_of = quote_of
-        self._start_price = start_price
-        self._positions: list[SimulatedPosition] = []
-        self._previous_closes: dict[str, Decimal] = {}
-        self._failures: dict[Endpoint, deque[_Failure]] = {
-            "positions": deque(),
-            "snapshots": deque(),
-        }
+        self._data = RestData(quote_of=quote_of, start_price=start_price, positions=positions)
+        # Pacing is the WebSocket's business; a standalone REST only needs the queues.
+        self._faults = faults if faults is not None else FaultPlan(0.0, 1)
         self._window_start = 0.0
         self._window_count = 0
         self.requests: list[tuple[str, int]] = []  # (path, status) of every REST request
-        self.set_positions(positions)
 
     # -- state, for tests and the demo ----------------------------------------------------
 
     @property
     def positions(self) -> list[SimulatedPosition]:
-        return list(self._positions)
+        """The open positions, by symbol."""
+        return self._data.positions
 
     def set_positions(self, positions: Iterable[Mapping[str, Any] | SimulatedPosition]) -> None:
         """Replace the open positions (see :func:`parse_positions` for the mapping form)."""
-        items = list(positions)
-        ready = [p for p in items if isinstance(p, SimulatedPosition)]
-        raw = [p for p in items if not isinstance(p, SimulatedPosition)]
-        self._positions = sorted([*ready, *parse_positions(raw)], key=lambda p: p.symbol)
+        self._data.set_positions(positions)
 
     def set_previous_close(self, symbol: str, price: Decimal | str) -> None:
         """Make the snapshots report ``price`` as the previous close of ``symbol``."""
-        self._previous_closes[symbol.upper()] = _decimal(price, f"{symbol} previous close")
+        self._data.set_previous_close(symbol, price)
 
     def previous_close(self, symbol: str) -> Decimal:
         """The previous close the snapshots report for ``symbol``."""
-        symbol = symbol.upper()
-        price = self._previous_closes.get(symbol)
-        return self._start_price(symbol) if price is None else price
+        return self._data.previous_close(symbol)
 
     def fail(
         self,
@@ -245,14 +120,13 @@ class SimulatorRest:
         ``retry_after`` adds a ``Retry-After`` header (seconds); ``ratelimit_reset``
         sets ``X-Ratelimit-Reset`` to that epoch time.
         """
-        if not 400 <= status <= 599:
-            raise ValueError(f"status must be an HTTP error status, got {status}")
-        failure = _Failure(status, retry_after, ratelimit_reset)
-        self._failures[endpoint].extend(failure for _ in range(times))
+        self._faults.fail_rest(
+            endpoint, status, times, retry_after=retry_after, ratelimit_reset=ratelimit_reset
+        )
 
     def clear_failures(self) -> None:
-        for queue in self._failures.values():
-            queue.clear()
+        """Forget every queued failure."""
+        self._faults.clear_rest_failures()
 
     def count(self, path: str) -> int:
         """How many requests reached ``path`` (whatever they were answered)."""
@@ -286,9 +160,8 @@ class SimulatorRest:
             ("X-Ratelimit-Remaining", str(max(0, _RATE_LIMIT - self._window_count))),
             ("X-Ratelimit-Reset", str(int(self._window_start + _RATE_WINDOW_S))),
         ]
-        failures = self._failures[endpoint]
-        if failures:
-            failure = failures.popleft()
+        failure = self._faults.take_rest_failure(endpoint)
+        if failure is not None:
             extra: list[tuple[str, str]] = []
             if failure.ratelimit_reset is not None:
                 # Whole epoch seconds, as Alpaca sends it.
@@ -305,95 +178,15 @@ class SimulatorRest:
             # The trading API says 401, the data API 403 for bad credentials (§9.1).
             return self._error(401 if endpoint == "positions" else 403, limits)
         if endpoint == "positions":
-            return self._json(200, [self._position_json(p) for p in self._positions], limits)
+            return self._json(200, self._data.positions_body(), limits)
         symbols = [s.strip().upper() for s in ",".join(query.get("symbols", [])).split(",")]
         symbols = [s for s in symbols if s]
         if not symbols:
             return self._error(400, limits, "symbols is required")
-        bad = [s for s in symbols if _SYMBOL.fullmatch(s) is None]
+        bad = [s for s in symbols if SYMBOL.fullmatch(s) is None]
         if bad:
             return self._error(400, limits, f"invalid symbol: {bad[0]}")
-        return self._json(200, {s: self._snapshot(s) for s in dict.fromkeys(symbols)}, limits)
-
-    def _current_price(self, symbol: str) -> Decimal:
-        quote = self._quote_of(symbol)
-        if quote is not None:
-            bid, ask = quote.get("bp"), quote.get("ap")
-            if isinstance(bid, Decimal) and isinstance(ask, Decimal):
-                return (bid + ask) / 2
-        return self.previous_close(symbol)
-
-    def _position_json(self, position: SimulatedPosition) -> dict[str, Any]:
-        qty = position.qty
-        current = self._current_price(position.symbol)
-        lastday = self.previous_close(position.symbol)
-        cost = qty * position.avg_entry_price
-        value = qty * current
-        pl = value - cost
-        intraday = value - qty * lastday
-        plpc = pl / abs(cost) if cost else Decimal(0)
-        intraday_plpc = intraday / abs(qty * lastday) if lastday else Decimal(0)
-        change = (current - lastday) / lastday if lastday else Decimal(0)
-        usd = {
-            "avg_entry_price": _text(position.avg_entry_price),
-            "market_value": _text(value),
-            "cost_basis": _text(cost),
-            "unrealized_pl": _text(pl),
-            "unrealized_plpc": _text(round(plpc, 6)),
-            "unrealized_intraday_pl": _text(intraday),
-            "unrealized_intraday_plpc": _text(round(intraday_plpc, 6)),
-            "current_price": _text(current),
-            "lastday_price": _text(lastday),
-            "change_today": _text(round(change, 6)),
-        }
-        return {
-            "asset_id": str(uuid.uuid5(uuid.NAMESPACE_URL, f"alpaca-sim:{position.symbol}")),
-            "symbol": position.symbol,
-            "exchange": position.exchange,
-            "asset_class": position.asset_class,
-            "asset_marginable": True,
-            "qty": _text(qty),
-            "qty_available": _text(qty),
-            "side": "short" if qty < 0 else "long",
-            **usd,
-            "usd": usd,
-        }
-
-    def _snapshot(self, symbol: str) -> dict[str, Any]:
-        now = datetime.now(UTC)
-        close = self.previous_close(symbol)
-        current = self._current_price(symbol)
-        today = f"{now.date().isoformat()}T04:00:00Z"
-        snapshot: dict[str, Any] = {
-            "dailyBar": {
-                "t": today,
-                "o": close,
-                "h": max(close, current),
-                "l": min(close, current),
-                "c": current,
-                "v": 0,
-                "n": 0,
-                "vw": current,
-            },
-            "prevDailyBar": {
-                "t": _previous_session_start(now),
-                "o": close,
-                "h": close,
-                "l": close,
-                "c": close,
-                "v": 0,
-                "n": 0,
-                "vw": close,
-            },
-        }
-        quote = self._quote_of(symbol)
-        if quote is not None:
-            snapshot["latestQuote"] = {
-                k: quote[k]
-                for k in ("t", "ax", "ap", "as", "bx", "bp", "bs", "c", "z")
-                if k in quote
-            }
-        return snapshot
+        return self._json(200, self._data.snapshots_body(symbols), limits)
 
     def _json(self, status: int, body: object, headers: list[tuple[str, str]]) -> Response:
         payload = _encoder.encode(body)

@@ -24,7 +24,7 @@ from libs.redis_client import (
     RedisConnectionParams,
     find_redis_server,
 )
-from libs.redis_client.embedded import (
+from libs.redis_embedded import (
     REDIS_SERVER_BIN_ENV,
     TlsFiles,
     find_bundled_redis_server,

@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import re
 import signal
+import subprocess
 import sys
 from pathlib import Path
 
@@ -101,3 +102,19 @@ async def test_run_serves_until_sigterm() -> None:
         if process.returncode is None:
             process.kill()
             await process.wait()
+
+
+def test_sim_command_refuses_a_bad_positions_file(tmp_path: Path) -> None:
+    path = tmp_path / "positions.json"
+    path.write_text('[{"symbol": "AAPL", "qty": "x", "avg_entry_price": "1"}]')
+    market_data = str(Path(sys.executable).parent / "market-data")
+    result = subprocess.run(
+        [market_data, "sim", "--port", "0", "--positions", str(path)],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert result.returncode == 2
+    assert "positions file" in result.stderr and "not a decimal" in result.stderr
+    assert "Traceback" not in result.stderr

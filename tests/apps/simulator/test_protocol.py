@@ -1,306 +1,99 @@
-"""The simulator's control protocol over real sockets: handshake, auth, subscriptions, limits."""
+"""The protocol rules without a socket: decoding, symbol syntax, subscription sets, acks."""
 
 from __future__ import annotations
 
-import asyncio
-import json
-import time
-
+import msgpack
+import msgspec
 import pytest
-from websockets.asyncio.client import ClientConnection, connect
-from websockets.exceptions import ConnectionClosed, InvalidStatus
 
-from apps.simulator import AlpacaSimulator
-from tests.fixtures.simulator import SimulatorFactory, recv_frame, sim_client
-
-AUTH = {"action": "auth", "key": "sim-key", "secret": "sim-secret"}
-
-
-def error(code: int, msg: str) -> list[dict[str, object]]:
-    return [{"T": "error", "code": code, "msg": msg}]
-
-
-async def assert_closed(ws: ClientConnection) -> None:
-    with pytest.raises(ConnectionClosed):
-        async with asyncio.timeout(2):
-            await ws.recv()
+from apps.simulator.protocol import (
+    CHANNELS,
+    InvalidSyntax,
+    Subscriptions,
+    apply_change,
+    decode_message,
+    empty_subscriptions,
+    error_message,
+    quote_symbols,
+    subscription_ack,
+)
+from apps.simulator.quotes import DEFAULT_UNIVERSE
 
 
-async def test_greeting_is_the_first_frame_as_json_text(simulator: AlpacaSimulator) -> None:
-    async with connect(simulator.url()) as ws:
-        assert await ws.recv() == '[{"T":"success","msg":"connected"}]'
-
-
-async def test_auth_succeeds_with_the_configured_keys(simulator: AlpacaSimulator) -> None:
-    async with connect(simulator.url()) as ws:
-        await ws.recv()
-        await ws.send(json.dumps(AUTH))
-        assert await ws.recv() == '[{"T":"success","msg":"authenticated"}]'
-    assert simulator.auth_attempts == 1
-    assert simulator.client_messages == [AUTH]
-
-
-async def test_wrong_keys_get_402_then_the_socket_closes(simulator: AlpacaSimulator) -> None:
-    async with sim_client(simulator, authenticate=False) as ws:
-        await ws.send(json.dumps({"action": "auth", "key": "sim-key", "secret": "wrong"}))
-        assert await recv_frame(ws) == error(402, "auth failed")
-        await assert_closed(ws)
-
-
-async def test_no_auth_within_the_timeout_gets_404_then_close(
-    simulator_factory: SimulatorFactory,
-) -> None:
-    sim = await simulator_factory(auth_timeout=0.2)
-    async with sim_client(sim, authenticate=False) as ws:
-        started = time.monotonic()
-        assert await recv_frame(ws) == error(404, "auth timeout")
-        assert 0.1 < time.monotonic() - started < 1.5
-        await assert_closed(ws)
-
-
-async def test_auth_timeout_does_not_hit_authenticated_sessions(
-    simulator_factory: SimulatorFactory,
-) -> None:
-    sim = await simulator_factory(auth_timeout=0.2)
-    async with sim_client(sim) as ws:
-        await asyncio.sleep(0.4)
-        await ws.send(json.dumps({"action": "subscribe", "quotes": ["AAPL"]}))
-        assert (await recv_frame(ws))[0]["T"] == "subscription"
-
-
-@pytest.mark.parametrize("action", ["subscribe", "unsubscribe"])
-async def test_subscription_changes_before_auth_get_401(
-    simulator: AlpacaSimulator, action: str
-) -> None:
-    async with sim_client(simulator, authenticate=False) as ws:
-        await ws.send(json.dumps({"action": action, "quotes": ["AAPL"]}))
-        assert await recv_frame(ws) == error(401, "not authenticated")
-        # Still open: the client can authenticate now.
-        await ws.send(json.dumps(AUTH))
-        assert await recv_frame(ws) == [{"T": "success", "msg": "authenticated"}]
-
-
-async def test_second_auth_gets_403(simulator: AlpacaSimulator) -> None:
-    async with sim_client(simulator) as ws:
-        await ws.send(json.dumps(AUTH))
-        assert await recv_frame(ws) == error(403, "already authenticated")
+def subscribed(**channels: list[str]) -> Subscriptions:
+    subscriptions = empty_subscriptions()
+    for channel, symbols in channels.items():
+        subscriptions[channel] = dict.fromkeys(symbols)
+    return subscriptions
 
 
 @pytest.mark.parametrize(
     "message",
-    [
-        "not json",
-        "[1, 2",
-        json.dumps(["auth"]),
-        json.dumps({"action": "dance"}),
-        json.dumps({"quotes": ["AAPL"]}),
-        json.dumps({"action": "subscribe", "quotes": "AAPL"}),
-        json.dumps({"action": "subscribe", "quotes": [42]}),
-        json.dumps({"action": "subscribe", "quotes": ["AA PL"]}),
-        json.dumps({"action": "subscribe", "quotes": ["-AAPL"]}),
-        json.dumps({"action": "subscribe", "trades": ["X" * 21]}),
-    ],
+    ['{"action":"auth"}', b'{"action":"auth"}', b' {"action":"auth"}', b"\n[]"],
 )
-async def test_malformed_messages_get_400_and_the_session_survives(
-    simulator: AlpacaSimulator, message: str
-) -> None:
-    async with sim_client(simulator) as ws:
-        await ws.send(message)
-        assert await recv_frame(ws) == error(400, "invalid syntax")
-        await ws.send(json.dumps({"action": "subscribe", "quotes": ["AAPL"]}))
-        ack = await recv_frame(ws)
-        assert ack[0]["quotes"] == ["AAPL"]
-        assert simulator.subscribed_quotes == {"AAPL"}
+def test_json_is_read_from_text_and_binary_frames(message: str | bytes) -> None:
+    assert decode_message(message) in ({"action": "auth"}, [])
 
 
-async def test_subscription_ack_matches_the_documented_exchange(
-    simulator: AlpacaSimulator,
-) -> None:
-    # The exact frames of the docs' example session (reference §1.3, vectors 11 and 13).
-    async with sim_client(simulator) as ws:
-        await ws.send(
-            json.dumps(
-                {
-                    "action": "subscribe",
-                    "trades": ["AAPL"],
-                    "quotes": ["AMD", "CLDR"],
-                    "bars": ["*"],
-                }
-            )
-        )
-        assert await ws.recv() == (
-            '[{"T":"subscription","trades":["AAPL"],"quotes":["AMD","CLDR"],"bars":["*"],'
-            '"updatedBars":[],"dailyBars":[],"statuses":[],"lulds":[],'
-            '"corrections":["AAPL"],"cancelErrors":["AAPL"]}]'
-        )
-        await ws.send(json.dumps({"action": "unsubscribe", "bars": ["*"]}))
-        assert await ws.recv() == (
-            '[{"T":"subscription","trades":["AAPL"],"quotes":["AMD","CLDR"],"bars":[],'
-            '"updatedBars":[],"dailyBars":[],"statuses":[],"lulds":[],'
-            '"corrections":["AAPL"],"cancelErrors":["AAPL"]}]'
-        )
+def test_other_binary_frames_are_msgpack() -> None:
+    assert decode_message(msgpack.packb({"action": "auth"})) == {"action": "auth"}
 
 
-async def test_subscriptions_are_additive_and_acks_carry_the_full_set(
-    simulator: AlpacaSimulator,
-) -> None:
-    async with sim_client(simulator) as ws:
-        await ws.send(json.dumps({"action": "subscribe", "quotes": ["AAPL"]}))
-        await recv_frame(ws)
-        await ws.send(json.dumps({"action": "subscribe", "quotes": ["msft", "AAPL"], "trades": []}))
-        (ack,) = await recv_frame(ws)
-        assert ack["quotes"] == ["AAPL", "MSFT"]
-        assert simulator.subscribed_quotes == {"AAPL", "MSFT"}
-        await ws.send(json.dumps({"action": "unsubscribe", "quotes": ["AAPL", "TSLA"]}))
-        (ack,) = await recv_frame(ws)
-        assert ack["quotes"] == ["MSFT"]
-        assert simulator.subscribed_quotes == {"MSFT"}
-        # alpaca-py's shape: channels first, action last, all channels in one message.
-        await ws.send(json.dumps({"trades": ["MSFT"], "quotes": ["AAPL"], "action": "subscribe"}))
-        (ack,) = await recv_frame(ws)
-        assert list(ack) == [
-            "T",
-            "trades",
-            "quotes",
-            "bars",
-            "updatedBars",
-            "dailyBars",
-            "statuses",
-            "lulds",
-            "corrections",
-            "cancelErrors",
-        ]
-        assert ack["trades"] == ack["corrections"] == ack["cancelErrors"] == ["MSFT"]
-        assert ack["quotes"] == ["MSFT", "AAPL"]
-    # A closed session no longer counts.
-    await asyncio.sleep(0.05)
-    assert simulator.subscribed_quotes == frozenset()
+@pytest.mark.parametrize("message", ["not json", b"\xc1", b"{"])
+def test_undecodable_messages_raise_decode_error(message: str | bytes) -> None:
+    with pytest.raises(msgspec.DecodeError):
+        decode_message(message)
 
 
-async def test_wildcard_is_acknowledged_as_given(simulator: AlpacaSimulator) -> None:
-    async with sim_client(simulator) as ws:
-        await ws.send(json.dumps({"action": "subscribe", "quotes": ["*"]}))
-        (ack,) = await recv_frame(ws)
-        assert ack["quotes"] == ["*"]
-        assert simulator.subscribed_quotes == {"*"}
+def test_error_message_has_the_documented_text_unless_told() -> None:
+    assert error_message(405) == {"T": "error", "code": 405, "msg": "symbol limit exceeded"}
+    assert error_message(407, "slow") == {"T": "error", "code": 407, "msg": "slow"}
+    assert error_message(499)["msg"] == "error"
 
 
-async def test_symbol_limit_refuses_the_whole_request_with_405(
-    simulator_factory: SimulatorFactory,
-) -> None:
-    sim = await simulator_factory(symbol_limit=3)
-    async with sim_client(sim) as ws:
-        await ws.send(json.dumps({"action": "subscribe", "quotes": ["AAPL", "MSFT"]}))
-        await recv_frame(ws)
-        await ws.send(json.dumps({"action": "subscribe", "quotes": ["GOOGL", "AMZN"]}))
-        assert await recv_frame(ws) == error(405, "symbol limit exceeded")
-        assert sim.subscribed_quotes == {"AAPL", "MSFT"}
-        # The same symbol on another channel does not count twice.
-        await ws.send(json.dumps({"action": "subscribe", "trades": ["AAPL"], "quotes": ["GOOGL"]}))
-        (ack,) = await recv_frame(ws)
-        assert ack["quotes"] == ["AAPL", "MSFT", "GOOGL"]
-        assert ack["trades"] == ["AAPL"]
+def test_subscribe_adds_upper_cased_symbols_in_order_and_leaves_the_input_alone() -> None:
+    current = subscribed(quotes=["AAPL"])
+    updated = apply_change(
+        current, {"quotes": ["msft", "AAPL"], "trades": ["spy"]}, subscribe=True, symbol_limit=None
+    )
+    assert updated is not None
+    assert list(updated["quotes"]) == ["AAPL", "MSFT"]
+    assert list(updated["trades"]) == ["SPY"]
+    assert list(current["quotes"]) == ["AAPL"]
+    assert current["trades"] == {}
 
 
-async def test_reject_next_subscribe_refuses_once_and_changes_nothing(
-    simulator: AlpacaSimulator,
-) -> None:
-    async with sim_client(simulator) as ws:
-        await ws.send(json.dumps({"action": "subscribe", "quotes": ["AAPL"]}))
-        await recv_frame(ws)
-        simulator.reject_next_subscribe()
-        await ws.send(json.dumps({"action": "subscribe", "quotes": ["MSFT"]}))
-        assert await recv_frame(ws) == error(405, "symbol limit exceeded")
-        assert simulator.subscribed_quotes == {"AAPL"}
-        simulator.reject_next_subscribe(410)
-        await ws.send(json.dumps({"action": "subscribe", "quotes": ["MSFT"]}))
-        assert await recv_frame(ws) == error(410, "invalid subscribe action for this feed")
-        await ws.send(json.dumps({"action": "subscribe", "quotes": ["MSFT"]}))
-        (ack,) = await recv_frame(ws)
-        assert ack["quotes"] == ["AAPL", "MSFT"]
+def test_unsubscribe_removes_and_ignores_unknown_symbols() -> None:
+    current = subscribed(quotes=["AAPL", "MSFT"])
+    updated = apply_change(current, {"quotes": ["AAPL", "TSLA"]}, subscribe=False, symbol_limit=1)
+    assert updated is not None
+    assert list(updated["quotes"]) == ["MSFT"]
 
 
-async def test_connection_limit_answers_406_and_keeps_the_socket_for_a_retry(
-    simulator: AlpacaSimulator,
-) -> None:
-    async with sim_client(simulator) as first, sim_client(simulator, authenticate=False) as second:
-        await second.send(json.dumps(AUTH))
-        assert await recv_frame(second) == error(406, "connection limit exceeded")
-        assert simulator.open_connections == 2
-        await first.close()
-        # Retry auth on the same socket, as the Go SDK does.
-        await second.send(json.dumps(AUTH))
-        assert await recv_frame(second) == [{"T": "success", "msg": "authenticated"}]
-    assert simulator.total_connections == 2
-    assert simulator.auth_attempts == 3
+@pytest.mark.parametrize("symbols", ["AAPL", [42], ["AA PL"], ["-AAPL"], ["X" * 21]])
+def test_malformed_symbol_lists_are_invalid_syntax(symbols: object) -> None:
+    with pytest.raises(InvalidSyntax):
+        apply_change(empty_subscriptions(), {"quotes": symbols}, subscribe=True, symbol_limit=None)
 
 
-async def test_connection_limit_none_is_unlimited(simulator_factory: SimulatorFactory) -> None:
-    sim = await simulator_factory(connection_limit=None)
-    async with sim_client(sim) as a, sim_client(sim) as b, sim_client(sim) as c:
-        for ws, symbol in ((a, "AAPL"), (b, "MSFT"), (c, "*")):
-            await ws.send(json.dumps({"action": "subscribe", "quotes": [symbol]}))
-            await recv_frame(ws)
-        assert sim.subscribed_quotes == {"AAPL", "MSFT", "*"}
-        assert sim.open_connections == 3
+def test_the_symbol_limit_counts_distinct_symbols_over_all_channels() -> None:
+    current = subscribed(quotes=["AAPL", "*"])
+    # AAPL again on trades counts once, "*" counts as one symbol: 3 in all.
+    change = {"trades": ["AAPL"], "quotes": ["MSFT"]}
+    assert apply_change(current, change, subscribe=True, symbol_limit=3) is not None
+    assert apply_change(current, change, subscribe=True, symbol_limit=2) is None
 
 
-async def test_fail_next_auth_answers_in_order_then_normally(simulator: AlpacaSimulator) -> None:
-    simulator.fail_next_auth(406, 406)
-    async with sim_client(simulator, authenticate=False) as ws:
-        for _ in range(2):
-            await ws.send(json.dumps(AUTH))
-            assert await recv_frame(ws) == error(406, "connection limit exceeded")
-        await ws.send(json.dumps(AUTH))
-        assert await recv_frame(ws) == [{"T": "success", "msg": "authenticated"}]
-    assert simulator.auth_attempts == 3
+def test_quote_symbols_expand_the_wildcard_once() -> None:
+    symbols = quote_symbols(subscribed(quotes=["ZZZZ", "*", "AAPL"]))
+    assert symbols == (*DEFAULT_UNIVERSE, "ZZZZ")
+    assert quote_symbols(subscribed(quotes=["MSFT"])) == ("MSFT",)
 
 
-@pytest.mark.parametrize(
-    ("code", "msg"), [(402, "auth failed"), (409, "insufficient subscription")]
-)
-async def test_fail_next_auth_with_a_fatal_code_closes(
-    simulator: AlpacaSimulator, code: int, msg: str
-) -> None:
-    simulator.fail_next_auth(code)
-    async with sim_client(simulator, authenticate=False) as ws:
-        await ws.send(json.dumps(AUTH))
-        assert await recv_frame(ws) == error(code, msg)
-        await assert_closed(ws)
-
-
-@pytest.mark.parametrize("path", ["/", "/v2", "/v3/iex", "/v2/iex/extra", "/stream"])
-async def test_unknown_paths_are_refused_with_http_404(
-    simulator: AlpacaSimulator, path: str
-) -> None:
-    with pytest.raises(InvalidStatus) as refused:
-        async with connect(f"ws://127.0.0.1:{simulator.port}{path}"):
-            pass
-    assert refused.value.response.status_code == 404
-    assert simulator.total_connections == 0
-
-
-@pytest.mark.parametrize(
-    "path", ["/v2/iex", "/v2/sip", "/v2/delayed_sip", "/v2/test", "/v1beta1/boats"]
-)
-async def test_any_feed_under_v2_and_v1beta1_is_served(
-    simulator: AlpacaSimulator, path: str
-) -> None:
-    async with connect(f"ws://127.0.0.1:{simulator.port}{path}") as ws:
-        assert await recv_frame(ws) == [{"T": "success", "msg": "connected"}]
-
-
-async def test_connection_counters(simulator: AlpacaSimulator) -> None:
-    assert (simulator.open_connections, simulator.total_connections) == (0, 0)
-    async with sim_client(simulator, authenticate=False):
-        assert simulator.open_connections == 1
-    async with sim_client(simulator, authenticate=False):
-        pass
-    await asyncio.sleep(0.05)
-    assert (simulator.open_connections, simulator.total_connections) == (0, 2)
-
-
-async def test_url_and_port(simulator: AlpacaSimulator) -> None:
-    assert simulator.port > 0
-    assert simulator.url() == f"ws://127.0.0.1:{simulator.port}/v2/iex"
-    assert simulator.url("sip").endswith("/v2/sip")
+def test_the_ack_lists_every_channel_and_copies_trades() -> None:
+    ack = subscription_ack(subscribed(trades=["AAPL"], bars=["*"]))
+    assert list(ack) == ["T", *CHANNELS, "corrections", "cancelErrors"]
+    assert ack["T"] == "subscription"
+    assert ack["trades"] == ack["corrections"] == ack["cancelErrors"] == ["AAPL"]
+    assert ack["bars"] == ["*"] and ack["quotes"] == []
+    assert ack["corrections"] is not ack["cancelErrors"]

@@ -1,16 +1,11 @@
 """The simulator's REST endpoints as a plain HTTP client sees them: Alpaca's shapes
 (positions with string numbers, snapshots keyed by symbol with JSON numbers), the
-auth headers, the failure hooks, the positions file; the WebSocket on the same port
-keeps working."""
+auth headers, the failure hooks; the WebSocket on the same port keeps working."""
 
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from decimal import Decimal
-from pathlib import Path
-from typing import Any
 
 import httpx
 import msgspec
@@ -18,7 +13,6 @@ import pytest
 
 from apps.simulator import AlpacaSimulator
 from apps.simulator.quotes import format_price, start_price_cents
-from apps.simulator.rest import load_positions, parse_positions
 from tests.fixtures.simulator import SimulatorFactory, recv_frame, sim_client
 from tests.helpers import quote
 
@@ -154,59 +148,10 @@ async def test_positions_from_the_config(simulator_factory: SimulatorFactory) ->
     assert (await get(sim, "/v2/positions")).json() == []
 
 
-@pytest.mark.parametrize(
-    ("item", "problem"),
-    [
-        ({"qty": "1", "avg_entry_price": "1"}, "symbol"),
-        ({"symbol": "A B", "qty": "1", "avg_entry_price": "1"}, "symbol"),
-        ({"symbol": "A", "avg_entry_price": "1"}, "'qty' is missing"),
-        ({"symbol": "A", "qty": 1.5, "avg_entry_price": "1"}, "not a float"),
-        ({"symbol": "A", "qty": "abc", "avg_entry_price": "1"}, "not a decimal"),
-        ({"symbol": "A", "qty": "0", "avg_entry_price": "1"}, "qty is 0"),
-        ({"symbol": "A", "qty": "1", "avg_entry_price": "-1"}, "negative"),
-        ({"symbol": "A", "qty": "1", "avg_entry_price": "Infinity"}, "finite"),
-        ({"symbol": "A", "qty": "-1", "side": "long", "avg_entry_price": "1"}, "side 'long'"),
-        ({"symbol": "A", "qty": "1", "side": "up", "avg_entry_price": "1"}, "side must be"),
-    ],
-)
-def test_bad_positions_are_refused_naming_the_problem(item: dict[str, Any], problem: str) -> None:
-    with pytest.raises(ValueError, match=problem):
-        parse_positions([item])
-
-
-def test_duplicate_symbols_are_refused() -> None:
-    entry = {"symbol": "A", "qty": "1", "avg_entry_price": "1"}
-    with pytest.raises(ValueError, match="more than one position for A"):
-        parse_positions([entry, {**entry, "symbol": "a"}])
-
-
-def test_positions_file_numbers_are_exact(tmp_path: Path) -> None:
-    path = tmp_path / "positions.json"
-    path.write_text('{"positions": [{"symbol": "AAPL", "qty": 10, "avg_entry_price": 187.10}]}')
-    (position,) = load_positions(path)
-    assert position.qty == Decimal(10)
-    assert str(position.avg_entry_price) == "187.10"
-    path.write_text("[1, 2")
-    with pytest.raises(ValueError, match="not JSON"):
-        load_positions(path)
-    with pytest.raises(ValueError, match="cannot read positions file"):
-        load_positions(tmp_path / "missing.json")
-    path.write_text('{"nope": []}')
-    with pytest.raises(ValueError, match="expected an array"):
-        load_positions(path)
-
-
-def test_sim_command_refuses_a_bad_positions_file(tmp_path: Path) -> None:
-    path = tmp_path / "positions.json"
-    path.write_text('[{"symbol": "AAPL", "qty": "x", "avg_entry_price": "1"}]')
-    market_data = str(Path(sys.executable).parent / "market-data")
-    result = subprocess.run(
-        [market_data, "sim", "--port", "0", "--positions", str(path)],
-        capture_output=True,
-        text=True,
-        timeout=30,
-        check=False,
-    )
-    assert result.returncode == 2
-    assert "positions file" in result.stderr and "not a decimal" in result.stderr
-    assert "Traceback" not in result.stderr
+async def test_clear_failures_forgets_what_the_facade_queued(simulator: AlpacaSimulator) -> None:
+    simulator.fail_positions(503, times=5)
+    simulator.fail_rest("snapshots", 500)
+    simulator.rest.clear_failures()
+    assert (await get(simulator, "/v2/positions")).status_code == 200
+    assert (await get(simulator, "/v2/stocks/snapshots?symbols=AAPL")).status_code == 200
+    assert simulator.rest.requests == [("/v2/positions", 200), ("/v2/stocks/snapshots", 200)]

@@ -1,4 +1,4 @@
-"""Generated and injected data over real sockets: content, pacing, batching, faults, msgpack."""
+"""A session's data loop over real sockets: content, pacing, batching, stalls, msgpack."""
 
 from __future__ import annotations
 
@@ -6,54 +6,24 @@ import asyncio
 import itertools
 import json
 import logging
-import re
 import time
 from decimal import Decimal
-from typing import Any
 
 import msgpack
 import pytest
-from websockets.asyncio.client import ClientConnection, connect
-from websockets.exceptions import ConnectionClosed, ConnectionClosedError, ConnectionClosedOK
+from websockets.asyncio.client import connect
+from websockets.exceptions import ConnectionClosed
 
 from apps.simulator import AlpacaSimulator
 from apps.simulator.quotes import DEFAULT_UNIVERSE
+from tests.apps.simulator.wire import (
+    RFC3339_NS,
+    collect,
+    drain_until_marker,
+    quotes_of,
+    subscribe,
+)
 from tests.fixtures.simulator import SimulatorFactory, decode_frame, recv_frame, sim_client
-
-RFC3339_NS = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{1,9})?Z")
-MARKER = '[{"T":"marker"}]'
-
-
-async def subscribe(ws: ClientConnection, *symbols: str, action: str = "subscribe") -> None:
-    await ws.send(json.dumps({"action": action, "quotes": list(symbols)}))
-    # Data may already be flowing: skip frames until the ack.
-    while (await recv_frame(ws))[0]["T"] != "subscription":
-        pass
-
-
-async def collect(ws: ClientConnection, seconds: float) -> list[list[dict[str, Any]]]:
-    """Every frame received within ``seconds``."""
-    frames: list[list[dict[str, Any]]] = []
-    deadline = asyncio.get_running_loop().time() + seconds
-    try:
-        async with asyncio.timeout_at(deadline):
-            while True:
-                frames.append(decode_frame(await ws.recv()))
-    except TimeoutError:
-        pass
-    return frames
-
-
-async def drain_until_marker(sim: AlpacaSimulator, ws: ClientConnection) -> None:
-    """Use an injected frame as a barrier: everything sent before it has been read after."""
-    await sim.send_raw(MARKER)
-    async with asyncio.timeout(2):
-        while await ws.recv() != MARKER:
-            pass
-
-
-def quotes_of(frames: list[list[dict[str, Any]]]) -> list[dict[str, Any]]:
-    return [message for frame in frames for message in frame]
 
 
 async def test_quotes_flow_only_for_subscribed_symbols(
@@ -169,48 +139,6 @@ async def test_set_rate_turns_generation_on_and_off(simulator: AlpacaSimulator) 
     assert simulator.quotes_sent >= len(quotes_of(frames))
 
 
-async def test_send_quotes_keeps_the_exact_decimal_text(simulator: AlpacaSimulator) -> None:
-    quote = {
-        "S": "AAPL",
-        "bx": "Q",
-        "bp": Decimal("150.10"),
-        "bs": 3,
-        "ax": "P",
-        "ap": Decimal("150.1234"),
-        "as": 2,
-        "c": ["R"],
-        "z": "C",
-        "t": "2026-11-24T15:30:01.123456789Z",
-    }
-    async with sim_client(simulator) as ws:
-        await simulator.send_quotes([quote, {**quote, "S": "MSFT", "T": "q"}])
-        raw = await ws.recv()
-    assert isinstance(raw, str)
-    assert raw.startswith('[{"T":"q","S":"AAPL","bx":"Q","bp":150.10,"bs":3,')
-    assert '"ap":150.1234' in raw
-    first, second = decode_frame(raw)
-    assert first["bp"] == Decimal("150.10") and first["ap"] == Decimal("150.1234")
-    assert first["t"] == "2026-11-24T15:30:01.123456789Z"
-    assert next(iter(second)) == "T"
-    assert simulator.last_quotes["AAPL"]["bp"] == Decimal("150.10")
-    assert simulator.last_quotes["MSFT"]["S"] == "MSFT"
-    assert simulator.quotes_sent == 2
-
-
-async def test_send_quotes_fills_in_the_type_and_time(simulator: AlpacaSimulator) -> None:
-    async with sim_client(simulator) as ws:
-        await simulator.send_quotes([{"S": "AAPL", "bp": Decimal("1.00"), "ap": Decimal("1.01")}])
-        ((quote,),) = [await recv_frame(ws)]
-    assert quote["T"] == "q"
-    assert RFC3339_NS.fullmatch(quote["t"])
-
-
-async def test_send_quotes_skips_unauthenticated_sessions(simulator: AlpacaSimulator) -> None:
-    async with sim_client(simulator, authenticate=False) as ws:
-        await simulator.send_quotes([{"S": "AAPL", "bp": Decimal("1"), "ap": Decimal("2")}])
-        assert await collect(ws, 0.1) == []
-
-
 async def test_last_quotes_tracks_generated_quotes(simulator_factory: SimulatorFactory) -> None:
     sim = await simulator_factory(rate=500)
     async with sim_client(sim) as ws:
@@ -220,42 +148,6 @@ async def test_last_quotes_tracks_generated_quotes(simulator_factory: SimulatorF
     last = sim.last_quotes["AAPL"]
     assert list(last) == ["T", "S", "bx", "bp", "bs", "ax", "ap", "as", "c", "z", "t"]
     assert isinstance(last["bp"], Decimal) and last["bp"] <= last["ap"]
-
-
-async def test_send_raw_and_send_error(simulator: AlpacaSimulator) -> None:
-    async with sim_client(simulator) as ws:
-        await simulator.send_raw('[{"T":"q","S":"AAPL","bp":"oops"')
-        assert await ws.recv() == '[{"T":"q","S":"AAPL","bp":"oops"'
-        await simulator.send_raw(b"\x00\x01binary")
-        assert await ws.recv() == b"\x00\x01binary"
-        await simulator.send_error(407, "slow client")
-        assert await ws.recv() == '[{"T":"error","code":407,"msg":"slow client"}]'
-        await simulator.send_error(500)
-        assert await recv_frame(ws) == [{"T": "error", "code": 500, "msg": "internal error"}]
-
-
-async def test_drop_connections_aborts_without_a_close_frame(simulator: AlpacaSimulator) -> None:
-    async with sim_client(simulator) as ws:
-        await simulator.drop_connections()
-        assert simulator.open_connections == 0
-        with pytest.raises(ConnectionClosedError):
-            async with asyncio.timeout(2):
-                await ws.recv()
-        # 1006: the connection ended without a close frame.
-        assert ws.close_code == 1006
-
-
-async def test_drop_connections_clean_sends_going_away(simulator: AlpacaSimulator) -> None:
-    async with sim_client(simulator) as ws:
-        await simulator.drop_connections(clean=True)
-        with pytest.raises(ConnectionClosedOK):
-            async with asyncio.timeout(2):
-                await ws.recv()
-        assert ws.close_code == 1001
-    assert simulator.open_connections == 0
-    # The server keeps accepting after a drop.
-    async with sim_client(simulator):
-        pass
 
 
 async def test_dead_socket_ends_its_session_quietly(
@@ -277,26 +169,6 @@ async def test_dead_socket_ends_its_session_quietly(
             await asyncio.sleep(0.01)
     assert sim.open_connections == 0
     assert [r for r in caplog.records if r.name.startswith("apps.simulator")] == []
-
-
-async def test_stop_closes_sessions_and_leaves_no_task(
-    simulator_factory: SimulatorFactory,
-) -> None:
-    sim = await simulator_factory(rate=1000, connection_limit=None)
-    async with sim_client(sim) as a, sim_client(sim) as b:
-        await subscribe(a, "AAPL")
-        await subscribe(b, "MSFT")
-        await sim.stop()
-        for ws in (a, b):
-            with pytest.raises(ConnectionClosed):
-                async with asyncio.timeout(2):
-                    while True:
-                        await ws.recv()
-            assert ws.close_code == 1001
-    assert sim.open_connections == 0
-    leftovers = [task for task in asyncio.all_tasks() if task.get_name().startswith("simulator")]
-    assert leftovers == []
-    await sim.stop()  # idempotent
 
 
 async def test_msgpack_session_speaks_binary(simulator: AlpacaSimulator) -> None:
@@ -339,19 +211,6 @@ async def test_msgpack_session_speaks_binary(simulator: AlpacaSimulator) -> None
         "quotes": ["AAPL"],
         "action": "subscribe",
     }
-
-
-async def test_json_and_msgpack_sessions_get_the_same_injected_quote(
-    simulator_factory: SimulatorFactory,
-) -> None:
-    sim = await simulator_factory(connection_limit=None)
-    async with sim_client(sim) as text, sim_client(sim, use_msgpack=True) as binary:
-        await sim.send_quotes([{"S": "AAPL", "bp": Decimal("10.05"), "ap": Decimal("10.07")}])
-        (from_text,) = await recv_frame(text)
-        (from_binary,) = await recv_frame(binary)
-    assert from_text["bp"] == Decimal("10.05")
-    assert from_binary["bp"] == 10.05
-    assert from_binary["t"].to_unix_nano() > 0
 
 
 async def test_json_client_may_send_binary_and_msgpack_client_json(

@@ -1,0 +1,169 @@
+"""What the REST endpoints report: positions valued at the simulated quotes, and snapshots.
+
+Positions carry every number as a JSON string, a short with a negative ``qty`` and side
+``short`` (reference §9.2). Snapshots carry ``prevDailyBar``, ``dailyBar`` and, once
+quoted, ``latestQuote`` (reference §9.3). The previous close is the symbol's
+random-walk start price unless a test sets one; the current price is the mid of the
+last quote sent.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Iterable, Mapping
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+from apps.simulator.positions import SimulatedPosition, parse_decimal, parse_positions
+
+__all__ = ["RestData"]
+
+
+def _text(value: Decimal) -> str:
+    # Alpaca writes plain decimals ("-1875.5"), never exponents.
+    return f"{value:f}"
+
+
+def _previous_session_start(now: datetime) -> str:
+    """Midnight New York time (04:00Z, as Alpaca stamps daily bars) of the last weekday
+    before ``now``'s date."""
+    day = now.date() - timedelta(days=1)
+    while day.weekday() >= 5:
+        day -= timedelta(days=1)
+    return f"{day.isoformat()}T04:00:00Z"
+
+
+class RestData:
+    """Open positions and previous closes, and the response bodies built from them.
+
+    ``quote_of(symbol)`` returns the last quote sent for a symbol (bid ``bp`` / ask
+    ``ap`` as exact decimals) or ``None``; ``start_price(symbol)`` its walk's start.
+    """
+
+    def __init__(
+        self,
+        *,
+        quote_of: Callable[[str], Mapping[str, Any] | None],
+        start_price: Callable[[str], Decimal],
+        positions: Iterable[Mapping[str, Any] | SimulatedPosition] = (),
+    ) -> None:
+        self._quote_of = quote_of
+        self._start_price = start_price
+        self._positions: list[SimulatedPosition] = []
+        self._previous_closes: dict[str, Decimal] = {}
+        self.set_positions(positions)
+
+    # -- state ------------------------------------------------------------------------
+
+    @property
+    def positions(self) -> list[SimulatedPosition]:
+        """The open positions, by symbol."""
+        return list(self._positions)
+
+    def set_positions(self, positions: Iterable[Mapping[str, Any] | SimulatedPosition]) -> None:
+        """Replace the open positions (see :func:`parse_positions` for the mapping form)."""
+        items = list(positions)
+        ready = [p for p in items if isinstance(p, SimulatedPosition)]
+        raw = [p for p in items if not isinstance(p, SimulatedPosition)]
+        self._positions = sorted([*ready, *parse_positions(raw)], key=lambda p: p.symbol)
+
+    def set_previous_close(self, symbol: str, price: Decimal | str) -> None:
+        """Make the snapshots report ``price`` as the previous close of ``symbol``."""
+        self._previous_closes[symbol.upper()] = parse_decimal(price, f"{symbol} previous close")
+
+    def previous_close(self, symbol: str) -> Decimal:
+        """The previous close the snapshots report for ``symbol``."""
+        symbol = symbol.upper()
+        price = self._previous_closes.get(symbol)
+        return self._start_price(symbol) if price is None else price
+
+    # -- bodies -----------------------------------------------------------------------
+
+    def positions_body(self) -> list[dict[str, Any]]:
+        """``GET /v2/positions``: every open position."""
+        return [self._position_json(p) for p in self._positions]
+
+    def snapshots_body(self, symbols: Iterable[str]) -> dict[str, dict[str, Any]]:
+        """``GET /v2/stocks/snapshots``: one snapshot per distinct symbol, in order."""
+        return {s: self._snapshot(s) for s in dict.fromkeys(symbols)}
+
+    def _current_price(self, symbol: str) -> Decimal:
+        quote = self._quote_of(symbol)
+        if quote is not None:
+            bid, ask = quote.get("bp"), quote.get("ap")
+            if isinstance(bid, Decimal) and isinstance(ask, Decimal):
+                return (bid + ask) / 2
+        return self.previous_close(symbol)
+
+    def _position_json(self, position: SimulatedPosition) -> dict[str, Any]:
+        qty = position.qty
+        current = self._current_price(position.symbol)
+        lastday = self.previous_close(position.symbol)
+        cost = qty * position.avg_entry_price
+        value = qty * current
+        pl = value - cost
+        intraday = value - qty * lastday
+        plpc = pl / abs(cost) if cost else Decimal(0)
+        intraday_plpc = intraday / abs(qty * lastday) if lastday else Decimal(0)
+        change = (current - lastday) / lastday if lastday else Decimal(0)
+        usd = {
+            "avg_entry_price": _text(position.avg_entry_price),
+            "market_value": _text(value),
+            "cost_basis": _text(cost),
+            "unrealized_pl": _text(pl),
+            "unrealized_plpc": _text(round(plpc, 6)),
+            "unrealized_intraday_pl": _text(intraday),
+            "unrealized_intraday_plpc": _text(round(intraday_plpc, 6)),
+            "current_price": _text(current),
+            "lastday_price": _text(lastday),
+            "change_today": _text(round(change, 6)),
+        }
+        return {
+            "asset_id": str(uuid.uuid5(uuid.NAMESPACE_URL, f"alpaca-sim:{position.symbol}")),
+            "symbol": position.symbol,
+            "exchange": position.exchange,
+            "asset_class": position.asset_class,
+            "asset_marginable": True,
+            "qty": _text(qty),
+            "qty_available": _text(qty),
+            "side": "short" if qty < 0 else "long",
+            **usd,
+            "usd": usd,
+        }
+
+    def _snapshot(self, symbol: str) -> dict[str, Any]:
+        now = datetime.now(UTC)
+        close = self.previous_close(symbol)
+        current = self._current_price(symbol)
+        today = f"{now.date().isoformat()}T04:00:00Z"
+        snapshot: dict[str, Any] = {
+            "dailyBar": {
+                "t": today,
+                "o": close,
+                "h": max(close, current),
+                "l": min(close, current),
+                "c": current,
+                "v": 0,
+                "n": 0,
+                "vw": current,
+            },
+            "prevDailyBar": {
+                "t": _previous_session_start(now),
+                "o": close,
+                "h": close,
+                "l": close,
+                "c": close,
+                "v": 0,
+                "n": 0,
+                "vw": close,
+            },
+        }
+        quote = self._quote_of(symbol)
+        if quote is not None:
+            snapshot["latestQuote"] = {
+                k: quote[k]
+                for k in ("t", "ax", "ap", "as", "bx", "bp", "bs", "c", "z")
+                if k in quote
+            }
+        return snapshot
