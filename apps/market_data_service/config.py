@@ -79,6 +79,12 @@ class Settings(BaseSettings):
 
     # Market data
     price_cache_ttl: Annotated[int, Field(gt=0)] = 300
+    # Longest the broker reader waits on Redis; past it the newest price per symbol is
+    # held and written once Redis answers again (docs/architecture.md, "Redis faults").
+    redis_write_timeout: Annotated[float, Field(gt=0, le=60, allow_inf_nan=False)] = 1.0
+    # How often the saved subscription set is checked against the wanted one and
+    # rewritten if Redis lost or changed it.
+    subscription_check_interval: Annotated[float, Field(gt=0, allow_inf_nan=False)] = 5.0
 
     # WebSocket
     max_reconnect_attempts: Annotated[int, Field(ge=1)] = 10

@@ -23,6 +23,8 @@ __all__ = ["MarketDataService"]
 
 logger = logging.getLogger(__name__)
 
+_RESTORE_AT_START = 1.0  # seconds; past it the restore goes on in the background
+
 
 class MarketDataService:
     """The running service: stream, Redis clients, subscriptions and price reads."""
@@ -42,6 +44,7 @@ class MarketDataService:
             reconnect_base_delay=settings.reconnect_base_delay,
             reconnect_max_delay=settings.reconnect_max_delay,
             stall_timeout=settings.stall_timeout or None,
+            redis_write_timeout=settings.redis_write_timeout,
         )
         self.subscriptions = SubscriptionRegistry(self.stream, self.redis_client)
         self.prices = PriceCache(self.redis_client)
@@ -67,11 +70,28 @@ class MarketDataService:
         self._tasks: list[asyncio.Task[None]] = []
 
     async def start(self) -> None:
-        """Restore the saved subscriptions, then connect in the background."""
-        await self.subscriptions.restore()
+        """Restore the saved subscriptions, then connect in the background.
+
+        A Redis that does not answer at once does not hold up the start: the registry
+        keeps retrying in the background and ``/health`` says so meanwhile.
+        """
+        await self.subscriptions.restore(timeout=_RESTORE_AT_START)
+        self._tasks.append(
+            asyncio.create_task(
+                self.subscriptions.maintain(
+                    self.settings.subscription_check_interval, on_lost=self._cache_lost
+                ),
+                name="subscriptions-maintain",
+            )
+        )
         if self.position_sync is not None:
             self.position_sync.start()
         self._tasks.append(asyncio.create_task(self._run_stream(), name="market-data-stream"))
+
+    def _cache_lost(self) -> None:
+        # The saved subscriptions vanished, so Redis lost its data: prices included.
+        count = self.stream.sink.resend_latest()
+        logger.warning("Redis lost its data; rewriting the newest price of %d symbols", count)
 
     async def _run_stream(self) -> None:
         try:

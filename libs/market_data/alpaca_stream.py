@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import time
 from collections.abc import Iterable
 from typing import Any, Final
@@ -23,14 +24,19 @@ from libs.market_data.protocol import DecodedFrame
 from libs.market_data.sink import RedisPriceSink
 from libs.market_data.symbols import normalize_symbols
 from libs.market_data.types import PriceData, PriceUpdateEvent, QuoteData
-from libs.redis_client import EventPublisher, RedisClient
+from libs.redis_client import EventPublisher, RedisClient, RedisClientError
 from libs.telemetry import LATENCY_BUCKETS, Histogram, epoch_seconds
 
-__all__ = ["ALPACA_STREAM_HOST", "AlpacaMarketDataStream", "feed_url"]
+__all__ = ["ALPACA_STREAM_HOST", "HEARTBEAT_KEY", "AlpacaMarketDataStream", "feed_url"]
 
 logger = logging.getLogger(__name__)
 
 ALPACA_STREAM_HOST: Final = "wss://stream.data.alpaca.markets"
+# Last time this service was streaming (epoch seconds as text), refreshed every
+# HEARTBEAT_INTERVAL while connected: after a crash the next start announces the gap.
+HEARTBEAT_KEY: Final = "market_data:heartbeat"
+HEARTBEAT_INTERVAL: Final = 1.0
+_HEARTBEAT_TTL: Final = 7 * 24 * 3600
 _V1BETA1_FEEDS: Final = frozenset({"boats", "overnight"})
 
 
@@ -63,6 +69,7 @@ class AlpacaMarketDataStream:
         step_timeout: float = 10.0,
         compression: str | None = "deflate",
         stall_timeout: float | None = 120.0,
+        redis_write_timeout: float = 1.0,
     ) -> None:
         if price_ttl <= 0:
             raise ValueError("price_ttl must be a positive number of seconds")
@@ -70,7 +77,9 @@ class AlpacaMarketDataStream:
         self.event_publisher = event_publisher
         self.price_ttl = price_ttl
         self._processor = QuoteProcessor()
-        self._sink = RedisPriceSink(redis_client.params, price_ttl)
+        self._sink = RedisPriceSink(
+            redis_client.params, price_ttl, write_timeout=redis_write_timeout
+        )
         self._connection = AlpacaConnection(
             url or feed_url(feed),
             api_key,
@@ -112,8 +121,8 @@ class AlpacaMarketDataStream:
     async def unsubscribe_symbols(self, symbols: Iterable[str]) -> list[str]:
         """Unsubscribe; returns the symbols that were subscribed and now are not."""
         removed = await self._connection.unsubscribe(normalize_symbols(symbols))
-        for symbol in removed:
-            self._processor.last_accepted.pop(symbol, None)
+        self._processor.forget(removed)
+        self._sink.forget(removed)
         return removed
 
     def get_subscribed_symbols(self) -> list[str]:
@@ -145,10 +154,15 @@ class AlpacaMarketDataStream:
         self._finished.clear()
         # Before any await: a stop() from here on must be seen by the connection loop.
         self._connection.reset()
+        heartbeat: asyncio.Task[None] | None = None
         try:
             await self._ensure_sink()
+            await self._resume_from_heartbeat()
+            heartbeat = asyncio.create_task(self._beat(), name="market-data-heartbeat")
             await self._connection.run()
         finally:
+            if heartbeat is not None:
+                heartbeat.cancel()
             self._running = False
             self._finished.set()
 
@@ -236,6 +250,40 @@ class AlpacaMarketDataStream:
             return
         latency = time.time() - stamp
         self.cache_write_latency.observe(latency if latency > 0.0 else 0.0)
+
+    async def _resume_from_heartbeat(self) -> None:
+        """After a crash, the first connection announces the gap since the last beat."""
+        if self._connection.disconnected_at is not None:
+            return  # restarted in-process: the connection knows its own gap
+        try:
+            async with asyncio.timeout(self.redis_client.params.socket_timeout):
+                raw = await self.redis_client.get(HEARTBEAT_KEY)
+        except (TimeoutError, RedisClientError) as exc:
+            logger.warning("could not read the last heartbeat (%s); no gap announced", exc)
+            return
+        if raw is None:
+            return
+        try:
+            last = float(raw)
+        except ValueError:
+            logger.warning("ignoring unreadable heartbeat %r", raw[:40])
+            return
+        if math.isfinite(last):
+            self._connection.disconnected_at = last
+
+    async def _beat(self) -> None:
+        # Through the command client, not the price writer: a beat has no order to keep
+        # with the prices, and must not show up in the writer's per-frame figures.
+        while True:
+            if self._connection.is_connected():
+                try:
+                    async with asyncio.timeout(HEARTBEAT_INTERVAL):
+                        await self.redis_client.set(
+                            HEARTBEAT_KEY, b"%.6f" % time.time(), ttl=_HEARTBEAT_TTL
+                        )
+                except (TimeoutError, RedisClientError) as exc:
+                    logger.debug("heartbeat not written: %s", exc)
+            await asyncio.sleep(HEARTBEAT_INTERVAL)
 
     async def _ensure_sink(self) -> None:
         if not self._sink_started:

@@ -26,6 +26,7 @@ import msgspec
 
 from libs.market_data.protocol import Quote
 from libs.market_data.types import RejectReason, check_quote
+from libs.telemetry import instant_key
 
 __all__ = ["EventRecord", "PriceRecord", "PriceUpdate", "QuoteProcessor"]
 
@@ -68,7 +69,7 @@ PriceUpdate = tuple[str, bytes, bytes]
 class QuoteProcessor:
     """Validates quotes and encodes the accepted ones; counts what it drops and why."""
 
-    __slots__ = ("_encode", "accepted", "last_accepted", "rejected")
+    __slots__ = ("_encode", "_instants", "accepted", "last_accepted", "rejected")
 
     def __init__(self) -> None:
         self._encode = msgspec.json.Encoder().encode
@@ -76,6 +77,16 @@ class QuoteProcessor:
         self.rejected: Counter[RejectReason] = Counter()
         # symbol -> wall-clock time of its last accepted quote (bounded by subscriptions)
         self.last_accepted: dict[str, float] = {}
+        # symbol -> instant_key() of its last accepted quote's exchange time: a quote
+        # older than that is dropped (STALE); an equal one is accepted, the later
+        # arrival being the later quote (docs/architecture.md, "Per-symbol order").
+        self._instants: dict[str, str] = {}
+
+    def forget(self, symbols: Iterable[str]) -> None:
+        """Drop what is kept of symbols no longer subscribed."""
+        for symbol in symbols:
+            self.last_accepted.pop(symbol, None)
+            self._instants.pop(symbol, None)
 
     def process(self, quotes: Iterable[Quote], subscribed: Collection[str]) -> list[PriceUpdate]:
         """Return the updates for valid quotes of subscribed symbols, in arrival order."""
@@ -87,6 +98,7 @@ class QuoteProcessor:
     def _process(self, quotes: Iterable[Quote], subscribed: Collection[str]) -> list[PriceUpdate]:
         encode = self._encode
         last_accepted = self.last_accepted
+        instants = self._instants
         now = time.time()
         updates: list[PriceUpdate] = []
         append = updates.append
@@ -110,7 +122,18 @@ class QuoteProcessor:
             except ArithmeticError:  # Inexact, Overflow: see _CONTEXT
                 self.rejected[RejectReason.MALFORMED] += 1
                 continue
+            try:
+                instant = instant_key(q.t)
+            except ValueError:
+                instant = ""  # unreadable past the shape check: cached, never ordered
+            else:
+                previous = instants.get(symbol)
+                if previous is not None and instant < previous:
+                    self.rejected[RejectReason.STALE] += 1
+                    continue
             last_accepted[symbol] = now
+            if instant:
+                instants[symbol] = instant
             append(
                 (
                     symbol,

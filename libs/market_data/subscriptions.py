@@ -5,17 +5,24 @@ it stays subscribed at the broker while any source holds it, so a closed positio
 removes a symbol a person subscribed. The set lives in the Redis hash
 ``market_data:subscriptions`` (symbol -> comma-separated sources), so a restarted
 service resumes the same symbols.
+
+That hash is what the next start relies on, and Redis can lose it without a word
+(``FLUSHALL``, a restart without persistence, a failover to an empty replica).
+:meth:`SubscriptionRegistry.maintain` restores it at startup, retrying until Redis
+answers, then checks it against the wanted set every ``interval`` and rewrites it when
+it differs (docs/architecture.md, "Redis faults").
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from enum import StrEnum
 from typing import Final
 
 from libs.market_data.alpaca_stream import AlpacaMarketDataStream
+from libs.market_data.exceptions import MarketDataError
 from libs.market_data.symbols import normalize_symbols
 from libs.redis_client import RedisClient, RedisClientError
 
@@ -24,6 +31,7 @@ __all__ = ["SUBSCRIPTIONS_KEY", "SubscriptionRegistry", "SubscriptionSource"]
 logger = logging.getLogger(__name__)
 
 SUBSCRIPTIONS_KEY: Final = "market_data:subscriptions"
+_RESTORE_DELAYS: Final = (0.1, 0.2, 0.5, 1.0, 2.0)  # then every 2 s until Redis answers
 
 
 class SubscriptionSource(StrEnum):
@@ -47,11 +55,21 @@ class SubscriptionRegistry:
         self._sources: dict[str, set[SubscriptionSource]] = {}
         self._lock = asyncio.Lock()
         self._dirty = False  # a change Redis has not seen yet
+        # Until the saved set is read, a full rewrite of the hash would erase it.
+        self._restored = store is None
+        self.rewrites = 0  # times the saved set was found lost or stale and rewritten
+        self.restore_failures = 0
+        self.last_error: str | None = None
 
     @property
     def persisted(self) -> bool:
         """False while a change could not be written to Redis."""
         return not self._dirty
+
+    @property
+    def restored(self) -> bool:
+        """True once the saved set has been read (or there is no store)."""
+        return self._restored
 
     def sources(self) -> dict[str, list[str]]:
         """Every wanted symbol with its sources, sorted."""
@@ -61,14 +79,21 @@ class SubscriptionRegistry:
         """Wanted symbols, all or those held by ``source``, sorted."""
         return sorted(s for s, src in self._sources.items() if source is None or source in src)
 
-    async def restore(self) -> list[str]:
-        """Load the persisted set and subscribe the stream to it; returns the symbols."""
+    async def restore(self, timeout: float | None = None) -> list[str]:
+        """Load the persisted set and subscribe the stream to it; returns the symbols.
+
+        One attempt: if Redis does not answer (within ``timeout``), logs, returns ``[]``
+        and leaves :attr:`restored` false; :meth:`maintain` retries.
+        """
         if self._store is None:
             return []
         try:
-            stored = await self._store.hgetall(self._key)
-        except RedisClientError as exc:
-            logger.error("could not restore subscriptions from Redis: %s", exc)
+            async with asyncio.timeout(timeout):
+                stored = await self._store.hgetall(self._key)
+        except (RedisClientError, TimeoutError) as exc:
+            self.restore_failures += 1
+            self.last_error = str(exc) or f"no answer within {timeout:g}s"
+            logger.error("could not restore subscriptions from Redis: %s", self.last_error)
             return []
         restored: dict[str, set[SubscriptionSource]] = {}
         for symbol, text in stored.items():
@@ -81,12 +106,69 @@ class SubscriptionRegistry:
             if sources:
                 restored[valid] = sources
         async with self._lock:
-            await self._stream.subscribe_symbols(sorted(restored))
+            try:
+                await self._stream.subscribe_symbols(sorted(restored))
+            except MarketDataError as exc:
+                # The broker refused them: keep serving the others; the error is logged.
+                logger.error("restored subscriptions refused by the broker: %s", exc)
+                restored = {s: v for s, v in restored.items() if s in self._stream_symbols()}
             for symbol, sources in restored.items():
                 self._sources.setdefault(symbol, set()).update(sources)
+            self._restored = True
+            self.last_error = None
         if restored:
             logger.info("restored %d subscriptions from Redis", len(restored))
         return sorted(restored)
+
+    def _stream_symbols(self) -> set[str]:
+        return set(self._stream.get_subscribed_symbols())
+
+    async def maintain(self, interval: float, on_lost: Callable[[], object] | None = None) -> None:
+        """Restore until Redis answers, then keep the saved set equal to the wanted one.
+
+        ``on_lost`` is called when the saved set was found missing while symbols are
+        wanted: Redis lost its data, so the cached prices are gone too.
+        """
+        attempt = 0
+        while not self._restored:
+            await self.restore(timeout=max(interval, 1.0))
+            if not self._restored:
+                await asyncio.sleep(_RESTORE_DELAYS[min(attempt, len(_RESTORE_DELAYS) - 1)])
+                attempt += 1
+        while True:
+            await asyncio.sleep(interval)
+            if await self.reconcile() == "lost" and on_lost is not None:
+                on_lost()
+
+    async def reconcile(self) -> str:
+        """Rewrite the saved set if it differs from the wanted one.
+
+        Returns ``"ok"``, ``"rewritten"`` (it differed), ``"lost"`` (it was gone while
+        symbols are wanted) or ``"unavailable"`` (Redis did not answer).
+        """
+        if self._store is None or not self._restored:
+            return "unavailable"
+        async with self._lock:
+            wanted = {s: ",".join(sorted(src)) for s, src in self._sources.items()}
+            try:
+                stored = await self._store.hgetall(self._key)
+                if stored == wanted:
+                    self._dirty = False
+                    return "ok"
+                await self._store.replace_hash(self._key, wanted)
+            except RedisClientError as exc:
+                self.last_error = str(exc)
+                return "unavailable"
+            self._dirty = False
+            self.rewrites += 1
+            lost = not stored and bool(wanted)
+            logger.warning(
+                "saved subscriptions %s in Redis (%d saved, %d wanted); rewritten",
+                "lost" if lost else "out of date",
+                len(stored),
+                len(wanted),
+            )
+            return "lost" if lost else "rewritten"
 
     async def add(self, symbols: Iterable[str], source: SubscriptionSource) -> list[str]:
         """Hold ``symbols`` for ``source``; returns those it did not hold before.
@@ -129,13 +211,18 @@ class SubscriptionRegistry:
         if self._store is None or not (changed or self._dirty):
             return
         try:
-            if self._dirty:
+            if self._dirty and self._restored:
                 # An earlier write failed: rewrite the whole set rather than guess.
-                await self._store.delete(self._key)
-                changed = list(self._sources)
-            present = {s: ",".join(sorted(self._sources[s])) for s in changed if s in self._sources}
-            await self._store.hset(self._key, present)
-            await self._store.hdel(self._key, *[s for s in changed if s not in self._sources])
+                wanted = {s: ",".join(sorted(src)) for s, src in self._sources.items()}
+                await self._store.replace_hash(self._key, wanted)
+            else:
+                if self._dirty:  # not restored yet: add what we hold, erase nothing
+                    changed = [*self._sources, *changed]
+                present = {
+                    s: ",".join(sorted(self._sources[s])) for s in changed if s in self._sources
+                }
+                await self._store.hset(self._key, present)
+                await self._store.hdel(self._key, *[s for s in changed if s not in self._sources])
             self._dirty = False
         except RedisClientError as exc:
             self._dirty = True

@@ -41,6 +41,7 @@ class RejectReason(StrEnum):
     CROSSED = "crossed"
     MALFORMED = "malformed"
     UNSUBSCRIBED = "unsubscribed"
+    STALE = "stale"  # older than the symbol's last accepted quote (docs/architecture.md)
 
 
 def check_quote(bid: Decimal, ask: Decimal, bid_size: int, ask_size: int) -> RejectReason | None:

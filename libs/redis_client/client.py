@@ -156,6 +156,16 @@ class RedisClient:
             fields: dict[Any, Any] = dict(mapping)  # redis-py's Mapping type is invariant
             await self.redis.hset(key, mapping=fields)
 
+    async def replace_hash(self, key: str, mapping: Mapping[str, str]) -> None:
+        """Make ``key`` hold exactly ``mapping`` (deleted when empty), in one transaction."""
+        with translate_errors(self.params, f"MULTI DEL+HSET {key}"):
+            async with self.redis.pipeline(transaction=True) as pipe:
+                pipe.delete(key)
+                if mapping:
+                    fields: dict[Any, Any] = dict(mapping)
+                    pipe.hset(key, mapping=fields)
+                await pipe.execute()
+
     async def hdel(self, key: str, *fields: str) -> int:
         """Delete hash fields; returns how many existed."""
         if not fields:

@@ -30,6 +30,15 @@ class SetPublishPacker:
             b"*3\r\n$7\r\nPUBLISH\r\n$%d\r\n%s\r\n" % (len(channel), channel),
         )
 
+    def pack_set(self, head: bytes, value: bytes) -> bytes:
+        """``SET key value EX ttl`` alone, ``head`` being the first of :meth:`heads`."""
+        return b"%s$%d\r\n%s%s" % (head, len(value), value, self._ex)
+
+    @staticmethod
+    def pack_publish(head: bytes, message: bytes) -> bytes:
+        """``PUBLISH channel message`` alone, ``head`` being the second of :meth:`heads`."""
+        return b"%s$%d\r\n%s\r\n" % (head, len(message), message)
+
     def pack(self, heads: tuple[bytes, bytes], value: bytes, message: bytes) -> bytes:
         """Both commands for one quote, ready to write."""
         return b"%s$%d\r\n%s%s%s$%d\r\n%s\r\n" % (

@@ -7,9 +7,12 @@ batches in order, so the client and Redis work at the same time. This is the onl
 hand-written protocol code of the project; it relies on one Redis guarantee: replies
 come back in the order the commands were sent.
 
-A batch carries a caller-chosen *token*. When the connection is lost, the tokens of
-the batches whose replies never came are handed to ``on_lost`` in send order, so the
-caller can rewrite what may not have landed.
+A batch carries a caller-chosen *token*. When a batch's last reply arrives, its token
+goes to ``on_reply`` with the positions of the commands Redis refused (``-OOM``,
+``-READONLY``, ...; normally none), so the caller can act on each command's fate: the
+price sink sends an event only for a price whose cache write landed. When the
+connection is lost, the tokens of the batches whose replies never came are handed to
+``on_lost`` in send order, so the caller can rewrite what may not have landed.
 """
 
 from __future__ import annotations
@@ -51,15 +54,20 @@ class ReplyCounter:
     or array) means the writer was misused; it is refused rather than miscounted.
     """
 
-    __slots__ = ("_partial", "errors", "last_error")
+    __slots__ = ("_partial", "error_lines", "errors", "last_error")
 
     def __init__(self) -> None:
         self._partial = b""
         self.errors = 0
         self.last_error: str | None = None
+        # (position among the replies the last feed() completed, error text); empty
+        # unless that feed held an error reply: the common path allocates nothing.
+        self.error_lines: list[tuple[int, str]] = []
 
     def feed(self, data: bytes) -> int:
         """Take received bytes; return how many complete replies they finish."""
+        if self.error_lines:
+            self.error_lines = []
         if self._partial:
             data = self._partial + data
         end = data.rfind(b"\r\n")
@@ -72,9 +80,13 @@ class ReplyCounter:
             raise RedisProtocolError("multi-line reply on a write-only connection")
         if complete[0] == 45 or b"\n-" in complete:  # 45 == ord("-")
             lines = complete.split(b"\r\n")
-            failures = [line for line in lines if line.startswith(b"-")]
-            self.errors += len(failures)
-            self.last_error = failures[-1][1:].decode(errors="replace")
+            self.error_lines = [
+                (i, line[1:].decode(errors="replace"))
+                for i, line in enumerate(lines)
+                if line.startswith(b"-")
+            ]
+            self.errors += len(self.error_lines)
+            self.last_error = self.error_lines[-1][1]
         return complete.count(b"\r\n")
 
 
@@ -93,14 +105,17 @@ class PipelinedWriter(Generic[T]):
         *,
         max_in_flight: int = 32,
         on_lost: Callable[[list[T], BaseException], None] | None = None,
+        on_reply: Callable[[T, Sequence[tuple[int, str]]], None] | None = None,
     ) -> None:
         self._params = params
         self._max_in_flight = max_in_flight
         self._on_lost = on_lost
+        self._on_reply = on_reply
         self._reader: asyncio.StreamReader | None = None
         self._writer: asyncio.StreamWriter | None = None
         self._reply_task: asyncio.Task[None] | None = None
-        # (replies still expected, token, monotonic send time) per batch, oldest first
+        # [replies still expected, token, monotonic send time, replies in all, refused
+        # positions or None] per batch, oldest first
         self._in_flight: deque[list[Any]] = deque()
         self._room = asyncio.Event()
         self._room.set()
@@ -120,6 +135,23 @@ class PipelinedWriter(Generic[T]):
     @property
     def in_flight(self) -> int:
         return len(self._in_flight)
+
+    def unanswered_for(self, now: float | None = None) -> float:
+        """Seconds the oldest batch in flight has waited for its replies (0: none)."""
+        if not self._in_flight:
+            return 0.0
+        sent: float = self._in_flight[0][2]
+        return max(0.0, (time.monotonic() if now is None else now) - sent)
+
+    def writable(self) -> bool:
+        """True when a batch can be sent now without waiting (buffer and in-flight room)."""
+        writer = self._writer
+        if writer is None or writer.is_closing():
+            return False
+        # drain() pauses above the high-water mark; below it a write never waits.
+        return self._room.is_set() and (
+            writer.transport.get_write_buffer_size() <= _WRITE_BUFFER_HIGH
+        )
 
     async def connect(self) -> None:
         """Open the connection, authenticate and select the database."""
@@ -181,7 +213,7 @@ class PipelinedWriter(Generic[T]):
         if writer is None or writer.is_closing():
             raise RedisConnectionError("Redis writer is not connected")
         writer.write(payload)
-        self._in_flight.append([replies, token, time.monotonic()])
+        self._in_flight.append([replies, token, time.monotonic(), replies, None])
         self._idle.clear()
         if len(self._in_flight) >= self._max_in_flight:
             self._room.clear()
@@ -209,6 +241,7 @@ class PipelinedWriter(Generic[T]):
     async def _read_replies(self, reader: asyncio.StreamReader) -> None:
         counter = ReplyCounter()
         in_flight = self._in_flight
+        on_reply = self._on_reply
         error: BaseException = RedisConnectionError("Redis closed the connection")
         try:
             while True:
@@ -216,20 +249,30 @@ class PipelinedWriter(Generic[T]):
                 if not data:
                     break
                 replies = counter.feed(data)
+                errors = counter.error_lines
                 if counter.errors != self.reply_errors:
                     self.reply_errors = counter.errors
                     self.last_reply_error = counter.last_error
+                position = 0  # of the next reply among those this read completed
                 while replies:
                     head = in_flight[0]
                     taken = min(replies, head[0])
+                    if errors:
+                        self._attribute(head, errors, position, taken)
                     head[0] -= taken
                     replies -= taken
+                    position += taken
                     if head[0] == 0:
                         in_flight.popleft()
                         self.batches_done += 1
                         rtt = time.monotonic() - head[2]
                         self.last_round_trip = rtt
                         self.round_trip_seconds.observe(rtt)
+                        if on_reply is not None:
+                            try:
+                                on_reply(head[1], head[4] or ())
+                            except Exception:  # the caller's bug must not kill the reader
+                                logger.exception("reply handler failed")
                 if len(in_flight) < self._max_in_flight:
                     self._room.set()
                 if not in_flight:
@@ -241,6 +284,18 @@ class PipelinedWriter(Generic[T]):
             raise
         finally:
             self._lost(error)
+
+    @staticmethod
+    def _attribute(
+        head: list[Any], errors: list[tuple[int, str]], position: int, taken: int
+    ) -> None:
+        """Record which of ``head``'s commands were refused, by position in its batch."""
+        done = head[3] - head[0]  # replies of this batch seen before this read
+        for index, text in errors:
+            if position <= index < position + taken:
+                if head[4] is None:
+                    head[4] = []
+                head[4].append((done + index - position, text))
 
     def _lost(self, error: BaseException) -> None:
         writer, self._writer = self._writer, None

@@ -10,6 +10,14 @@ from libs.telemetry.histogram import (
     ROUND_TRIP_BUCKETS,
     Histogram,
 )
-from libs.telemetry.timestamps import epoch_seconds
+from libs.telemetry.timestamps import epoch_seconds, instant_key, now_rfc3339, rfc3339
 
-__all__ = ["LATENCY_BUCKETS", "ROUND_TRIP_BUCKETS", "Histogram", "epoch_seconds"]
+__all__ = [
+    "LATENCY_BUCKETS",
+    "ROUND_TRIP_BUCKETS",
+    "Histogram",
+    "epoch_seconds",
+    "instant_key",
+    "now_rfc3339",
+    "rfc3339",
+]

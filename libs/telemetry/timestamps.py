@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Final
 
-__all__ = ["epoch_seconds"]
+__all__ = ["epoch_seconds", "instant_key", "now_rfc3339", "rfc3339"]
 
 _MINUTES: dict[bytes, float] = {}
 _MINUTES_LIMIT: Final = 4096
@@ -55,3 +55,42 @@ def _slow(raw: bytes) -> float:
     if parsed.tzinfo is None:
         parsed = parsed.replace(tzinfo=UTC)
     return parsed.timestamp()
+
+
+def rfc3339(epoch: float) -> str:
+    """``YYYY-MM-DDTHH:MM:SS.ffffffZ`` of epoch seconds: the one format of our own times."""
+    return datetime.fromtimestamp(epoch, UTC).isoformat().replace("+00:00", "Z")
+
+
+def now_rfc3339() -> str:
+    """The current wall-clock time as :func:`rfc3339` text."""
+    return datetime.now(UTC).isoformat().replace("+00:00", "Z")
+
+
+def instant_key(stamp: str) -> str:
+    """Text that sorts as the instants sort: ``YYYY-MM-DDTHH:MM:SS`` + 9 fraction digits.
+
+    Alpaca trims trailing zeros from the fraction (``...:00Z``, ``...:00.5Z``,
+    ``...:00.123456789Z``), so the raw strings do not sort as the instants do. The UTC
+    ``Z`` form costs two slices; an offset (``+02:00``) is converted to UTC first.
+    Raises :class:`ValueError` for text that is not such a timestamp.
+    """
+    if stamp[-1:] == "Z":
+        if len(stamp) == 20:
+            return stamp[:19] + "000000000"
+        if stamp[19:20] == "." and 22 <= len(stamp) <= 30:
+            return stamp[:19] + stamp[20:-1].ljust(9, "0")
+    return _slow_key(stamp)
+
+
+def _slow_key(stamp: str) -> str:
+    head, zone = stamp[:19], stamp[19:]
+    fraction = ""
+    if zone[:1] == ".":
+        digits = len(zone) - 1 - len(zone[1:].lstrip("0123456789"))
+        fraction, zone = zone[1 : 1 + digits], zone[1 + digits :]
+    if not 0 < len(fraction) <= 9 and fraction:
+        raise ValueError(f"not a timestamp: {stamp!r}")
+    parsed = datetime.fromisoformat(head + (zone if zone not in ("", "Z") else "+00:00"))
+    utc = parsed.astimezone(UTC)
+    return utc.strftime("%Y-%m-%dT%H:%M:%S") + fraction.ljust(9, "0")

@@ -22,17 +22,23 @@ async def health(service: ServiceDep, response: Response) -> HealthResponse:
     stats: dict[str, Any] = stream.get_connection_stats()
     state = stream.state
     redis_ok = bool(stats["redis_connected"])
+    # Every condition below comes from state the service already holds: /health never
+    # waits on a hung Redis to decide (docs/architecture.md, "Redis faults").
+    redis_problem = stream.sink.problem()
     reason: str | None = None
     if state is ConnectionState.FAILED:
         health_status = "unhealthy"
         reason = stats["last_error"]
         response.status_code = status.HTTP_503_SERVICE_UNAVAILABLE
-    elif state is not ConnectionState.CONNECTED or not redis_ok:
+    elif redis_problem is not None:
         health_status = "degraded"
-        if not redis_ok:
-            reason = f"Redis unavailable: {stats['redis_last_error']}"
-        else:
-            reason = f"stream {state.value}: {stats['last_error'] or 'starting'}"
+        reason = redis_problem
+    elif not service.subscriptions.restored:
+        health_status = "degraded"
+        reason = f"subscriptions not restored yet: {service.subscriptions.last_error}"
+    elif state is not ConnectionState.CONNECTED:
+        health_status = "degraded"
+        reason = f"stream {state.value}: {stats['last_error'] or 'starting'}"
     else:
         health_status = "healthy"
     # Positions sync (docs/positions.md): while it fails, an otherwise healthy service is

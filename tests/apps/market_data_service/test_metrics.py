@@ -69,12 +69,14 @@ async def test_metrics_parse_and_count_exactly_what_was_sent(
         RejectReason.NEGATIVE_SIZE.value: 1,
         RejectReason.MALFORMED.value: 0,
         RejectReason.UNSUBSCRIBED.value: 0,
+        RejectReason.STALE.value: 0,
     }
     assert after.value("market_data_events_published_total") == 5
-    # One Redis batch and one latency sample per frame, never per quote.
+    # Two Redis batches per frame (its cache writes, then their events once the writes
+    # landed) and one latency sample per frame, never per quote.
     # (deltas: the writer also carries the stream's status notices)
-    assert delta("market_data_redis_round_trips_total") == 2
-    assert delta("market_data_redis_write_round_trip_seconds_count") == 2
+    assert delta("market_data_redis_round_trips_total") == 4
+    assert delta("market_data_redis_write_round_trip_seconds_count") == 4
     assert after.value("market_data_cache_write_latency_seconds_count") == 2
     assert after.value("market_data_cache_write_latency_seconds_bucket", le="+Inf") == 2
     assert 0 <= after.value("market_data_cache_write_latency_seconds_sum") < 5

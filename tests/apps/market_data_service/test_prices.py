@@ -65,11 +65,20 @@ async def test_latest_price_is_the_cached_one_with_its_age(
         "bid_exchange": "Q",
         "ask_exchange": "P",
     }
-    # The newest price wins.
-    await send_and_wait(service, simulator, quote("AAPL", "151.00", "151.02", t=STAMP))
+    # The newest price wins; an older one is dropped as stale (docs/architecture.md).
+    newer = now_stamp(1.0)
+    await send_and_wait(service, simulator, quote("AAPL", "151.00", "151.02", t=newer))
     body = (await service.http.get("/api/v1/prices/AAPL")).json()
+    assert (body["mid"], body["timestamp"]) == ("151.01", newer)
+    await send_and_wait(service, simulator, quote("AAPL", "152.00", "152.02", t=STAMP))
+    body = (await service.http.get("/api/v1/prices/AAPL")).json()
+    assert (body["mid"], body["timestamp"]) == ("151.01", newer)
+    # The age counts from the exchange time, not from the write.
+    await subscribe(service, "MSFT")
+    await send_and_wait(service, simulator, quote("MSFT", "151.00", "151.02", t=STAMP))
+    body = (await service.http.get("/api/v1/prices/MSFT")).json()
     assert (body["mid"], body["timestamp"]) == ("151.01", STAMP)
-    assert body["age_seconds"] > 3600  # from the exchange time, not from the write
+    assert body["age_seconds"] > 3600
 
 
 async def test_a_symbol_with_a_slash_is_read_like_any_other(

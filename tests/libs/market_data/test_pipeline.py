@@ -103,3 +103,48 @@ def test_huge_and_tiny_prices_stay_exact() -> None:
     quotes = [wire("A", "0.0001", "0.0003"), wire("A", "987654321.12", "987654321.14")]
     mids = [json.loads(u[2])["price"] for u in QuoteProcessor().process(quotes, {"A"})]
     assert mids == ["0.0002", "987654321.13"]
+
+
+def _mids(updates: list[tuple[str, bytes, bytes]]) -> list[str]:
+    return [json.loads(u[1])["mid"] for u in updates]
+
+
+def test_an_older_quote_is_dropped_as_stale_in_the_same_frame_and_the_next() -> None:
+    processor = QuoteProcessor()
+    newer = wire(bp="10", ap="10", t="2026-01-02T10:00:01Z")
+    older = wire(bp="20", ap="20", t="2026-01-02T10:00:00Z")
+    assert _mids(processor.process([newer, older], {"AAPL"})) == ["10"]
+    assert _mids(processor.process([older], {"AAPL"})) == []
+    assert processor.rejected[RejectReason.STALE] == 2
+    # Another symbol has its own clock.
+    assert _mids(processor.process([wire("MSFT", bp="1", ap="1", t=older.t)], {"MSFT"})) == ["1"]
+
+
+def test_instants_are_compared_not_strings() -> None:
+    # Alpaca trims trailing zeros: as strings "...:00Z" sorts after "...:00.5Z".
+    processor = QuoteProcessor()
+    first = wire(bp="1", ap="1", t="2026-01-02T10:00:00Z")
+    later = wire(bp="2", ap="2", t="2026-01-02T10:00:00.5Z")
+    nanos = wire(bp="3", ap="3", t="2026-01-02T10:00:00.500000001Z")
+    earlier = wire(bp="4", ap="4", t="2026-01-02T10:00:00.05Z")
+    assert _mids(processor.process([first, later, nanos, earlier], {"AAPL"})) == ["1", "2", "3"]
+    # An offset is the same instant as its UTC form.
+    same = wire(bp="5", ap="5", t="2026-01-02T12:00:00.500000001+02:00")
+    assert _mids(processor.process([same], {"AAPL"})) == ["5"]
+
+
+def test_an_equal_timestamp_is_accepted_the_later_arrival_wins() -> None:
+    processor = QuoteProcessor()
+    t = "2026-01-02T10:00:00.123Z"
+    updates = processor.process([wire(bp="1", ap="1", t=t), wire(bp="2", ap="2", t=t)], {"AAPL"})
+    assert _mids(updates) == ["1", "2"]
+    assert processor.rejected[RejectReason.STALE] == 0
+
+
+def test_forgetting_a_symbol_forgets_its_clock() -> None:
+    processor = QuoteProcessor()
+    processor.process([wire(t="2026-01-02T10:00:01Z")], {"AAPL"})
+    processor.forget(["AAPL"])
+    assert _mids(processor.process([wire(bp="7", ap="7", t="2026-01-02T10:00:00Z")], {"AAPL"})) == [
+        "7"
+    ]

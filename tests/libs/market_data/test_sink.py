@@ -12,13 +12,15 @@ import redis
 from libs.market_data.pipeline import PriceUpdate
 from libs.market_data.sink import RedisPriceSink
 from libs.redis_client import RedisConnectionParams
+from tests.fixtures.monitor import monitor
 from tests.helpers import eventually
 
 
 def update(symbol: str, mid: str) -> PriceUpdate:
-    price = json.dumps({"symbol": symbol, "mid": mid}).encode()
-    event = json.dumps({"event_type": "price.updated", "symbol": symbol, "price": mid}).encode()
-    return (symbol, price, event)
+    stamp = "2026-01-02T15:00:00Z"
+    price = json.dumps({"symbol": symbol, "mid": mid, "timestamp": stamp}).encode()
+    event = {"event_type": "price.updated", "symbol": symbol, "price": mid, "timestamp": stamp}
+    return (symbol, price, json.dumps(event).encode())
 
 
 def cached_mid(client: redis.Redis, symbol: str) -> str | None:
@@ -46,9 +48,14 @@ async def test_cache_is_written_before_the_event_is_published(
     sink = RedisPriceSink(redis_params, ttl=60)
     await sink.start()
     try:
-        for i in range(100):
-            await sink.write([update("AAPL", str(Decimal(i)))])
-        await eventually(lambda: len(seen) == 100, what="100 events")
+        # Redis's own record of what it executed: each event after its price's SET. A
+        # subscriber alone cannot tell, as the writes outrun its reads.
+        async with monitor(redis_params) as log:
+            for i in range(100):
+                await sink.write([update("AAPL", str(Decimal(i)))])
+            await eventually(lambda: len(seen) == 100, what="100 events")
+        assert len(log.events()) == 100
+        assert log.phantom_events() == []
     finally:
         await sink.close()
         task.cancel()
