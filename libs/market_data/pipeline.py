@@ -122,11 +122,15 @@ class QuoteProcessor:
             except ArithmeticError:  # Inexact, Overflow: see _CONTEXT
                 self.rejected[RejectReason.MALFORMED] += 1
                 continue
-            try:
-                instant = instant_key(q.t)
-            except ValueError:
-                instant = ""  # unreadable past the shape check: cached, never ordered
-            else:
+            instant = q.t
+            if len(instant) != 30 or instant[19] != "." or instant[29] != "Z":
+                # Not already the fixed-width form that sorts as instants (see
+                # instant_key); inline because this runs for every quote.
+                try:
+                    instant = instant_key(instant)
+                except ValueError:
+                    instant = ""  # unreadable past the shape check: cached, never ordered
+            if instant:
                 previous = instants.get(symbol)
                 if previous is not None and instant < previous:
                     self.rejected[RejectReason.STALE] += 1

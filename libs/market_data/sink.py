@@ -250,21 +250,25 @@ class RedisPriceSink:
     def _send(self, updates: Sequence[PriceUpdate]) -> None:
         names = self._names
         latest = self._book.latest
-        pending = self._book.pending
-        pack_set = self._packer.pack_set
-        pack_publish = self._packer.pack_publish
+        # The packer's formats, inlined: two method calls per quote cost more than the
+        # formatting itself here (libs/redis_client/resp.py holds them to hiredis's bytes).
+        ex = self._packer.set_suffix
         sets: list[bytes] = []
         events: list[bytes] = []
+        set_append = sets.append
+        event_append = events.append
         for update in updates:
             symbol, price_json, event_json = update
             heads = names.get(symbol)
             if heads is None:
                 heads = self._heads(symbol)
-            sets.append(pack_set(heads[0], price_json))
-            events.append(pack_publish(heads[1], event_json))
+            set_append(b"%s$%d\r\n%s%s" % (heads[0], len(price_json), price_json, ex))
+            event_append(b"%s$%d\r\n%s\r\n" % (heads[1], len(event_json), event_json))
             latest[symbol] = update
-            if pending:
-                pending.pop(symbol, None)  # this newer update supersedes a held one
+        pending = self._book.pending
+        if pending:  # these newer updates supersede held ones
+            for update in updates:
+                pending.pop(update[0], None)
         batch = _Batch(_Batch.SET, updates, b"".join(events))
         try:
             self._writer.send(b"".join(sets), len(updates), batch)

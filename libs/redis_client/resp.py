@@ -14,13 +14,14 @@ __all__ = ["SetPublishPacker"]
 class SetPublishPacker:
     """Packs ``SET key value EX ttl`` followed by ``PUBLISH channel message``."""
 
-    __slots__ = ("_ex",)
+    __slots__ = ("set_suffix",)
 
     def __init__(self, ttl: int) -> None:
         if ttl <= 0:
             raise ValueError("ttl must be positive")
         ttl_text = b"%d" % ttl
-        self._ex = b"\r\n$2\r\nEX\r\n$%d\r\n%s\r\n" % (len(ttl_text), ttl_text)
+        # What follows a SET's value: "EX <ttl>" (a caller inlining pack_set uses it).
+        self.set_suffix = b"\r\n$2\r\nEX\r\n$%d\r\n%s\r\n" % (len(ttl_text), ttl_text)
 
     @staticmethod
     def heads(key: bytes, channel: bytes) -> tuple[bytes, bytes]:
@@ -32,7 +33,7 @@ class SetPublishPacker:
 
     def pack_set(self, head: bytes, value: bytes) -> bytes:
         """``SET key value EX ttl`` alone, ``head`` being the first of :meth:`heads`."""
-        return b"%s$%d\r\n%s%s" % (head, len(value), value, self._ex)
+        return b"%s$%d\r\n%s%s" % (head, len(value), value, self.set_suffix)
 
     @staticmethod
     def pack_publish(head: bytes, message: bytes) -> bytes:
@@ -45,7 +46,7 @@ class SetPublishPacker:
             heads[0],
             len(value),
             value,
-            self._ex,
+            self.set_suffix,
             heads[1],
             len(message),
             message,

@@ -117,6 +117,7 @@ class PipelinedWriter(Generic[T]):
         # [replies still expected, token, monotonic send time, replies in all, refused
         # positions or None] per batch, oldest first
         self._in_flight: deque[list[Any]] = deque()
+        self._held: list[bytes] | None = None
         self._room = asyncio.Event()
         self._room.set()
         self._idle = asyncio.Event()
@@ -212,7 +213,11 @@ class PipelinedWriter(Generic[T]):
         writer = self._writer
         if writer is None or writer.is_closing():
             raise RedisConnectionError("Redis writer is not connected")
-        writer.write(payload)
+        held = self._held
+        if held is None:
+            writer.write(payload)
+        else:
+            held.append(payload)  # written with the others once this read is handled
         self._in_flight.append([replies, token, time.monotonic(), replies, None])
         self._idle.clear()
         if len(self._in_flight) >= self._max_in_flight:
@@ -254,6 +259,10 @@ class PipelinedWriter(Generic[T]):
                     self.reply_errors = counter.errors
                     self.last_reply_error = counter.last_error
                 position = 0  # of the next reply among those this read completed
+                # Batches sent by on_reply while this read is handled (the price sink's
+                # events) go out as one write: one syscall per read, not one per batch.
+                held: list[bytes] = []
+                self._held = held
                 while replies:
                     head = in_flight[0]
                     taken = min(replies, head[0])
@@ -273,6 +282,9 @@ class PipelinedWriter(Generic[T]):
                                 on_reply(head[1], head[4] or ())
                             except Exception:  # the caller's bug must not kill the reader
                                 logger.exception("reply handler failed")
+                self._held = None
+                if held:
+                    self._write_held(held)
                 if len(in_flight) < self._max_in_flight:
                     self._room.set()
                 if not in_flight:
@@ -283,7 +295,13 @@ class PipelinedWriter(Generic[T]):
             error = RedisConnectionError("Redis writer closed")
             raise
         finally:
+            self._held = None
             self._lost(error)
+
+    def _write_held(self, held: list[bytes]) -> None:
+        writer = self._writer
+        if writer is not None and not writer.is_closing():
+            writer.write(held[0] if len(held) == 1 else b"".join(held))
 
     @staticmethod
     def _attribute(

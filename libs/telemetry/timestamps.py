@@ -68,18 +68,19 @@ def now_rfc3339() -> str:
 
 
 def instant_key(stamp: str) -> str:
-    """Text that sorts as the instants sort: ``YYYY-MM-DDTHH:MM:SS`` + 9 fraction digits.
+    """Text that sorts as the instants sort: ``YYYY-MM-DDTHH:MM:SS.fffffffffZ``, UTC.
 
-    Alpaca trims trailing zeros from the fraction (``...:00Z``, ``...:00.5Z``,
-    ``...:00.123456789Z``), so the raw strings do not sort as the instants do. The UTC
-    ``Z`` form costs two slices; an offset (``+02:00``) is converted to UTC first.
+    Alpaca trims trailing zeros from the fraction (``...:00Z``, ``...:00.5Z``), so raw
+    strings of different lengths do not sort as their instants do; in this one
+    fixed-width form they do. A stamp already in it (the hot path checks that inline:
+    ``len(t) == 30``) is its own key; an offset (``+02:00``) is converted to UTC.
     Raises :class:`ValueError` for text that is not such a timestamp.
     """
     if stamp[-1:] == "Z":
         if len(stamp) == 20:
-            return stamp[:19] + "000000000"
+            return stamp[:19] + ".000000000Z"
         if stamp[19:20] == "." and 22 <= len(stamp) <= 30:
-            return stamp[:19] + stamp[20:-1].ljust(9, "0")
+            return stamp[:20] + stamp[20:-1].ljust(9, "0") + "Z"
     return _slow_key(stamp)
 
 
@@ -93,4 +94,4 @@ def _slow_key(stamp: str) -> str:
         raise ValueError(f"not a timestamp: {stamp!r}")
     parsed = datetime.fromisoformat(head + (zone if zone not in ("", "Z") else "+00:00"))
     utc = parsed.astimezone(UTC)
-    return utc.strftime("%Y-%m-%dT%H:%M:%S") + fraction.ljust(9, "0")
+    return utc.strftime("%Y-%m-%dT%H:%M:%S.") + fraction.ljust(9, "0") + "Z"
