@@ -14,7 +14,7 @@ import msgspec
 from pydantic import ValidationError
 
 from libs.market_data import AlpacaMarketDataStream, PriceData, PriceUpdateEvent, QuoteData
-from libs.market_data.protocol import DecodedFrame
+from libs.market_data.stream.protocol import DecodedFrame
 
 __all__ = ["NaiveMarketDataStream"]
 

@@ -14,14 +14,14 @@ from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
-from apps.market_data_service.config import Settings, load_settings
-from apps.market_data_service.logging_config import configure_logging_once, settings_secrets
-from apps.market_data_service.routes import health, metrics, pnl, prices, subscriptions
-from apps.market_data_service.security import (
+from apps.market_data_service.api.routes import health, metrics, pnl, prices, subscriptions
+from apps.market_data_service.api.security import (
     UNAUTHORIZED_RESPONSES,
     document_api_key,
     require_api_key,
 )
+from apps.market_data_service.config import Settings, load_settings
+from apps.market_data_service.observability.logs import configure_logging_once, settings_secrets
 from apps.market_data_service.service import MarketDataService
 from libs.market_data import InvalidSymbolError, MarketDataError
 

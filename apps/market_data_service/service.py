@@ -11,12 +11,12 @@ import contextlib
 import logging
 
 from apps.market_data_service.config import Settings
-from apps.market_data_service.metrics import build_registry
+from apps.market_data_service.observability.metrics import build_registry
 from libs.market_data import AlpacaMarketDataStream, MarketDataError
-from libs.market_data.position_subscription import PositionBasedSubscription
-from libs.market_data.positions import AlpacaRestClient, PreviousCloseCache, RecentPositions
-from libs.market_data.price_cache import PriceCache
-from libs.market_data.subscriptions import SubscriptionRegistry
+from libs.market_data.broker.rest import AlpacaRestClient, PreviousCloseCache, RecentPositions
+from libs.market_data.cache.price_cache import PriceCache
+from libs.market_data.subscriptions.positions import PositionBasedSubscription
+from libs.market_data.subscriptions.registry import SubscriptionRegistry
 from libs.redis_client import EventPublisher, RedisClient
 
 __all__ = ["MarketDataService"]

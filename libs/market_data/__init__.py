@@ -7,7 +7,7 @@ Public API::
 
 from libs.market_data.alpaca_stream import AlpacaMarketDataStream, feed_url
 from libs.market_data.backoff import BackoffPolicy
-from libs.market_data.connection import ConnectionState
+from libs.market_data.broker.rest import AlpacaRestClient, Position, PositionSide, PreviousClose
 from libs.market_data.exceptions import (
     AlpacaError,
     AuthenticationError,
@@ -27,10 +27,10 @@ from libs.market_data.exceptions import (
     StreamConnectionError,
     SubscriptionError,
 )
-from libs.market_data.pnl import PnLReport, PositionPnL, PriceSource, compute_pnl
-from libs.market_data.position_subscription import PositionBasedSubscription
-from libs.market_data.positions import AlpacaRestClient, Position, PositionSide, PreviousClose
-from libs.market_data.sink import PRICE_CHANNEL_PREFIX, PRICE_KEY_PREFIX
+from libs.market_data.pipeline.sink import PRICE_CHANNEL_PREFIX, PRICE_KEY_PREFIX
+from libs.market_data.pnl.compute import PnLReport, PositionPnL, PriceSource, compute_pnl
+from libs.market_data.stream.connection import ConnectionState
+from libs.market_data.subscriptions.positions import PositionBasedSubscription
 from libs.market_data.symbols import normalize_symbol, normalize_symbols
 from libs.market_data.types import (
     PriceData,

@@ -1,8 +1,8 @@
 """``AlpacaMarketDataStream``: Alpaca quotes into Redis, cache first, then the event.
 
-Wires :class:`~libs.market_data.connection.AlpacaConnection` (socket, auth,
-subscriptions, reconnects) to :class:`~libs.market_data.pipeline.QuoteProcessor`
-(exact-decimal validation and encoding) and :class:`~libs.market_data.sink.RedisPriceSink`
+Wires :class:`~libs.market_data.stream.connection.AlpacaConnection` (socket, auth,
+subscriptions, reconnects) to :class:`~libs.market_data.pipeline.processor.QuoteProcessor`
+(exact-decimal validation and encoding) and :class:`~libs.market_data.pipeline.sink.RedisPriceSink`
 (one pipelined Redis write per received frame).
 """
 
@@ -17,11 +17,11 @@ from collections.abc import Iterable
 from typing import Any, Final
 
 from libs.market_data.backoff import BackoffPolicy
-from libs.market_data.connection import AlpacaConnection, ConnectionState
 from libs.market_data.exceptions import QuoteHandlingError
-from libs.market_data.pipeline import PriceUpdate, QuoteProcessor
-from libs.market_data.protocol import DecodedFrame
-from libs.market_data.sink import RedisPriceSink
+from libs.market_data.pipeline.processor import PriceUpdate, QuoteProcessor
+from libs.market_data.pipeline.sink import RedisPriceSink
+from libs.market_data.stream.connection import AlpacaConnection, ConnectionState
+from libs.market_data.stream.protocol import DecodedFrame
 from libs.market_data.symbols import normalize_symbols
 from libs.market_data.types import PriceData, PriceUpdateEvent, QuoteData
 from libs.redis_client import EventPublisher, RedisClient, RedisClientError

@@ -1,11 +1,37 @@
-"""Reconnect delays: exponential, capped, with jitter inside the cap."""
+"""How long to wait before trying again: the one backoff rule and ``Retry-After``.
+
+Every retry loop of the project (the broker connection, the Redis sink, restoring the
+saved subscriptions, the positions sync) takes its delays from :class:`BackoffPolicy`,
+and every server-requested wait is read by :func:`parse_retry_after`.
+"""
 
 from __future__ import annotations
 
+import email.utils
+import math
 import random
 from dataclasses import dataclass
 
-__all__ = ["BackoffPolicy"]
+__all__ = ["BackoffPolicy", "parse_retry_after"]
+
+
+def parse_retry_after(value: str | None, now: float) -> float | None:
+    """Seconds a ``Retry-After`` header asks for (delta-seconds or an HTTP-date).
+
+    ``now`` is the wall clock (epoch seconds) an HTTP-date is measured from. ``None``
+    when the header is absent or unreadable; never negative, never infinite.
+    """
+    if value is None:
+        return None
+    try:
+        seconds = float(value)
+    except ValueError:
+        try:
+            when = email.utils.parsedate_to_datetime(value)
+        except (TypeError, ValueError):
+            return None
+        return max(0.0, when.timestamp() - now)
+    return max(0.0, seconds) if math.isfinite(seconds) else None
 
 
 @dataclass(frozen=True, slots=True)

@@ -5,7 +5,7 @@ Prices are :class:`~decimal.Decimal` end to end and serialise as JSON strings ho
 exact decimal. Floats are refused: a binary float cannot hold most decimal prices.
 
 The validation rules live in :func:`check_quote` so the high-throughput path in
-:mod:`libs.market_data.pipeline` and these models apply exactly the same ones.
+:mod:`libs.market_data.pipeline.processor` and these models apply exactly the same ones.
 """
 
 from __future__ import annotations

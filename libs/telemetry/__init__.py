@@ -1,7 +1,7 @@
 """Hot-path-safe measurements: histograms a scrape reads, and a cheap timestamp parser.
 
 Nothing here depends on a metrics library: the hot path updates plain numbers, and
-an exporter (``apps.market_data_service.metrics``) turns them into Prometheus text at
+an exporter (``apps.market_data_service.observability.metrics``) turns them into Prometheus text at
 scrape time.
 """
 

@@ -15,8 +15,8 @@ from websockets.datastructures import Headers
 from websockets.http11 import Request, Response
 
 from libs.market_data import BackoffPolicy
-from libs.market_data.connection import AlpacaConnection
-from libs.market_data.protocol import DecodedFrame
+from libs.market_data.stream.connection import AlpacaConnection
+from libs.market_data.stream.protocol import DecodedFrame
 from tests.faults.harness import (
     RATE,
     SYMBOLS,

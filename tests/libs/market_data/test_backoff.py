@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import email.utils
+
 import pytest
 
 from libs.market_data import BackoffPolicy
@@ -30,3 +32,18 @@ def test_huge_attempt_numbers_do_not_overflow() -> None:
 def test_bad_policies_refused(kwargs: dict[str, float]) -> None:
     with pytest.raises(ValueError):
         BackoffPolicy(**kwargs)  # type: ignore[arg-type]
+
+
+def test_retry_after_reads_seconds_and_http_dates_and_refuses_the_rest() -> None:
+    from libs.market_data.backoff import parse_retry_after
+
+    now = 1_800_000_000.0
+    assert parse_retry_after("3", now) == 3.0
+    assert parse_retry_after("2.5", now) == 2.5
+    assert parse_retry_after("-4", now) == 0.0
+    assert parse_retry_after(None, now) is None
+    assert parse_retry_after("inf", now) is None
+    assert parse_retry_after("soon", now) is None
+    date = email.utils.formatdate(now + 7, usegmt=True)
+    assert parse_retry_after(date, now) == 7.0
+    assert parse_retry_after(email.utils.formatdate(now - 7, usegmt=True), now) == 0.0

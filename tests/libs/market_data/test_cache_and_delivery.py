@@ -14,7 +14,7 @@ import pytest
 
 from apps.simulator import AlpacaSimulator
 from libs.market_data import AlpacaMarketDataStream
-from libs.market_data.price_cache import PriceCache
+from libs.market_data.cache.price_cache import PriceCache
 from libs.redis_client import EventPublisher, RedisClient, RedisConnectionParams
 from tests.fixtures.redis import RedisFactory
 from tests.helpers import eventually, listen_prices, quote

@@ -1,0 +1,297 @@
+"""``market-data demo``: the whole service on the embedded default, no keys, no internet.
+
+Starts a private ``redis-server``, the Alpaca-protocol simulator and the service on
+loopback, subscribes through the HTTP API like any client would, and shows prices as
+they land in Redis: events from ``price.updated.*``, bid/ask read back from
+``price:{SYM}``. The simulator's account opens with a few positions (long AAPL, short
+MSFT, long GOOGL), so the real-time P&L table below the prices moves with the quotes.
+Ctrl-C stops everything it started.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import signal
+import sys
+import time
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any
+
+import httpx
+import msgspec
+import uvicorn
+from rich.console import Console, Group
+from rich.live import Live
+from rich.table import Table
+from rich.text import Text
+
+from apps.market_data_service.cli.status import pnl_table
+from apps.market_data_service.config import Settings
+from apps.market_data_service.main import create_app
+from apps.simulator import AlpacaSimulator, SimulatorConfig
+from apps.simulator.quotes import format_price, start_price_cents
+from libs.market_data import PriceData, PriceUpdateEvent
+from libs.redis_client import RedisClient
+from libs.redis_embedded import EmbeddedRedis
+
+__all__ = ["run"]
+
+_event_decoder = msgspec.json.Decoder(dict[str, str])
+PNL_PATH = "/api/v1/positions/pnl/realtime"
+# (symbol, signed qty, entry as a percent of the simulator's start price): one winner
+# each way and a loser, so both signs of P&L show from the first quote.
+_DEMO_POSITIONS = (("AAPL", 100, 98), ("MSFT", -50, 101), ("GOOGL", 25, 102))
+
+
+def demo_positions() -> tuple[dict[str, str], ...]:
+    """The demo account's positions, as the simulator's ``positions`` setting takes them."""
+    return tuple(
+        {
+            "symbol": symbol,
+            "qty": str(qty),
+            "avg_entry_price": format_price(start_price_cents(symbol) * percent // 100),
+        }
+        for symbol, qty, percent in _DEMO_POSITIONS
+    )
+
+
+@dataclass
+class _Row:
+    updates: int = 0
+    mid: Decimal | None = None
+    previous_mid: Decimal | None = None
+    price: PriceData | None = None
+    last_event_at: float = 0.0
+
+
+@dataclass
+class _Board:
+    symbols: list[str]
+    rows: dict[str, _Row] = field(default_factory=dict)
+    events: int = 0
+    started: float = field(default_factory=time.monotonic)
+    pnl: dict[str, Any] | None = None  # the last GET /api/v1/positions/pnl/realtime body
+    pnl_error: str | None = None
+
+    def on_event(self, payload: bytes) -> None:
+        event = PriceUpdateEvent.model_validate_json(payload)
+        row = self.rows.setdefault(event.symbol, _Row())
+        row.previous_mid, row.mid = row.mid, event.price
+        row.updates += 1
+        row.last_event_at = time.monotonic()
+        self.events += 1
+
+
+def run(args: argparse.Namespace) -> int:
+    try:
+        return asyncio.run(_demo(args))
+    except KeyboardInterrupt:
+        return 130
+
+
+async def _demo(args: argparse.Namespace) -> int:
+    # soft_wrap: a pipe or log is 80 columns to Rich, and it would split the URLs.
+    console = Console(soft_wrap=True)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+
+    console.print("[bold]market-data demo[/]: starting a private Redis and the simulator ...")
+    async with (
+        EmbeddedRedis() as redis_server,
+        AlpacaSimulator(
+            SimulatorConfig(port=0, rate=args.rate, batch_size=10, positions=demo_positions())
+        ) as sim,
+    ):
+        settings = Settings(
+            alpaca_api_key=sim.config.api_key,
+            alpaca_secret_key=sim.config.secret_key,
+            alpaca_data_url=sim.url(),
+            # The simulator answers the REST calls too: positions and previous closes.
+            alpaca_base_url=sim.http_url(),
+            alpaca_data_base_url=sim.http_url(),
+            position_sync_interval=5.0,
+            redis_host=redis_server.host,
+            redis_port=redis_server.port,
+            port=args.port,
+            reconnect_base_delay=0.5,
+            reconnect_max_delay=10.0,
+            log_level=args.log_level,
+            _env_file=None,
+        )
+        server = uvicorn.Server(
+            uvicorn.Config(
+                create_app(settings),
+                host="127.0.0.1",
+                port=args.port,
+                log_level=args.log_level.lower(),
+            )
+        )
+        serving = asyncio.create_task(_serve(server))
+        try:
+            if not await _started(server, serving):
+                console.print(
+                    f"[red]could not start the service on 127.0.0.1:{args.port}[/] "
+                    "(port in use? try --port)"
+                )
+                return 1
+            base = f"http://127.0.0.1:{args.port}"
+            async with httpx.AsyncClient(base_url=base, timeout=10) as http:
+                reply = await http.post("/api/v1/subscribe", json={"symbols": args.symbols})
+                if reply.status_code != 201:
+                    console.print(f"[red]subscribe failed[/]: {reply.status_code} {reply.text}")
+                    return 1
+            console.print(
+                f"service on [bold]{base}[/]  docs: {base}/docs  health: {base}/health\n"
+                f"prices: {base}/api/v1/prices/AAPL  P&L: {base}/api/v1/positions/pnl/realtime"
+                f"  metrics: {base}/metrics\n"
+                f"simulator {sim.url()}  redis {redis_server.url}  Ctrl-C to stop"
+            )
+            board = _Board(symbols=reply.json()["subscribed_symbols"])
+            client = RedisClient(params=redis_server.params)
+            try:
+                async with httpx.AsyncClient(base_url=base, timeout=10) as http:
+                    await _show(
+                        console,
+                        board,
+                        client,
+                        http,
+                        stop=stop,
+                        serving=serving,
+                        duration=args.duration,
+                    )
+            finally:
+                await client.close()
+        finally:
+            server.should_exit = True
+            with contextlib.suppress(asyncio.CancelledError):
+                await serving
+    console.print("stopped: service, simulator and Redis are down.")
+    return 0
+
+
+async def _serve(server: uvicorn.Server) -> None:
+    # uvicorn calls sys.exit() when it cannot start (port in use): a SystemExit would
+    # escape the event loop with a traceback; end the task instead, _started reports it.
+    with contextlib.suppress(SystemExit):
+        await server.serve()
+
+
+async def _started(server: uvicorn.Server, serving: asyncio.Task[None]) -> bool:
+    while not server.started:
+        if serving.done():
+            return False
+        await asyncio.sleep(0.05)
+    return True
+
+
+async def _show(
+    console: Console,
+    board: _Board,
+    client: RedisClient,
+    http: httpx.AsyncClient,
+    *,
+    stop: asyncio.Event,
+    serving: asyncio.Task[None],
+    duration: float | None,
+) -> None:
+    pubsub = client.redis.pubsub()
+    await pubsub.psubscribe("price.updated.*")
+    deadline = None if duration is None else time.monotonic() + duration
+    # A terminal gets a live table; a pipe or log gets one line a second.
+    live = Live(console=console, auto_refresh=False) if console.is_terminal else None
+    interval = 0.25 if live is not None else 1.0
+    next_draw = next_pnl = 0.0
+    try:
+        with live if live is not None else contextlib.nullcontext():
+            while not stop.is_set() and not serving.done():
+                if deadline is not None and time.monotonic() >= deadline:
+                    break
+                message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=0.1)
+                while message is not None:
+                    board.on_event(message["data"])
+                    message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=0)
+                if time.monotonic() < next_draw:
+                    continue
+                next_draw = time.monotonic() + interval
+                await _refresh_prices(board, client)
+                if time.monotonic() >= next_pnl:
+                    # Once a second: each call reads the positions from the broker.
+                    next_pnl = time.monotonic() + 1.0
+                    await _refresh_pnl(board, http)
+                if live is not None:
+                    live.update(_render(board), refresh=True)
+                else:
+                    print(_line(board), flush=True)
+    finally:
+        await pubsub.aclose()  # type: ignore[no-untyped-call]
+
+
+async def _refresh_prices(board: _Board, client: RedisClient) -> None:
+    values = await client.mget([f"price:{symbol}" for symbol in board.symbols])
+    for symbol, raw in zip(board.symbols, values, strict=True):
+        if raw is not None:
+            board.rows.setdefault(symbol, _Row()).price = PriceData.model_validate_json(raw)
+
+
+async def _refresh_pnl(board: _Board, http: httpx.AsyncClient) -> None:
+    try:
+        reply = await http.get(PNL_PATH)
+    except httpx.HTTPError as exc:
+        board.pnl_error = f"P&L unavailable: {exc!r}"
+        return
+    if reply.status_code == 200:
+        board.pnl, board.pnl_error = reply.json(), None
+    else:
+        board.pnl_error = f"P&L unavailable: HTTP {reply.status_code} {reply.text}"
+
+
+def _render(board: _Board) -> Group:
+    table = Table(title="Live prices (from Redis)", expand=False)
+    for name in ("symbol", "bid", "ask", "mid", "spread (bps)", "updates", "exchange time"):
+        table.add_column(name, justify="right" if name not in ("symbol",) else "left")
+    now = time.monotonic()
+    for symbol in board.symbols:
+        row = board.rows.get(symbol, _Row())
+        price = row.price
+        mid_text = Text(str(row.mid) if row.mid is not None else "-")
+        if row.mid is not None and row.previous_mid is not None and now - row.last_event_at < 1:
+            mid_text.stylize("green" if row.mid >= row.previous_mid else "red")
+        spread = (
+            f"{(price.ask - price.bid) / price.mid * 10_000:.2f}" if price and price.mid else "-"
+        )
+        table.add_row(
+            symbol,
+            str(price.bid) if price else "-",
+            str(price.ask) if price else "-",
+            mid_text,
+            spread,
+            str(row.updates),
+            price.timestamp if price else "-",
+        )
+    elapsed = max(now - board.started, 1e-9)
+    footer = Text(f"{board.events} events received, {board.events / elapsed:.1f}/s")
+    if board.pnl_error is not None:
+        return Group(table, footer, Text(board.pnl_error, style="red"))
+    if board.pnl is not None:
+        return Group(table, footer, pnl_table(board.pnl))
+    return Group(table, footer)
+
+
+def _line(board: _Board) -> str:
+    parts = []
+    for symbol in board.symbols:
+        row = board.rows.get(symbol)
+        parts.append(f"{symbol} {row.mid if row and row.mid is not None else '-'}")
+    line = "  ".join(parts) + f"   ({board.events} events)"
+    if board.pnl is not None:
+        line += f"   P&L {board.pnl['totals']['total_unrealized_pl']}"
+    return line
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(run(argparse.Namespace()))

@@ -1,0 +1,213 @@
+"""Prometheus metrics, read from the counters the service keeps anyway, at scrape time.
+
+The hot path never touches prometheus_client: it bumps plain integers and two
+:class:`~libs.telemetry.Histogram` objects (per frame at most), and
+:class:`MarketDataCollector` turns them into metric families when Prometheus asks.
+Each app gets its own :class:`~prometheus_client.CollectorRegistry`, so several
+services in one process (tests) never collide in the global one.
+
+Label values are bounded: ``state`` and ``reason`` are enums, ``cause`` a fixed set of
+names, ``symbol`` only the subscribed symbols.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any, Final
+
+from prometheus_client import CollectorRegistry, PlatformCollector, ProcessCollector
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    Metric,
+)
+from prometheus_client.exposition import choose_encoder
+from prometheus_client.registry import Collector
+
+from libs.market_data import AlpacaMarketDataStream, ConnectionState, RejectReason
+from libs.market_data.cache.price_cache import PriceCache
+from libs.telemetry import Histogram
+
+__all__ = ["PREFIX", "MarketDataCollector", "build_registry", "render"]
+
+PREFIX: Final = "market_data_"
+
+# Counters read straight from get_connection_stats(): (stats key, name, help).
+_COUNTERS: Final = (
+    ("frames_received", "frames_received", "WebSocket frames received from the broker."),
+    ("quotes_received", "quotes_received", "Quotes decoded from the feed (accepted + rejected)."),
+    ("quotes_accepted", "quotes_accepted", "Quotes that passed validation and were cached."),
+    (
+        "malformed_messages",
+        "malformed_messages",
+        "Messages that could not be decoded at all and were dropped.",
+    ),
+    ("other_messages", "other_messages", "Market data of types this service does not process."),
+    ("error_frames", "error_frames", "Error frames the broker sent."),
+    ("connections_opened", "connections_opened", "WebSocket connections opened to the broker."),
+    ("stalls_detected", "stalls_detected", "Silent feeds closed by the data clock."),
+    (
+        "quotes_written",
+        "events_published",
+        "Price updates sent to Redis: one SET price:{SYM} and one PUBLISH price.updated.{SYM}.",
+    ),
+    (
+        "quotes_deferred",
+        "quotes_deferred",
+        "Price updates held back while Redis was unreachable (newest per symbol kept).",
+    ),
+    ("redis_outages", "redis_outages", "Times the Redis writer lost its connection."),
+    ("round_trips", "redis_round_trips", "Pipelined Redis write batches acknowledged."),
+    ("reply_errors", "redis_reply_errors", "Error replies from Redis to writes."),
+)
+# Gauges read straight from get_connection_stats().
+_GAUGES: Final = (
+    (
+        "reconnect_attempts",
+        "reconnect_attempts",
+        "Consecutive failed connection attempts (0 while data flows).",
+    ),
+    ("subscribed_symbols", "subscribed_symbols", "Symbols the service wants quotes for."),
+    ("confirmed_symbols", "confirmed_symbols", "Symbols the broker confirmed."),
+    (
+        "pending_symbols",
+        "redis_pending_symbols",
+        "Symbols whose newest price waits for Redis to come back.",
+    ),
+    ("batches_in_flight", "redis_batches_in_flight", "Write batches sent, not yet answered."),
+)
+
+
+class MarketDataCollector(Collector):
+    """Metric families from a stream's counters and a price cache's hit/miss counts."""
+
+    def __init__(self, stream: AlpacaMarketDataStream, prices: PriceCache) -> None:
+        self._stream = stream
+        self._prices = prices
+
+    def collect(self) -> Iterator[Metric]:
+        stream = self._stream
+        stats: dict[str, Any] = stream.get_connection_stats()
+        for key, name, doc in _COUNTERS:
+            yield CounterMetricFamily(PREFIX + name, doc, value=stats.get(key) or 0)
+        for key, name, doc in _GAUGES:
+            yield GaugeMetricFamily(PREFIX + name, doc, value=stats.get(key) or 0)
+
+        rejected = CounterMetricFamily(
+            PREFIX + "quotes_rejected",
+            "Quotes dropped by validation, by reason.",
+            labels=["reason"],
+        )
+        counts: dict[str, int] = stats["quotes_rejected"]
+        for reason in RejectReason:  # every reason, zero included: a stable series set
+            rejected.add_metric([reason.value], counts.get(reason.value, 0))
+        yield rejected
+
+        reconnects = CounterMetricFamily(
+            PREFIX + "reconnects",
+            "Reconnects to the broker, by cause (closed, stall, timeout, alpaca_<code>, ...).",
+            labels=["cause"],
+        )
+        for cause, count in sorted(stream.connection.reconnect_causes.items()):
+            reconnects.add_metric([cause], count)
+        yield reconnects
+
+        state = GaugeMetricFamily(
+            PREFIX + "connection_state",
+            "The broker connection's state: 1 for the current one, 0 for the others.",
+            labels=["state"],
+        )
+        current = stream.state
+        for each in ConnectionState:
+            state.add_metric([each.value], 1.0 if each is current else 0.0)
+        yield state
+
+        yield GaugeMetricFamily(
+            PREFIX + "redis_connected",
+            "1 while the Redis writer is connected.",
+            value=1.0 if stats["redis_connected"] else 0.0,
+        )
+        last_rtt = stats.get("last_round_trip_ms")
+        if last_rtt is not None:
+            yield GaugeMetricFamily(
+                PREFIX + "redis_last_round_trip_seconds",
+                "Round-trip time of the last acknowledged Redis write batch.",
+                value=last_rtt / 1000,
+            )
+
+        yield from self._ages(stats)
+
+        yield CounterMetricFamily(
+            PREFIX + "cache_hits",
+            "Price reads by the service (price and P&L endpoints) that found a cached price.",
+            value=self._prices.hits,
+        )
+        yield CounterMetricFamily(
+            PREFIX + "cache_misses",
+            "Price reads by the service that found no cached price (never quoted, or expired).",
+            value=self._prices.misses,
+        )
+
+        histograms = stream.histograms()
+        yield _histogram(
+            PREFIX + "cache_write_latency_seconds",
+            "Exchange timestamp to the cache write; a frame's last quote, at most once a ms.",
+            histograms["cache_write_latency"],
+        )
+        yield _histogram(
+            PREFIX + "redis_write_round_trip_seconds",
+            "Send to last reply of one pipelined Redis write batch (one frame's quotes).",
+            histograms["redis_round_trip"],
+        )
+
+    def _ages(self, stats: dict[str, Any]) -> Iterator[Metric]:
+        ages = self._stream.last_update_ages()
+        per_symbol = GaugeMetricFamily(
+            PREFIX + "last_update_age_seconds",
+            "Seconds since each subscribed symbol's last accepted quote (absent: none yet).",
+            labels=["symbol"],
+        )
+        waiting = 0
+        for symbol, age in ages.items():
+            if age is None:
+                waiting += 1
+            else:
+                per_symbol.add_metric([symbol], age)
+        yield per_symbol
+        yield GaugeMetricFamily(
+            PREFIX + "symbols_without_quotes",
+            "Subscribed symbols that have had no accepted quote yet.",
+            value=waiting,
+        )
+        last_data = stats.get("last_data_at")
+        if last_data is not None:
+            yield GaugeMetricFamily(
+                PREFIX + "last_data_timestamp_seconds",
+                "Unix time of the last market data received on any symbol.",
+                value=last_data,
+            )
+
+
+def _histogram(name: str, doc: str, histogram: Histogram) -> HistogramMetricFamily:
+    buckets = [(_le(bound), count) for bound, count in histogram.cumulative()]
+    return HistogramMetricFamily(name, doc, buckets=buckets, sum_value=histogram.sum)
+
+
+def _le(bound: float) -> str:
+    return "+Inf" if bound == float("inf") else repr(bound)
+
+
+def build_registry(stream: AlpacaMarketDataStream, prices: PriceCache) -> CollectorRegistry:
+    """A registry of its own: the service's metrics plus process and Python info."""
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(MarketDataCollector(stream, prices))
+    ProcessCollector(registry=registry)
+    PlatformCollector(registry=registry)
+    return registry
+
+
+def render(registry: CollectorRegistry, accept: str | None) -> tuple[bytes, str]:
+    """The exposition (Prometheus text, or OpenMetrics if asked for) and its content type."""
+    encode, content_type = choose_encoder(accept or "")
+    return encode(registry), content_type

@@ -1,0 +1,251 @@
+"""Logging: one event per line, JSON when asked, secrets masked; and the events that
+matter (reconnects, error frames, state changes) are each logged once with their cause,
+in-process and from a real ``market-data serve`` process."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import io
+import json
+import logging
+import os
+import signal
+import socket
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from apps.market_data_service.config import SettingsError, load_settings
+from apps.market_data_service.observability.logs import (
+    MASK,
+    configure_logging,
+    configure_logging_once,
+    env_log_format,
+    settings_secrets,
+)
+from apps.simulator import AlpacaSimulator
+from libs.redis_client import RedisConnectionParams
+from tests.apps.market_data_service.test_main import SIM_KEY, SIM_SECRET, Service
+from tests.helpers import eventually
+
+ROOT = Path(__file__).resolve().parents[4]
+SECRET = "very-secret-value-42"
+
+
+@pytest.fixture
+def log_output() -> Iterator[io.StringIO]:
+    """The root logger sends to a string for the test; everything restored afterwards."""
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    buffer = io.StringIO()
+    yield buffer
+    for handler in list(root.handlers):
+        if handler not in handlers:
+            root.removeHandler(handler)
+    root.setLevel(level)
+
+
+def lines(buffer: io.StringIO) -> list[str]:
+    return buffer.getvalue().splitlines()
+
+
+def test_json_lines_carry_the_event_its_fields_and_no_secret(log_output: io.StringIO) -> None:
+    configure_logging("INFO", "json", secrets=[SECRET, 'quote"and\\slash'], stream=log_output)
+    log = logging.getLogger("tests.logging")
+    log.debug("not shown at INFO")
+    log.warning("stream lost (%s)", "closed", extra={"cause": "closed", "attempt": 2})
+    log.info("oops, the secret: %s and %s", SECRET, 'quote"and\\slash')
+    try:
+        raise RuntimeError(f"failed with {SECRET}\nsecond line")
+    except RuntimeError:
+        log.exception("it broke", extra={"detail": {"token": SECRET}})
+    found = [json.loads(line) for line in lines(log_output)]
+    assert len(found) == 3
+    first = found[0]
+    assert list(first)[:4] == ["ts", "level", "logger", "message"]
+    assert first["level"] == "WARNING"
+    assert first["logger"] == "tests.logging"
+    assert first["message"] == "stream lost (closed)"
+    assert (first["cause"], first["attempt"]) == ("closed", 2)
+    assert first["ts"].endswith("Z")
+    assert found[1]["message"] == f"oops, the secret: {MASK} and {MASK}"
+    assert "Traceback" in found[2]["exception"]
+    assert "second line" in found[2]["exception"]
+    assert found[2]["detail"] == str({"token": MASK})
+    text = log_output.getvalue()
+    assert SECRET not in text
+    assert "slash" not in text  # the secret with a quote and a backslash, even escaped
+
+
+def test_text_lines_stay_one_per_event(log_output: io.StringIO) -> None:
+    configure_logging("DEBUG", "text", secrets=[SECRET], stream=log_output)
+    log = logging.getLogger("tests.logging")
+    log.debug("multi\nline message", extra={"cause": "alpaca 406", "n": 3})
+    try:
+        raise ValueError("bad")
+    except ValueError:
+        log.error("with a traceback %s", SECRET, exc_info=True)
+    got = lines(log_output)
+    assert len(got) == 2
+    assert " DEBUG   tests.logging: multi\\nline message" in got[0]
+    assert got[0].endswith('cause="alpaca 406" n=3')
+    assert "Traceback" in got[1]
+    assert SECRET not in got[1]
+
+
+def test_configuring_again_replaces_only_its_own_handler(log_output: io.StringIO) -> None:
+    root = logging.getLogger()
+    others = list(root.handlers)
+    first = configure_logging("INFO", "text", stream=log_output)
+    second = configure_logging("WARNING", "json", stream=log_output)
+    assert first not in root.handlers
+    assert second in root.handlers
+    assert all(handler in root.handlers for handler in others)
+    assert root.level == logging.WARNING
+    with pytest.raises(ValueError, match="text, json"):
+        configure_logging("INFO", "yaml", stream=log_output)  # type: ignore[arg-type]
+
+
+def test_the_app_leaves_a_host_s_logging_alone(log_output: io.StringIO) -> None:
+    # pytest has its own handlers on the root logger: a host that configured logging.
+    assert logging.getLogger().handlers
+    assert configure_logging_once("DEBUG", "json") is False
+
+
+def test_every_secret_setting_is_masked() -> None:
+    settings = load_settings(
+        alpaca_api_key="key-12345",
+        alpaca_secret_key="secret-12345",
+        redis_password="redis-12345",
+        _env_file=None,
+    )
+    assert set(settings_secrets(settings)) >= {"key-12345", "secret-12345", "redis-12345"}
+
+
+def test_log_format_setting(monkeypatch: pytest.MonkeyPatch) -> None:
+    base = {"alpaca_api_key": "k" * 8, "alpaca_secret_key": "s" * 8, "_env_file": None}
+    assert load_settings(**base).log_format == "text"
+    monkeypatch.setenv("LOG_FORMAT", "JSON")
+    assert load_settings(**base).log_format == "json"
+    assert env_log_format() == "json"
+    monkeypatch.setenv("LOG_FORMAT", "xml")
+    with pytest.raises(SettingsError, match="LOG_FORMAT"):
+        load_settings(**base)
+    assert env_log_format() == "text"
+
+
+# -- the events that matter, once each -----------------------------------------------------
+
+
+async def test_reconnects_and_error_frames_are_logged_once_with_their_cause(
+    service: Service, simulator: AlpacaSimulator, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO)
+    caplog.clear()
+    await simulator.send_error(406)  # unsolicited, not fatal: logged, the session stays
+    await simulator.drop_connections()
+    await service.wait_connected()
+    records = [r for r in caplog.records if r.name.startswith("libs.market_data")]
+    errors = [r for r in records if "error frame" in r.getMessage()]
+    assert len(errors) == 1
+    assert "406" in errors[0].getMessage()
+    lost = [r for r in records if "reconnect attempt" in r.getMessage()]
+    assert len(lost) == 1
+    assert lost[0].__dict__["cause"] == "closed"
+    connected = [r for r in records if "stream connected" in r.getMessage()]
+    assert len(connected) == 1
+    assert SIM_SECRET not in caplog.text
+
+
+async def test_a_refused_subscribe_is_logged_once(
+    service: Service, simulator: AlpacaSimulator, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.clear()
+    simulator.reject_next_subscribe(405)
+    reply = await service.http.post("/api/v1/subscribe", json={"symbols": ["AAPL"]})
+    assert reply.status_code == 409
+    refused = [r for r in caplog.records if "refused" in r.getMessage()]
+    assert len(refused) == 1
+    assert "405" in refused[0].getMessage()
+
+
+# -- a real process --------------------------------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+    return port
+
+
+async def test_serve_logs_json_lines_without_secrets(
+    simulator: AlpacaSimulator, redis_params: RedisConnectionParams, tmp_path: Path
+) -> None:
+    port = free_port()
+    env = {
+        **os.environ,
+        "ALPACA_API_KEY": SIM_KEY,
+        "ALPACA_SECRET_KEY": SIM_SECRET,
+        "ALPACA_DATA_URL": simulator.url(),
+        "REDIS_HOST": redis_params.host,
+        "REDIS_PORT": str(redis_params.port),
+        "PORT": str(port),
+        "LOG_FORMAT": "json",
+        "LOG_LEVEL": "INFO",
+        "RECONNECT_BASE_DELAY": "0.05",
+        "RECONNECT_MAX_DELAY": "0.2",
+    }
+    stderr_path = tmp_path / "stderr.log"
+    with stderr_path.open("wb") as stderr:
+        process = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "apps.market_data_service.cli",
+            "serve",
+            cwd=tmp_path,  # no stray .env is read
+            env={**env, "PYTHONPATH": str(ROOT)},
+            stdout=asyncio.subprocess.DEVNULL,
+            stderr=stderr,
+        )
+        try:
+            async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as http:
+                await wait_healthy(http)
+                assert (await http.get("/metrics")).status_code == 200
+                await simulator.drop_connections()  # one reconnect, cause "closed"
+                await eventually(lambda: simulator.authenticated_connections == 1, timeout=10)
+                await wait_healthy(http)
+        finally:
+            with contextlib.suppress(ProcessLookupError):
+                process.send_signal(signal.SIGTERM)
+            async with asyncio.timeout(15):
+                code = await process.wait()
+    text = stderr_path.read_text()
+    assert code == 0, text
+    events: list[dict[str, Any]] = []
+    for line in text.splitlines():
+        try:
+            events.append(json.loads(line))
+        except json.JSONDecodeError:
+            pytest.fail(f"not a JSON line: {line!r}")
+    loggers = {event["logger"] for event in events}
+    assert "uvicorn.error" in loggers  # uvicorn's own lines go through the same formatter
+    reconnects = [e for e in events if "reconnect attempt" in e["message"]]
+    assert [e["cause"] for e in reconnects] == ["closed"]
+    assert SIM_SECRET not in text
+    assert SIM_KEY not in text
+
+
+async def wait_healthy(http: httpx.AsyncClient, within: float = 20.0) -> None:
+    async with asyncio.timeout(within):
+        while True:
+            with contextlib.suppress(httpx.HTTPError):
+                reply = await http.get("/health")
+                if reply.status_code == 200 and reply.json()["status"] == "healthy":
+                    return
+            await asyncio.sleep(0.05)

@@ -1,0 +1,150 @@
+"""The hot path's validation and encoding agree with the spec's models, byte for byte."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from decimal import Decimal
+
+from libs.market_data import PriceData, PriceUpdateEvent, QuoteData, RejectReason
+from libs.market_data.pipeline.processor import QuoteProcessor
+from libs.market_data.stream.protocol import Quote
+
+
+def wire(symbol: str = "AAPL", bp: str = "150.00", ap: str = "150.10", **kw: object) -> Quote:
+    fields: dict[str, object] = {
+        "S": symbol,
+        "bp": Decimal(bp),
+        "bs": 3,
+        "ap": Decimal(ap),
+        "as_": 4,
+        "t": "2024-07-24T07:56:53.639713Z",
+        "bx": "Q",
+        "ax": "P",
+    }
+    fields.update(kw)
+    return Quote(**fields)  # type: ignore[arg-type]
+
+
+def test_same_json_as_the_pydantic_models() -> None:
+    (update,) = QuoteProcessor().process([wire()], {"AAPL"})
+    model = QuoteData(
+        symbol="AAPL",
+        bid_price=Decimal("150.00"),
+        ask_price=Decimal("150.10"),
+        bid_size=3,
+        ask_size=4,
+        timestamp=datetime.fromisoformat("2024-07-24T07:56:53.639713Z"),
+        exchange="Q",
+        bid_exchange="Q",
+        ask_exchange="P",
+    )
+    assert update[1] == PriceData.from_quote(model).model_dump_json().encode()
+    assert update[2] == PriceUpdateEvent.from_quote(model).model_dump_json().encode()
+
+
+def test_nanosecond_timestamps_kept() -> None:
+    (update,) = QuoteProcessor().process([wire(t="2024-07-24T07:56:53.639713735Z")], {"AAPL"})
+    assert json.loads(update[1])["timestamp"] == "2024-07-24T07:56:53.639713735Z"
+    assert json.loads(update[2])["timestamp"] == "2024-07-24T07:56:53.639713735Z"
+
+
+def test_invalid_and_unsubscribed_quotes_counted_by_reason_order_kept() -> None:
+    processor = QuoteProcessor()
+    quotes = [
+        wire("AAPL", "1.00", "1.01"),
+        wire("AAPL", "1.02", "1.01"),  # crossed
+        wire("MSFT", "-1", "1"),  # negative price
+        wire("MSFT", "1", "2", bs=-3),  # negative size
+        wire("TSLA", "1", "2"),  # not subscribed
+        wire("MSFT", "2.00", "2.00"),  # locked: valid
+        wire("AAPL", "1.03", "1.05"),
+    ]
+    updates = processor.process(quotes, {"AAPL", "MSFT"})
+    mids = [(u[0], json.loads(u[2])["price"]) for u in updates]
+    assert mids == [("AAPL", "1.005"), ("MSFT", "2.00"), ("AAPL", "1.04")]
+    assert processor.accepted == 3
+    assert processor.rejected == {
+        RejectReason.CROSSED: 1,
+        RejectReason.NEGATIVE_PRICE: 1,
+        RejectReason.NEGATIVE_SIZE: 1,
+        RejectReason.UNSUBSCRIBED: 1,
+    }
+
+
+def test_timestamps_that_are_not_rfc3339_are_malformed() -> None:
+    processor = QuoteProcessor()
+    quotes = [wire(t="24/07/2024 07:56:53.000000"), wire(t="2024-07-24 07:56:53.639713Z")]
+    assert processor.process(quotes, {"AAPL"}) == []
+    assert processor.rejected == {RejectReason.MALFORMED: 2}
+
+
+def test_nan_is_malformed_even_when_the_callers_context_does_not_trap() -> None:
+    import decimal
+
+    with decimal.localcontext() as context:
+        context.traps[decimal.InvalidOperation] = False
+        processor = QuoteProcessor()
+        assert processor.process([wire(bp="NaN"), wire(ap="NaN")], {"AAPL"}) == []
+    assert processor.rejected == {RejectReason.MALFORMED: 2}
+
+
+def test_a_mid_price_that_would_need_rounding_is_refused() -> None:
+    processor = QuoteProcessor()
+    quotes = [
+        wire(bp="1E-1000030", ap="3E-1000030"),  # below the smallest exponent: would be 0
+        wire(bp="1.000000000000000000000000001", ap="1.000000000000000000000000002"),
+    ]
+    assert processor.process(quotes, {"AAPL"}) == []
+    assert processor.rejected == {RejectReason.MALFORMED: 2}
+
+
+def test_huge_and_tiny_prices_stay_exact() -> None:
+    quotes = [wire("A", "0.0001", "0.0003"), wire("A", "987654321.12", "987654321.14")]
+    mids = [json.loads(u[2])["price"] for u in QuoteProcessor().process(quotes, {"A"})]
+    assert mids == ["0.0002", "987654321.13"]
+
+
+def _mids(updates: list[tuple[str, bytes, bytes]]) -> list[str]:
+    return [json.loads(u[1])["mid"] for u in updates]
+
+
+def test_an_older_quote_is_dropped_as_stale_in_the_same_frame_and_the_next() -> None:
+    processor = QuoteProcessor()
+    newer = wire(bp="10", ap="10", t="2026-01-02T10:00:01Z")
+    older = wire(bp="20", ap="20", t="2026-01-02T10:00:00Z")
+    assert _mids(processor.process([newer, older], {"AAPL"})) == ["10"]
+    assert _mids(processor.process([older], {"AAPL"})) == []
+    assert processor.rejected[RejectReason.STALE] == 2
+    # Another symbol has its own clock.
+    assert _mids(processor.process([wire("MSFT", bp="1", ap="1", t=older.t)], {"MSFT"})) == ["1"]
+
+
+def test_instants_are_compared_not_strings() -> None:
+    # Alpaca trims trailing zeros: as strings "...:00Z" sorts after "...:00.5Z".
+    processor = QuoteProcessor()
+    first = wire(bp="1", ap="1", t="2026-01-02T10:00:00Z")
+    later = wire(bp="2", ap="2", t="2026-01-02T10:00:00.5Z")
+    nanos = wire(bp="3", ap="3", t="2026-01-02T10:00:00.500000001Z")
+    earlier = wire(bp="4", ap="4", t="2026-01-02T10:00:00.05Z")
+    assert _mids(processor.process([first, later, nanos, earlier], {"AAPL"})) == ["1", "2", "3"]
+    # An offset is the same instant as its UTC form.
+    same = wire(bp="5", ap="5", t="2026-01-02T12:00:00.500000001+02:00")
+    assert _mids(processor.process([same], {"AAPL"})) == ["5"]
+
+
+def test_an_equal_timestamp_is_accepted_the_later_arrival_wins() -> None:
+    processor = QuoteProcessor()
+    t = "2026-01-02T10:00:00.123Z"
+    updates = processor.process([wire(bp="1", ap="1", t=t), wire(bp="2", ap="2", t=t)], {"AAPL"})
+    assert _mids(updates) == ["1", "2"]
+    assert processor.rejected[RejectReason.STALE] == 0
+
+
+def test_forgetting_a_symbol_forgets_its_clock() -> None:
+    processor = QuoteProcessor()
+    processor.process([wire(t="2026-01-02T10:00:01Z")], {"AAPL"})
+    processor.forget(["AAPL"])
+    assert _mids(processor.process([wire(bp="7", ap="7", t="2026-01-02T10:00:00Z")], {"AAPL"})) == [
+        "7"
+    ]
