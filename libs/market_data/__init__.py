@@ -27,7 +27,7 @@ from libs.market_data.exceptions import (
     StreamConnectionError,
     SubscriptionError,
 )
-from libs.market_data.pipeline.sink import PRICE_CHANNEL_PREFIX, PRICE_KEY_PREFIX
+from libs.market_data.keys import PRICE_CHANNEL_PREFIX, PRICE_KEY_PREFIX
 from libs.market_data.pnl.compute import PnLReport, PositionPnL, PriceSource, compute_pnl
 from libs.market_data.stream.connection import ConnectionState
 from libs.market_data.subscriptions.positions import PositionBasedSubscription

@@ -17,6 +17,8 @@ from typing import Any, Literal, Self
 
 from pydantic import BaseModel, ConfigDict, field_validator, model_validator
 
+from libs.market_data.exceptions import QuoteValidationError
+
 __all__ = [
     "MAX_PRICE",
     "PriceData",
@@ -98,12 +100,17 @@ class QuoteData(BaseModel):
     @model_validator(mode="after")
     def _check(self) -> Self:
         reason = check_quote(self.bid_price, self.ask_price, self.bid_size, self.ask_size)
+        # A ValueError subclass: pydantic reports it in its ValidationError, where
+        # ``errors()[i]["ctx"]["error"]`` is this exception with its machine-readable reason.
         if reason is RejectReason.CROSSED:
-            raise ValueError(f"Crossed market: ask {self.ask_price} < bid {self.bid_price}")
+            raise QuoteValidationError(
+                reason.value, f"Crossed market: ask {self.ask_price} < bid {self.bid_price}"
+            )
         if reason is not None:
-            raise ValueError(
+            raise QuoteValidationError(
+                reason.value,
                 f"{reason.value.replace('_', ' ')}: bid {self.bid_price} x {self.bid_size}, "
-                f"ask {self.ask_price} x {self.ask_size}"
+                f"ask {self.ask_price} x {self.ask_size}",
             )
         return self
 

@@ -11,7 +11,7 @@ from typing import Final
 import msgspec
 from pydantic import ValidationError
 
-from libs.market_data.pipeline.sink import PRICE_KEY_PREFIX
+from libs.market_data.keys import PRICE_KEY_PREFIX
 from libs.market_data.symbols import normalize_symbols
 from libs.market_data.types import PriceData
 from libs.redis_client import RedisClient

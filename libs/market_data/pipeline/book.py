@@ -1,7 +1,6 @@
-"""What the price sink knows about Redis: its state, and the updates not yet landed.
+"""The updates the price sink has not seen land: what gets rewritten, and in what order.
 
-Kept apart from the sink's I/O so the rules that decide what gets rewritten can be read
-(and tested) on their own:
+Kept apart from the sink's I/O so the rules can be read (and tested) on their own:
 
 - ``latest`` holds the newest update the sink has taken for each symbol;
 - ``pending`` holds, per symbol, the newest update that is neither landed nor in flight:
@@ -13,36 +12,13 @@ Kept apart from the sink's I/O so the rules that decide what gets rewritten can 
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Iterable
-from dataclasses import dataclass, field
-from enum import StrEnum
 
 from libs.market_data.pipeline.processor import PriceUpdate
 
-__all__ = ["Episode", "SinkState", "UpdateBook"]
+__all__ = ["UpdateBook"]
 
 logger = logging.getLogger(__name__)
-
-
-class SinkState(StrEnum):
-    """The sink's view of Redis; the health endpoint reports it."""
-
-    STARTING = "starting"
-    UP = "up"  # writes land
-    REFUSED = "refused"  # Redis answers writes with errors; refused prices are retried
-    UNRESPONSIVE = "unresponsive"  # no replies within the write timeout; updates held
-    DOWN = "down"  # connection lost; reconnecting
-    CLOSED = "closed"
-
-
-@dataclass
-class Episode:
-    """One stretch during which writes did not land, until they land again."""
-
-    cause: SinkState
-    started_at: float = field(default_factory=time.time)
-    rewritten: set[str] = field(default_factory=set)
 
 
 class UpdateBook:

@@ -24,6 +24,7 @@ from typing import Final
 
 import msgspec
 
+from libs.market_data.pipeline.stats import ProcessorStats
 from libs.market_data.stream.protocol import Quote
 from libs.market_data.types import RejectReason, check_quote
 from libs.telemetry import instant_key
@@ -81,6 +82,11 @@ class QuoteProcessor:
         # older than that is dropped (STALE); an equal one is accepted, the later
         # arrival being the later quote (docs/architecture.md, "Per-symbol order").
         self._instants: dict[str, str] = {}
+
+    def snapshot(self) -> ProcessorStats:
+        """The counters, typed: accepted, and rejected by reason (reasons seen only)."""
+        rejected = {reason.value: count for reason, count in sorted(self.rejected.items())}
+        return ProcessorStats(quotes_accepted=self.accepted, quotes_rejected=rejected)
 
     def forget(self, symbols: Iterable[str]) -> None:
         """Drop what is kept of symbols no longer subscribed."""

@@ -19,19 +19,30 @@ import asyncio
 import logging
 from collections.abc import Callable, Iterable
 from enum import StrEnum
-from typing import Final
+from typing import Final, Protocol
 
-from libs.market_data.alpaca_stream import AlpacaMarketDataStream
+from libs.market_data.backoff import BackoffPolicy
 from libs.market_data.exceptions import MarketDataError
+from libs.market_data.keys import SUBSCRIPTIONS_KEY
 from libs.market_data.symbols import normalize_symbols
 from libs.redis_client import RedisClient, RedisClientError
 
-__all__ = ["SUBSCRIPTIONS_KEY", "SubscriptionRegistry", "SubscriptionSource"]
+__all__ = ["SUBSCRIPTIONS_KEY", "SubscriptionRegistry", "SubscriptionSource", "SubscriptionTarget"]
 
 logger = logging.getLogger(__name__)
 
-SUBSCRIPTIONS_KEY: Final = "market_data:subscriptions"
-_RESTORE_DELAYS: Final = (0.1, 0.2, 0.5, 1.0, 2.0)  # then every 2 s until Redis answers
+# 0.1 s doubling to 2 s, then every 2 s until Redis answers.
+_RESTORE: Final = BackoffPolicy(base=0.1, maximum=2.0, jitter=0.0)
+
+
+class SubscriptionTarget(Protocol):
+    """What the registry steers: the broker subscriptions (``AlpacaMarketDataStream``)."""
+
+    async def subscribe_symbols(self, symbols: Iterable[str]) -> list[str]: ...
+
+    async def unsubscribe_symbols(self, symbols: Iterable[str]) -> list[str]: ...
+
+    def get_subscribed_symbols(self) -> list[str]: ...
 
 
 class SubscriptionSource(StrEnum):
@@ -44,7 +55,7 @@ class SubscriptionRegistry:
 
     def __init__(
         self,
-        stream: AlpacaMarketDataStream,
+        stream: SubscriptionTarget,
         store: RedisClient | None = None,
         *,
         key: str = SUBSCRIPTIONS_KEY,
@@ -133,7 +144,7 @@ class SubscriptionRegistry:
         while not self._restored:
             await self.restore(timeout=max(interval, 1.0))
             if not self._restored:
-                await asyncio.sleep(_RESTORE_DELAYS[min(attempt, len(_RESTORE_DELAYS) - 1)])
+                await asyncio.sleep(_RESTORE.delay(attempt))
                 attempt += 1
         while True:
             await asyncio.sleep(interval)
@@ -173,7 +184,7 @@ class SubscriptionRegistry:
     async def add(self, symbols: Iterable[str], source: SubscriptionSource) -> list[str]:
         """Hold ``symbols`` for ``source``; returns those it did not hold before.
 
-        Raises what :meth:`AlpacaMarketDataStream.subscribe_symbols` raises; then nothing
+        Raises what the target's ``subscribe_symbols`` raises; then nothing
         is recorded for the refused symbols.
         """
         wanted = normalize_symbols(symbols)
@@ -227,12 +238,6 @@ class SubscriptionRegistry:
         except RedisClientError as exc:
             self._dirty = True
             logger.warning("subscriptions not saved to Redis (will retry): %s", exc)
-
-    async def flush(self) -> bool:
-        """Write pending changes to Redis if an earlier write failed; True when saved."""
-        async with self._lock:
-            await self._persist([])
-        return not self._dirty
 
 
 _SOURCE_VALUES: Final = frozenset(s.value for s in SubscriptionSource)

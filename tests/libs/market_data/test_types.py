@@ -157,3 +157,16 @@ class TestPriceUpdateEvent:
             "price": "150.05",
             "timestamp": "2024-07-24T07:56:53.639713Z",
         }
+
+
+def test_a_refused_quote_carries_our_error_with_its_reason() -> None:
+    from libs.market_data import QuoteValidationError
+
+    with pytest.raises(ValidationError) as caught:
+        QuoteData(
+            symbol="AAPL", bid_price=Decimal("2"), ask_price=Decimal("1"), bid_size=1,
+            ask_size=1, timestamp=datetime.now(UTC),
+        )  # fmt: skip
+    error = caught.value.errors()[0]["ctx"]["error"]
+    assert isinstance(error, QuoteValidationError)
+    assert error.reason == "crossed"
