@@ -1,28 +1,31 @@
-"""Small test helpers: polling with a deadline and a real pub/sub listener."""
+"""Small test helpers: polling with a deadline, a real pub/sub listener, capturing logs.
+
+The service harness (serving the app, its client, its settings) is
+:mod:`tests.fixtures.service`.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import json
-from collections.abc import AsyncIterator, Callable
+import logging
+from collections.abc import AsyncIterator, Callable, Iterator
 from decimal import Decimal
 from typing import Any
 
 import redis.asyncio
-import uvicorn
-from fastapi import FastAPI
 
 from libs.redis_client import RedisConnectionParams
 
 __all__ = [
+    "UVICORN_LOGGERS",
+    "CapturedLogs",
     "PriceListener",
-    "Served",
+    "capture_logs",
     "eventually",
     "listen_prices",
     "quote",
-    "serve_app",
-    "stop_app",
 ]
 
 
@@ -80,27 +83,54 @@ async def listen_prices(params: RedisConnectionParams) -> AsyncIterator[PriceLis
         await client.aclose()
 
 
-Served = tuple[uvicorn.Server, "asyncio.Task[None]", str]
+# uvicorn's loggers: under uvicorn's own logging config (its default, e.g. ``uvicorn
+# app:app`` or ``market-data demo``) "uvicorn" and "uvicorn.access" do not propagate,
+# so a handler on the root logger (pytest's caplog) never sees them.
+UVICORN_LOGGERS = ("uvicorn", "uvicorn.error", "uvicorn.access")
 
 
-async def serve_app(app: FastAPI) -> Served:
-    """Serve ``app`` with uvicorn in this event loop on a free loopback port.
+class CapturedLogs(logging.Handler):
+    """Every record handled while :func:`capture_logs` ran, each once, in order."""
 
-    Port 0: the kernel picks the port, read back once bound (no race). Returns the
-    server, its task and the base URL.
+    def __init__(self) -> None:
+        super().__init__(logging.NOTSET)
+        self.records: list[logging.LogRecord] = []
+        self._seen: set[int] = set()
+
+    def emit(self, record: logging.LogRecord) -> None:
+        # The handler sits on a logger and on its ancestors: a record may pass it twice.
+        if id(record) not in self._seen:
+            self._seen.add(id(record))
+            self.records.append(record)
+
+    def named(self, *prefixes: str) -> list[logging.LogRecord]:
+        """The records of the loggers named ``prefix`` or below it."""
+        return [
+            r
+            for r in self.records
+            if any(r.name == p or r.name.startswith(f"{p}.") for p in prefixes)
+        ]
+
+
+@contextlib.contextmanager
+def capture_logs(
+    level: int = logging.DEBUG, loggers: tuple[str, ...] = UVICORN_LOGGERS
+) -> Iterator[CapturedLogs]:
+    """Capture the root logger's records and those of ``loggers`` from ``level`` up.
+
+    The handler is put on each of ``loggers`` itself, not only on the root, so loggers
+    that do not propagate are heard too. Levels and handlers are restored afterwards.
+    A service served after this starts sets uvicorn's levels from its own settings.
     """
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning"))
-    task = asyncio.create_task(server.serve(), name="uvicorn")
-    async with asyncio.timeout(10):
-        while not server.started:
-            assert not task.done(), "the service did not start"
-            await asyncio.sleep(0.01)
-    port = server.servers[0].sockets[0].getsockname()[1]
-    return server, task, f"http://127.0.0.1:{port}"
-
-
-async def stop_app(server: uvicorn.Server, task: asyncio.Task[None]) -> None:
-    """Shut a served app down the way SIGTERM would (lifespan shutdown included)."""
-    server.should_exit = True
-    async with asyncio.timeout(15):
-        await task
+    capture = CapturedLogs()
+    targets = [logging.getLogger(), *(logging.getLogger(name) for name in loggers)]
+    levels = [(logger, logger.level) for logger in targets]
+    for logger in targets:
+        logger.addHandler(capture)
+        logger.setLevel(level)
+    try:
+        yield capture
+    finally:
+        for logger, previous in levels:
+            logger.removeHandler(capture)
+            logger.setLevel(previous)

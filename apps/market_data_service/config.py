@@ -1,6 +1,6 @@
 """Service settings, from the environment (and an optional ``.env``).
 
-Names follow the spec's ``Settings`` plus the ones ``DESIGN.md`` adds. Secrets are
+Names follow the spec's ``Settings`` plus the ones docs/architecture.md lists. Secrets are
 ``SecretStr`` so they never appear in logs, reprs or API answers. A mistake fails at
 startup with a message that names the setting (:func:`load_settings`).
 """
@@ -23,7 +23,7 @@ from pydantic import (
 )
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from libs.market_data import feed_url
+from libs.market_data import defaults, feed_url
 from libs.redis_client import RedisConnectionParams
 
 __all__ = ["KNOWN_FEEDS", "MIN_API_KEY_LENGTH", "Settings", "SettingsError", "load_settings"]
@@ -78,30 +78,40 @@ class Settings(BaseSettings):
     market_data_api_key_file: FilePath | None = None  # or read it from this file
 
     # Market data
-    price_cache_ttl: Annotated[int, Field(gt=0)] = 300
+    price_cache_ttl: Annotated[int, Field(gt=0)] = defaults.PRICE_CACHE_TTL
     # Longest the broker reader waits on Redis; past it the newest price per symbol is
     # held and written once Redis answers again (docs/architecture.md, "Redis faults").
-    redis_write_timeout: Annotated[float, Field(gt=0, le=60, allow_inf_nan=False)] = 1.0
+    redis_write_timeout: Annotated[float, Field(gt=0, le=60, allow_inf_nan=False)] = (
+        defaults.REDIS_WRITE_TIMEOUT
+    )
     # How often the saved subscription set is checked against the wanted one and
     # rewritten if Redis lost or changed it.
-    subscription_check_interval: Annotated[float, Field(gt=0, allow_inf_nan=False)] = 5.0
+    subscription_check_interval: Annotated[float, Field(gt=0, allow_inf_nan=False)] = (
+        defaults.SUBSCRIPTION_CHECK_INTERVAL
+    )
 
     # WebSocket
-    max_reconnect_attempts: Annotated[int, Field(ge=1)] = 10
+    max_reconnect_attempts: Annotated[int, Field(ge=1)] = defaults.MAX_RECONNECT_ATTEMPTS
     # Finite: "inf" parses as a float and would mean "never reconnect" without a word.
-    reconnect_base_delay: Annotated[float, Field(gt=0, allow_inf_nan=False)] = 5.0
-    reconnect_max_delay: Annotated[float, Field(gt=0, allow_inf_nan=False)] = 300.0
+    reconnect_base_delay: Annotated[float, Field(gt=0, allow_inf_nan=False)] = (
+        defaults.RECONNECT_BASE_DELAY
+    )
+    reconnect_max_delay: Annotated[float, Field(gt=0, allow_inf_nan=False)] = (
+        defaults.RECONNECT_MAX_DELAY
+    )
 
     # Positions (docs/positions.md): subscriptions that follow them, real-time P&L.
     # Unset: on when the stream is Alpaca's own (no ALPACA_DATA_URL) or ALPACA_BASE_URL is
     # set, so keys meant for another feed (the simulator) never go to Alpaca's trading API.
     position_sync_enabled: bool | None = None
-    position_sync_interval: Annotated[float, Field(gt=0, allow_inf_nan=False)] = 30.0
-    alpaca_rest_timeout: Annotated[float, Field(gt=0, allow_inf_nan=False)] = 10.0
+    position_sync_interval: Annotated[float, Field(gt=0, allow_inf_nan=False)] = (
+        defaults.POSITION_SYNC_INTERVAL
+    )
+    alpaca_rest_timeout: Annotated[float, Field(gt=0, allow_inf_nan=False)] = defaults.REST_TIMEOUT
     # No market data at all for this long while subscribed = a stalled feed: reconnect.
     # Doubles while fresh connections stay silent too (closed market), up to an hour;
     # 0 turns the data clock off. Per connection, so a quiet symbol never triggers it.
-    stall_timeout: Annotated[float, Field(ge=0, allow_inf_nan=False)] = 120.0
+    stall_timeout: Annotated[float, Field(ge=0, allow_inf_nan=False)] = defaults.STALL_TIMEOUT
 
     @field_validator("log_level", mode="before")
     @classmethod

@@ -13,8 +13,9 @@ import logging
 from apps.market_data_service.config import Settings
 from apps.market_data_service.observability.metrics import build_registry
 from libs.market_data import AlpacaMarketDataStream, MarketDataError
-from libs.market_data.broker.rest import AlpacaRestClient, PreviousCloseCache, RecentPositions
+from libs.market_data.broker import AlpacaRestClient, PreviousCloseCache, RecentPositions
 from libs.market_data.cache.price_cache import PriceCache
+from libs.market_data.pnl.service import PnLService
 from libs.market_data.subscriptions.positions import PositionBasedSubscription
 from libs.market_data.subscriptions.registry import SubscriptionRegistry
 from libs.redis_client import EventPublisher, RedisClient
@@ -57,8 +58,9 @@ class MarketDataService:
             feed=settings.alpaca_data_feed,
             timeout=settings.alpaca_rest_timeout,
         )
-        self.previous_closes = PreviousCloseCache(self.broker)
-        self.recent_positions = RecentPositions(self.broker)
+        self.pnl = PnLService(
+            RecentPositions(self.broker), self.prices, PreviousCloseCache(self.broker)
+        )
         self.position_sync = (
             PositionBasedSubscription(
                 self.broker, self.subscriptions, interval=settings.position_sync_interval

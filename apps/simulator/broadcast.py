@@ -11,8 +11,9 @@ from typing import Any, Final
 
 from websockets.exceptions import ConnectionClosed
 
+from apps.simulator.encoding import WireEncoder
 from apps.simulator.protocol import error_message
-from apps.simulator.quotes import WireEncoder, rfc3339_ns
+from apps.simulator.quotes import rfc3339_ns
 from apps.simulator.record import WireRecord
 from apps.simulator.registry import SessionRegistry
 

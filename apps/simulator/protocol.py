@@ -1,4 +1,4 @@
-"""The rules of Alpaca's stream protocol that need no socket (``reference/alpaca-protocol.md``).
+"""The rules of Alpaca's stream protocol that need no socket (docs/concepts/websocket-streaming.md).
 
 Error codes and their texts, decoding a client message in either codec, symbol syntax,
 and a session's subscription sets: applying a subscribe or unsubscribe, the symbol
@@ -14,6 +14,7 @@ from typing import Any, Final
 import msgspec
 
 from apps.simulator.quotes import DEFAULT_UNIVERSE
+from libs.market_data.symbols import TICKER_PATTERN
 
 __all__ = [
     "CHANNELS",
@@ -56,7 +57,7 @@ FATAL_AUTH_CODES: Final = frozenset({402, 404, 408, 409, 411})
 CHANNELS: Final = ("trades", "quotes", "bars", "updatedBars", "dailyBars", "statuses", "lulds")
 
 # A ticker as Alpaca spells one, on the wire and over REST alike.
-SYMBOL: Final = re.compile(r"[A-Z0-9][A-Z0-9./]{0,19}")
+SYMBOL: Final = re.compile(TICKER_PATTERN)  # the service's own rule (libs.market_data)
 _WILDCARD: Final = "*"
 
 # Channel -> symbols; dicts as insertion-ordered sets, since acks list symbols in the

@@ -1,10 +1,9 @@
-"""Random-walk quotes and their wire encodings (JSON and msgpack). Pure: no I/O.
+"""Random-walk quotes: realistic, reproducible prices for any symbol. Pure: no I/O.
 
 Prices live as integer cents from generation to the wire, so a JSON frame carries
 exactly two-decimal numbers (``187.42``, never ``187.42000000001``) and a client can
-parse them into ``Decimal`` without loss. Everything that can be computed once is:
-the random steps come from a pre-drawn table and price literals from a cache, so a
-frame costs one struct per quote plus one encoder call.
+parse them into ``Decimal`` without loss. The random steps come from a pre-drawn table.
+The wire encodings are in ``apps/simulator/encoding.py``.
 """
 
 from __future__ import annotations
@@ -13,22 +12,17 @@ import hashlib
 import random
 import re
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from datetime import datetime
 from decimal import Decimal
 from typing import Any, Final, NamedTuple
 
-import msgspec
-
 __all__ = [
+    "CONDITIONS",
     "DEFAULT_UNIVERSE",
-    "JsonEncoder",
-    "MsgpackEncoder",
     "QuoteGenerator",
     "QuoteTick",
-    "WireEncoder",
     "format_price",
-    "msgpack_timestamp",
     "parse_rfc3339_ns",
     "rfc3339_ns",
     "start_price_cents",
@@ -57,7 +51,7 @@ _STEP_TABLE_SIZE: Final = 8191
 _BAND_PERCENT: Final = 25
 _EXCHANGES: Final = ("Q", "P", "Z", "K", "V", "N", "B", "H", "J", "U", "X", "Y")
 _TAPES: Final = ("A", "B", "C")
-_CONDITIONS: Final = ["R"]
+CONDITIONS: Final = ["R"]  # the quote condition every simulated quote carries
 _NS_PER_S: Final = 1_000_000_000
 _RFC3339: Final = re.compile(
     r"(\d{4}-\d\d-\d\d[Tt ]\d\d:\d\d:\d\d)(?:\.(\d+))?([Zz]|[+-]\d\d:\d\d)"
@@ -114,18 +108,6 @@ def parse_rfc3339_ns(text: str) -> int:
         offset = "+00:00"
     seconds = int(datetime.fromisoformat(whole + offset).timestamp())
     return seconds * _NS_PER_S + int((fraction or "").ljust(9, "0")[:9])
-
-
-def msgpack_timestamp(ns: int) -> msgspec.msgpack.Ext:
-    """The msgpack Timestamp extension (type -1) for ``ns``, as alpaca-py decodes it."""
-    sec, frac = divmod(ns, _NS_PER_S)
-    # The smallest form, as msgpack-python picks it: timestamp32, 64 or 96.
-    if frac == 0 and 0 <= sec < (1 << 32):
-        return msgspec.msgpack.Ext(-1, sec.to_bytes(4, "big"))
-    if 0 <= sec < (1 << 34):
-        # timestamp64: 30 bits of nanoseconds over 34 bits of seconds.
-        return msgspec.msgpack.Ext(-1, ((frac << 34) | sec).to_bytes(8, "big"))
-    return msgspec.msgpack.Ext(-1, frac.to_bytes(4, "big") + sec.to_bytes(8, "big", signed=True))
 
 
 class _SymbolWalk:
@@ -245,164 +227,7 @@ def tick_to_dict(tick: QuoteTick, ns: int) -> dict[str, Any]:
         "ax": tick.ask_exchange,
         "ap": Decimal(format_price(tick.ask_cents)),
         "as": tick.ask_size,
-        "c": list(_CONDITIONS),
+        "c": list(CONDITIONS),
         "z": tick.tape,
         "t": rfc3339_ns(ns),
     }
-
-
-# Field order is wire order: "T" must come first (the Go SDK's msgpack reader requires it).
-class _JsonQuote(msgspec.Struct):
-    T: str
-    S: str
-    bx: str
-    bp: msgspec.Raw
-    bs: int
-    ax: str
-    ap: msgspec.Raw
-    as_: int = msgspec.field(name="as")
-    c: list[str] = msgspec.field(default_factory=list)
-    z: str = ""
-    t: str = ""
-
-
-class _MsgpackQuote(msgspec.Struct):
-    T: str
-    S: str
-    bx: str
-    bp: float
-    bs: int
-    ax: str
-    ap: float
-    as_: int = msgspec.field(name="as")
-    c: list[str] = msgspec.field(default_factory=list)
-    z: str = ""
-    t: msgspec.msgpack.Ext | None = None
-
-
-def _t_first(message: Mapping[str, Any]) -> dict[str, Any]:
-    if "T" not in message:
-        return dict(message)
-    ordered: dict[str, Any] = {"T": message["T"]}
-    ordered.update(message)
-    return ordered
-
-
-class WireEncoder:
-    """Encodes server frames for one codec: :class:`JsonEncoder` or :class:`MsgpackEncoder`."""
-
-    binary: bool = False
-
-    def encode(self, frame: Sequence[Mapping[str, Any]]) -> bytes:
-        """One frame (an array of objects), each object's ``T`` moved to the front."""
-        raise NotImplementedError
-
-    def encode_ticks(self, ticks: Sequence[QuoteTick], ns: int) -> bytes:
-        """One data frame; the i-th quote is stamped ``ns + i`` so times stay distinct."""
-        raise NotImplementedError
-
-
-class _PriceLiterals(dict[int, msgspec.Raw]):
-    # A dict whose misses fill themselves: the hot path is one C-level lookup.
-    def __missing__(self, cents: int) -> msgspec.Raw:
-        raw = self[cents] = msgspec.Raw(format_price(cents).encode())
-        return raw
-
-
-class JsonEncoder(WireEncoder):
-    """Text frames; ``Decimal`` values become JSON numbers with exactly their text."""
-
-    binary = False
-
-    def __init__(self) -> None:
-        self._encoder = msgspec.json.Encoder(decimal_format="number")
-        self._prices = _PriceLiterals()
-        self._second = -1
-        self._prefix = ""
-
-    def encode(self, frame: Sequence[Mapping[str, Any]]) -> bytes:
-        return self._encoder.encode([_t_first(message) for message in frame])
-
-    def encode_ticks(self, ticks: Sequence[QuoteTick], ns: int) -> bytes:
-        sec, frac = divmod(ns, _NS_PER_S)
-        if frac + len(ticks) > _NS_PER_S:
-            # The frame straddles a second boundary: rare, take the general path.
-            stamps = [rfc3339_ns(ns + i) for i in range(len(ticks))]
-        else:
-            if sec != self._second:
-                self._second = sec
-                self._prefix = time.strftime("%Y-%m-%dT%H:%M:%S.", time.gmtime(sec))
-            prefix = self._prefix
-            stamps = [
-                f"{prefix}{digits}Z"
-                if (digits := f"{frac + i:09d}".rstrip("0"))
-                else f"{prefix[:-1]}Z"
-                for i in range(len(ticks))
-            ]
-        price = self._prices
-        conditions = _CONDITIONS
-        quotes = [
-            _JsonQuote(
-                "q",
-                tick[0],
-                tick[5],
-                price[tick[1]],
-                tick[3],
-                tick[6],
-                price[tick[2]],
-                tick[4],
-                conditions,
-                tick[7],
-                stamp,
-            )
-            for tick, stamp in zip(ticks, stamps, strict=True)
-        ]
-        return self._encoder.encode(quotes)
-
-
-def _msgpack_value(key: str, value: Any) -> Any:
-    if isinstance(value, Decimal):
-        return float(value)
-    if key == "t" and isinstance(value, str):
-        return msgpack_timestamp(parse_rfc3339_ns(value))
-    if key == "t" and isinstance(value, datetime):
-        return msgpack_timestamp(int(value.timestamp()) * _NS_PER_S + value.microsecond * 1000)
-    return value
-
-
-class MsgpackEncoder(WireEncoder):
-    """Binary frames as alpaca-py and the Go SDK request them: float prices, Timestamp ``t``."""
-
-    binary = True
-
-    def __init__(self) -> None:
-        self._encoder = msgspec.msgpack.Encoder()
-
-    def encode(self, frame: Sequence[Mapping[str, Any]]) -> bytes:
-        return self._encoder.encode(
-            [
-                {key: _msgpack_value(key, value) for key, value in _t_first(message).items()}
-                for message in frame
-            ]
-        )
-
-    def encode_ticks(self, ticks: Sequence[QuoteTick], ns: int) -> bytes:
-        conditions = _CONDITIONS
-        # int / int is correctly rounded: 18742 / 100 is the float nearest to 187.42.
-        quotes = [
-            _MsgpackQuote(
-                "q",
-                tick[0],
-                tick[5],
-                tick[1] / 100,
-                tick[3],
-                tick[6],
-                tick[2] / 100,
-                tick[4],
-                conditions,
-                tick[7],
-                msgpack_timestamp(ns + i),
-            )
-            for i, tick in enumerate(ticks)
-        ]
-        return self._encoder.encode(quotes)

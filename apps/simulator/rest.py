@@ -106,24 +106,6 @@ class SimulatorRest:
         """The previous close the snapshots report for ``symbol``."""
         return self._data.previous_close(symbol)
 
-    def fail(
-        self,
-        endpoint: Endpoint,
-        status: int = 503,
-        times: int = 1,
-        *,
-        retry_after: float | None = None,
-        ratelimit_reset: float | None = None,
-    ) -> None:
-        """Answer the next ``times`` requests of ``endpoint`` with ``status``.
-
-        ``retry_after`` adds a ``Retry-After`` header (seconds); ``ratelimit_reset``
-        sets ``X-Ratelimit-Reset`` to that epoch time.
-        """
-        self._faults.fail_rest(
-            endpoint, status, times, retry_after=retry_after, ratelimit_reset=ratelimit_reset
-        )
-
     def clear_failures(self) -> None:
         """Forget every queued failure."""
         self._faults.clear_rest_failures()

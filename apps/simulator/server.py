@@ -1,7 +1,7 @@
 """The simulator's facade: one object that listens, routes each request and steers the rest.
 
 :class:`AlpacaSimulator` serves what ``stream.data.alpaca.markets`` serves (see
-``reference/alpaca-protocol.md`` §1-5) on loopback for demos, dev and tests: a
+docs/concepts/websocket-streaming.md) on loopback for demos, dev and tests: a
 WebSocket on ``/v2/{feed}`` and ``/v1beta1/{feed}`` run by
 :class:`~apps.simulator.session.Session`, and on the same port the REST calls the
 service makes (:mod:`apps.simulator.rest`). Its methods are the test hooks: faults
@@ -24,17 +24,11 @@ from websockets.http11 import Request, Response
 
 from apps.simulator.broadcast import Broadcaster
 from apps.simulator.config import SimulatorConfig
-from apps.simulator.faults import Endpoint, FaultPlan
+from apps.simulator.encoding import JsonEncoder, MsgpackEncoder, WireEncoder
+from apps.simulator.faults import FaultPlan
 from apps.simulator.positions import SimulatedPosition
 from apps.simulator.protocol import ERROR_MESSAGES
-from apps.simulator.quotes import (
-    JsonEncoder,
-    MsgpackEncoder,
-    QuoteGenerator,
-    WireEncoder,
-    format_price,
-    start_price_cents,
-)
+from apps.simulator.quotes import QuoteGenerator, format_price, start_price_cents
 from apps.simulator.record import WireRecord
 from apps.simulator.registry import SessionRegistry
 from apps.simulator.rest import SimulatorRest
@@ -62,6 +56,9 @@ class AlpacaSimulator:
         self._registry = SessionRegistry()
         self._record = WireRecord()
         self._faults = FaultPlan(cfg.rate, cfg.batch_size, on_pacing_change=self._registry.wake_all)
+        # REST faults, as the fault plan takes them: answer the next requests of an
+        # endpoint with an error status (and Retry-After / X-Ratelimit-Reset).
+        self.fail_rest = self._faults.fail_rest
         self._broadcaster = Broadcaster(self._registry, self._record)
         self._context = SessionContext(
             config=cfg,
@@ -231,20 +228,6 @@ class AlpacaSimulator:
     ) -> None:
         """Answer the next ``times`` ``GET /v2/positions`` with ``status`` (5xx, 429, 401...)."""
         self._faults.fail_rest("positions", status, times, retry_after=retry_after)
-
-    def fail_rest(
-        self,
-        endpoint: Endpoint,
-        status: int = 503,
-        times: int = 1,
-        *,
-        retry_after: float | None = None,
-        ratelimit_reset: float | None = None,
-    ) -> None:
-        """Like :meth:`fail_positions` for either endpoint, with the rate-limit reset too."""
-        self._faults.fail_rest(
-            endpoint, status, times, retry_after=retry_after, ratelimit_reset=ratelimit_reset
-        )
 
     # -- injected frames -----------------------------------------------------------------
 

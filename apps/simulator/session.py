@@ -19,6 +19,7 @@ from websockets.asyncio.server import ServerConnection
 from websockets.exceptions import ConnectionClosed
 
 from apps.simulator.config import SimulatorConfig
+from apps.simulator.encoding import WireEncoder
 from apps.simulator.faults import FaultPlan
 from apps.simulator.protocol import (
     FATAL_AUTH_CODES,
@@ -31,7 +32,7 @@ from apps.simulator.protocol import (
     quote_symbols,
     subscription_ack,
 )
-from apps.simulator.quotes import QuoteGenerator, WireEncoder
+from apps.simulator.quotes import QuoteGenerator
 from apps.simulator.record import WireRecord
 from apps.simulator.registry import SessionRegistry
 

@@ -11,32 +11,30 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import math
 import time
 from collections.abc import Iterable
 from typing import Any, Final
 
+from libs.market_data import defaults
 from libs.market_data.backoff import BackoffPolicy
 from libs.market_data.exceptions import QuoteHandlingError
+from libs.market_data.heartbeat import Heartbeat
 from libs.market_data.pipeline.processor import PriceUpdate, QuoteProcessor
 from libs.market_data.pipeline.sink import RedisPriceSink
+from libs.market_data.stats import StreamStats
 from libs.market_data.stream.connection import AlpacaConnection, ConnectionState
 from libs.market_data.stream.protocol import DecodedFrame
+from libs.market_data.stream.records import ConnectionStats, StatusNotice
 from libs.market_data.symbols import normalize_symbols
 from libs.market_data.types import PriceData, PriceUpdateEvent, QuoteData
-from libs.redis_client import EventPublisher, RedisClient, RedisClientError
+from libs.redis_client import EventPublisher, RedisClient
 from libs.telemetry import LATENCY_BUCKETS, Histogram, epoch_seconds
 
-__all__ = ["ALPACA_STREAM_HOST", "HEARTBEAT_KEY", "AlpacaMarketDataStream", "feed_url"]
+__all__ = ["ALPACA_STREAM_HOST", "AlpacaMarketDataStream", "feed_url"]
 
 logger = logging.getLogger(__name__)
 
 ALPACA_STREAM_HOST: Final = "wss://stream.data.alpaca.markets"
-# Last time this service was streaming (epoch seconds as text), refreshed every
-# HEARTBEAT_INTERVAL while connected: after a crash the next start announces the gap.
-HEARTBEAT_KEY: Final = "market_data:heartbeat"
-HEARTBEAT_INTERVAL: Final = 1.0
-_HEARTBEAT_TTL: Final = 7 * 24 * 3600
 _V1BETA1_FEEDS: Final = frozenset({"boats", "overnight"})
 
 
@@ -59,17 +57,17 @@ class AlpacaMarketDataStream:
         secret_key: str,
         redis_client: RedisClient,
         event_publisher: EventPublisher,
-        price_ttl: int = 300,
+        price_ttl: int = defaults.PRICE_CACHE_TTL,
         *,
         feed: str = "iex",
         url: str | None = None,
-        max_reconnect_attempts: int = 10,
-        reconnect_base_delay: float = 5.0,
-        reconnect_max_delay: float = 300.0,
-        step_timeout: float = 10.0,
+        max_reconnect_attempts: int = defaults.MAX_RECONNECT_ATTEMPTS,
+        reconnect_base_delay: float = defaults.RECONNECT_BASE_DELAY,
+        reconnect_max_delay: float = defaults.RECONNECT_MAX_DELAY,
+        step_timeout: float = defaults.STEP_TIMEOUT,
         compression: str | None = "deflate",
-        stall_timeout: float | None = 120.0,
-        redis_write_timeout: float = 1.0,
+        stall_timeout: float | None = defaults.STALL_TIMEOUT,
+        redis_write_timeout: float = defaults.REDIS_WRITE_TIMEOUT,
     ) -> None:
         if price_ttl <= 0:
             raise ValueError("price_ttl must be a positive number of seconds")
@@ -93,8 +91,12 @@ class AlpacaMarketDataStream:
             step_timeout=step_timeout,
             compression=compression,
             stall_timeout=stall_timeout,
-            on_status=self._sink.publish_status,
+            on_notice=self._forward_notice,
         )
+        self._heartbeat = Heartbeat(redis_client, self._connection.is_connected)
+        # The connection's live, read-only view of the wanted symbols: read per frame, so
+        # held here rather than looked up through the connection each time.
+        self._subscribed = self._connection.desired
         self._running = False
         self._sink_started = False
         self._finished = asyncio.Event()
@@ -127,17 +129,12 @@ class AlpacaMarketDataStream:
 
     def get_subscribed_symbols(self) -> list[str]:
         """The symbols we want quotes for, sorted."""
-        return sorted(self._connection.desired)
+        return sorted(self._subscribed)
 
     def last_update_ages(self, now: float | None = None) -> dict[str, float | None]:
         """Seconds since each subscribed symbol's last accepted quote (None: none yet)."""
         current = time.time() if now is None else now
-        last = self._processor.last_accepted
-        ages: dict[str, float | None] = {}
-        for symbol in sorted(self._connection.desired):
-            at = last.get(symbol)
-            ages[symbol] = None if at is None else max(0.0, current - at)
-        return ages
+        return self._processor.ages(sorted(self._subscribed), current)
 
     # -- lifecycle ----------------------------------------------------------------------
 
@@ -157,8 +154,11 @@ class AlpacaMarketDataStream:
         heartbeat: asyncio.Task[None] | None = None
         try:
             await self._ensure_sink()
-            await self._resume_from_heartbeat()
-            heartbeat = asyncio.create_task(self._beat(), name="market-data-heartbeat")
+            if self._connection.disconnected_at is None:  # else: in-process restart
+                last = await self._heartbeat.last()
+                if last is not None:
+                    self._connection.resume_gap(last)
+            heartbeat = asyncio.create_task(self._heartbeat.run(), name="market-data-heartbeat")
             await self._connection.run()
         finally:
             if heartbeat is not None:
@@ -190,34 +190,21 @@ class AlpacaMarketDataStream:
     def sink(self) -> RedisPriceSink:
         return self._sink
 
+    def connection_stats(self) -> ConnectionStats:
+        """The broker connection's counters, as a typed record."""
+        return self._connection.stats()
+
+    def stats(self) -> StreamStats:
+        """Counters and state of every stage, typed (``/health``, ``/metrics``)."""
+        return StreamStats(
+            connection=self._connection.stats(),
+            processor=self._processor.snapshot(),
+            sink=self._sink.snapshot(),
+        )
+
     def get_connection_stats(self) -> dict[str, Any]:
-        """Counters and state, for ``/health`` and operators."""
-        c = self._connection
-        p = self._processor
-        rejected = {reason.value: count for reason, count in sorted(p.rejected.items())}
-        return {
-            "state": c.state.value,
-            "connected": c.is_connected(),
-            "url": c.url,
-            "reconnect_attempts": c.reconnect_attempts,
-            "max_reconnect_attempts": c.backoff.max_attempts,
-            "subscribed_symbols": len(c.desired),
-            "confirmed_symbols": len(c.confirmed),
-            "connections_opened": c.connections_opened,
-            "frames_received": c.frames_received,
-            "quotes_received": p.accepted + sum(rejected.values()),
-            "quotes_accepted": p.accepted,
-            "quotes_rejected": rejected,
-            "malformed_messages": c.malformed_messages,
-            "other_messages": c.other_messages,
-            "error_frames": c.error_frames,
-            "stalls_detected": c.stalls_detected,
-            "last_error": c.last_error,
-            "connected_since": c.connected_since,
-            "last_data_at": c.last_data_at,
-            "reconnect_causes": dict(sorted(c.reconnect_causes.items())),
-            **self._sink.stats(),
-        }
+        """Counters and state, for ``/health`` and operators (the spec's dict)."""
+        return self.stats().as_dict()
 
     def histograms(self) -> dict[str, Histogram]:
         """The stream's histograms, for an exporter to read at scrape time."""
@@ -230,7 +217,7 @@ class AlpacaMarketDataStream:
     # -- quotes ---------------------------------------------------------------------------
 
     async def _handle_frame(self, frame: DecodedFrame) -> None:
-        updates = self._processor.process(frame.quotes, self._connection.desired)
+        updates = self._processor.process(frame.quotes, self._subscribed)
         if updates:
             await self._sink.write(updates)
             # Monotonic: a wall clock set back must not pause the sampling.
@@ -251,39 +238,10 @@ class AlpacaMarketDataStream:
         latency = time.time() - stamp
         self.cache_write_latency.observe(latency if latency > 0.0 else 0.0)
 
-    async def _resume_from_heartbeat(self) -> None:
-        """After a crash, the first connection announces the gap since the last beat."""
-        if self._connection.disconnected_at is not None:
-            return  # restarted in-process: the connection knows its own gap
-        try:
-            async with asyncio.timeout(self.redis_client.params.socket_timeout):
-                raw = await self.redis_client.get(HEARTBEAT_KEY)
-        except (TimeoutError, RedisClientError) as exc:
-            logger.warning("could not read the last heartbeat (%s); no gap announced", exc)
-            return
-        if raw is None:
-            return
-        try:
-            last = float(raw)
-        except ValueError:
-            logger.warning("ignoring unreadable heartbeat %r", raw[:40])
-            return
-        if math.isfinite(last):
-            self._connection.disconnected_at = last
-
-    async def _beat(self) -> None:
-        # Through the command client, not the price writer: a beat has no order to keep
-        # with the prices, and must not show up in the writer's per-frame figures.
-        while True:
-            if self._connection.is_connected():
-                try:
-                    async with asyncio.timeout(HEARTBEAT_INTERVAL):
-                        await self.redis_client.set(
-                            HEARTBEAT_KEY, b"%.6f" % time.time(), ttl=_HEARTBEAT_TTL
-                        )
-                except (TimeoutError, RedisClientError) as exc:
-                    logger.debug("heartbeat not written: %s", exc)
-            await asyncio.sleep(HEARTBEAT_INTERVAL)
+    def _forward_notice(self, notice: StatusNotice) -> None:
+        # Notices flow down like frames: connection -> façade -> sink, which publishes
+        # them in order with the price writes.
+        self._sink.publish_status(notice.event, notice.details)
 
     async def _ensure_sink(self) -> None:
         if not self._sink_started:

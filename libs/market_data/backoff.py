@@ -12,6 +12,8 @@ import math
 import random
 from dataclasses import dataclass
 
+from libs.market_data import defaults
+
 __all__ = ["BackoffPolicy", "parse_retry_after"]
 
 
@@ -42,9 +44,9 @@ class BackoffPolicy:
     lost the same connection at the same moment do not come back in lockstep.
     """
 
-    base: float = 5.0
-    maximum: float = 300.0
-    max_attempts: int = 10
+    base: float = defaults.RECONNECT_BASE_DELAY
+    maximum: float = defaults.RECONNECT_MAX_DELAY
+    max_attempts: int = defaults.MAX_RECONNECT_ATTEMPTS
     jitter: float = 0.2
 
     def __post_init__(self) -> None:

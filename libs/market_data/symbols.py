@@ -4,14 +4,34 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
+from typing import Final
 
 from libs.market_data.exceptions import InvalidSymbolError
 
-__all__ = ["MAX_SYMBOL_LENGTH", "normalize_symbol", "normalize_symbols"]
+__all__ = [
+    "MAX_SYMBOL_LENGTH",
+    "TICKER_PATTERN",
+    "TICKER_PATTERN_ANY_CASE",
+    "normalize_symbol",
+    "normalize_symbols",
+]
 
-MAX_SYMBOL_LENGTH = 20
-# Letters, digits, '.' (BRK.B) and '/' (BTC/USD); must start with a letter or digit.
-_TICKER = re.compile(r"[A-Z0-9][A-Z0-9./]*")
+# The ticker rule, written once: letters, digits, '.' (BRK.B) and '/' (BTC/USD), starting
+# with a letter or digit, at most MAX_SYMBOL_LENGTH characters. Everything else that
+# checks a ticker (the API's OpenAPI pattern, the simulator) derives from these.
+MAX_SYMBOL_LENGTH: Final = 20
+
+
+def _ticker(letters: str) -> str:
+    return rf"[{letters}0-9][{letters}0-9./]{{0,{MAX_SYMBOL_LENGTH - 1}}}"
+
+
+# Regular-expression text (no anchors: match it whole) of an upper-case ticker, and of one
+# in either case before upper-casing (plain classes, no inline flag: JSON Schema's
+# ECMA-262 patterns read it the same).
+TICKER_PATTERN: Final = _ticker("A-Z")
+TICKER_PATTERN_ANY_CASE: Final = _ticker("A-Za-z")
+_TICKER: Final = re.compile(TICKER_PATTERN)
 
 
 def normalize_symbol(symbol: object) -> str:

@@ -12,8 +12,7 @@ import logging
 import time
 from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from types import TracebackType
-from typing import Any, Self, cast
+from typing import Any, Self, TypedDict, cast
 
 import redis.asyncio
 import redis.exceptions
@@ -23,7 +22,7 @@ from redis.backoff import ExponentialWithJitterBackoff
 from libs.redis_client.exceptions import RedisCommandError, RedisConnectionError
 from libs.redis_client.params import DEFAULT_SOCKET_TIMEOUT, RedisConnectionParams
 
-__all__ = ["DEFAULT_RETRIES", "RedisClient", "translate_errors"]
+__all__ = ["DEFAULT_RETRIES", "ClientOptions", "RedisClient", "translate_errors"]
 
 logger = logging.getLogger(__name__)
 
@@ -76,6 +75,21 @@ def build_redis(params: RedisConnectionParams, retries: int) -> redis.asyncio.Re
     """A redis-py asyncio client with our retry policy and bytes responses."""
     retry = Retry(ExponentialWithJitterBackoff(base=_RETRY_BASE, cap=_RETRY_CAP), retries)
     return redis.asyncio.Redis(**params.redis_kwargs(), decode_responses=False, retry=retry)
+
+
+class ClientOptions(TypedDict, total=False):
+    """The keyword arguments of :class:`RedisClient` after ``host`` and ``port``; other
+    classes that open a client for their caller (``EventPublisher``) take the same."""
+
+    db: int
+    password: str | None
+    username: str | None
+    unix_socket_path: str | None
+    ssl: bool
+    ssl_ca_certs: str | None
+    socket_timeout: float
+    params: RedisConnectionParams | None
+    retries: int
 
 
 class RedisClient:
@@ -238,12 +252,7 @@ class RedisClient:
     async def __aenter__(self) -> Self:
         return self
 
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    async def __aexit__(self, *exc_info: object) -> None:
         await self.close()
 
 

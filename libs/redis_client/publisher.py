@@ -11,14 +11,13 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
-from types import TracebackType
-from typing import Any, Self
+from typing import Any, Self, Unpack
 
 import msgspec
 from pydantic import BaseModel
 
-from libs.redis_client.client import DEFAULT_RETRIES, RedisClient, translate_errors
-from libs.redis_client.params import DEFAULT_SOCKET_TIMEOUT, RedisConnectionParams
+from libs.redis_client.client import DEFAULT_RETRIES, ClientOptions, RedisClient, translate_errors
+from libs.redis_client.params import RedisConnectionParams
 
 __all__ = ["EventPublisher", "Message", "encode_message"]
 
@@ -62,35 +61,15 @@ class EventPublisher:
         self,
         host: str = "localhost",
         port: int = 6379,
-        db: int = 0,
-        password: str | None = None,
         *,
-        username: str | None = None,
-        unix_socket_path: str | None = None,
-        ssl: bool = False,
-        ssl_ca_certs: str | None = None,
-        socket_timeout: float = DEFAULT_SOCKET_TIMEOUT,
-        params: RedisConnectionParams | None = None,
         client: RedisClient | None = None,
-        retries: int = DEFAULT_RETRIES,
+        **options: Unpack[ClientOptions],
     ) -> None:
-        if client is not None and params is not None:
+        if client is not None and options.get("params") is not None:
             raise TypeError("give either client= or params=, not both")
         self._owns_client = client is None
         if client is None:
-            client = RedisClient(
-                host,
-                port,
-                db,
-                password,
-                username=username,
-                unix_socket_path=unix_socket_path,
-                ssl=ssl,
-                ssl_ca_certs=ssl_ca_certs,
-                socket_timeout=socket_timeout,
-                params=params,
-                retries=retries,
-            )
+            client = RedisClient(host, port, **options)
         self.client: RedisClient = client
 
     @classmethod
@@ -123,10 +102,5 @@ class EventPublisher:
     async def __aenter__(self) -> Self:
         return self
 
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    async def __aexit__(self, *exc_info: object) -> None:
         await self.close()

@@ -30,64 +30,16 @@ import hiredis
 
 from libs.redis_client.exceptions import RedisCommandError, RedisConnectionError
 from libs.redis_client.params import RedisConnectionParams
+from libs.redis_client.replies import RedisProtocolError, ReplyCounter
 from libs.telemetry import ROUND_TRIP_BUCKETS, Histogram
 
-__all__ = ["PipelinedWriter", "RedisProtocolError", "ReplyCounter", "pack_commands"]
+__all__ = ["PipelinedWriter", "pack_commands"]
 
 logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
 _READ_CHUNK = 1 << 18
 _WRITE_BUFFER_HIGH = 8 << 20
-
-
-class RedisProtocolError(RedisConnectionError):
-    """Redis answered with something this writer cannot have asked for."""
-
-
-class ReplyCounter:
-    """Counts single-line RESP replies (``+status``, ``-error``, ``:integer``) in bulk.
-
-    Every command this writer is for (SET, PUBLISH, EXPIRE, DEL, AUTH, SELECT, PING)
-    answers with exactly one line, so a reply is a CRLF and counting them costs one C
-    scan per read instead of a parser call per reply. A multi-line reply (bulk string
-    or array) means the writer was misused; it is refused rather than miscounted.
-    """
-
-    __slots__ = ("_partial", "error_lines", "errors", "last_error")
-
-    def __init__(self) -> None:
-        self._partial = b""
-        self.errors = 0
-        self.last_error: str | None = None
-        # (position among the replies the last feed() completed, error text); empty
-        # unless that feed held an error reply: the common path allocates nothing.
-        self.error_lines: list[tuple[int, str]] = []
-
-    def feed(self, data: bytes) -> int:
-        """Take received bytes; return how many complete replies they finish."""
-        if self.error_lines:
-            self.error_lines = []
-        if self._partial:
-            data = self._partial + data
-        end = data.rfind(b"\r\n")
-        if end < 0:
-            self._partial = data
-            return 0
-        complete = data[: end + 2]
-        self._partial = data[end + 2 :]
-        if complete[0] in b"$*" or b"\n$" in complete or b"\n*" in complete:
-            raise RedisProtocolError("multi-line reply on a write-only connection")
-        if complete[0] == 45 or b"\n-" in complete:  # 45 == ord("-")
-            lines = complete.split(b"\r\n")
-            self.error_lines = [
-                (i, line[1:].decode(errors="replace"))
-                for i, line in enumerate(lines)
-                if line.startswith(b"-")
-            ]
-            self.errors += len(self.error_lines)
-            self.last_error = self.error_lines[-1][1]
-        return complete.count(b"\r\n")
 
 
 def pack_commands(commands: Sequence[Sequence[Any]]) -> bytes:

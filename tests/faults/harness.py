@@ -1,5 +1,6 @@
 """The fault suite's harness: the whole service (HTTP app, stream, Redis writer) against
-the simulator and a private redis-server, plus the measurements every row reports.
+the simulator and a private redis-server, plus the measurements every row reports. The
+service is served by the shared harness (:mod:`tests.fixtures.service`).
 
 ``lost`` compares the cache's final state with the last quote the simulator sent for each
 symbol, after generation stops: a symbol whose cached price is not that quote counts one.
@@ -25,14 +26,12 @@ import httpx
 import pytest
 import redis
 import redis.asyncio
-import uvicorn
 
 from apps.market_data_service.config import Settings
-from apps.market_data_service.main import create_app
-from apps.market_data_service.service import MarketDataService
 from apps.simulator import AlpacaSimulator
 from libs.redis_embedded import EmbeddedRedis
-from tests.helpers import eventually, serve_app, stop_app
+from tests.fixtures.service import Service, free_port, serve_as, service_settings
+from tests.helpers import eventually
 
 __all__ = [
     "RATE",
@@ -52,25 +51,14 @@ SYMBOLS = ["AAPL", "MSFT", "GOOGL", "TSLA"]
 RATE = 400.0  # generated quotes/s across the symbols while a fault is injected
 
 
-@dataclass
-class Running:
-    server: uvicorn.Server
-    task: asyncio.Task[None]
-    http: httpx.AsyncClient
+class Running(Service):
+    """A service the harness started (the shared harness's :class:`Service`).
 
-    @property
-    def service(self) -> MarketDataService:
-        app: Any = self.server.config.app
-        service: MarketDataService = app.state.service
-        return service
+    ``health()`` answers ``(status code, body)``, the form the fault rows read.
+    """
 
-    async def health(self) -> tuple[int, dict[str, Any]]:
-        reply = await self.http.get("/health")
-        return reply.status_code, reply.json()
-
-    async def stop(self) -> None:
-        await self.http.aclose()
-        await stop_app(self.server, self.task)
+    async def health(self) -> tuple[int, dict[str, Any]]:  # type: ignore[override]
+        return await self.status()
 
 
 @dataclass
@@ -80,22 +68,11 @@ class Harness:
     running: list[Running] = field(default_factory=list)
 
     def settings(self, **overrides: Any) -> Settings:
-        options: dict[str, Any] = {
-            "alpaca_api_key": self.sim.config.api_key,
-            "alpaca_secret_key": self.sim.config.secret_key,
-            "alpaca_data_url": self.sim.url(),
-            "redis_host": self.redis_server.host,
-            "redis_port": self.redis_server.port,
-            "reconnect_base_delay": 0.05,
-            "reconnect_max_delay": 0.3,
-            "_env_file": None,
-            **overrides,
-        }
-        return Settings(**options)
+        options: dict[str, Any] = {"reconnect_max_delay": 0.3, **overrides}
+        return service_settings(self.sim, self.redis_server.params, **options)
 
     async def start(self, **overrides: Any) -> Running:
-        server, task, url = await serve_app(create_app(self.settings(**overrides)))
-        running = Running(server, task, httpx.AsyncClient(base_url=url))
+        running = await serve_as(Running, self.settings(**overrides))
         self.running.append(running)
         return running
 
@@ -228,14 +205,6 @@ async def watch_health(running: Running, every: float = 0.05) -> AsyncIterator[H
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await task
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def service_process(harness: Harness, port: int, cwd: Path, **env: str) -> subprocess.Popen[bytes]:

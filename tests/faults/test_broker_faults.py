@@ -73,8 +73,8 @@ async def test_server_stalls_with_the_socket_open(
         harness.sim.pause()  # socket open, pings answered, no data
         await eventually(lambda: harness.sim.total_connections > before, 5, "stall detected")
         connection = running.service.stream.connection
-        row.injected = f"{connection.stalls_detected} stall(s) detected"
-        assert connection.stalls_detected >= 1
+        row.injected = f"{connection.stats().stalls_detected} stall(s) detected"
+        assert connection.stats().stalls_detected >= 1
         harness.sim.resume()
         stats = running.service.stream.get_connection_stats
         accepted = stats()["quotes_accepted"]
@@ -96,7 +96,7 @@ async def test_connection_limit_406_three_times_then_accepted(
         await harness.sim.drop_connections(clean=False)
         await eventually(lambda: harness.sim.auth_attempts >= attempts + 4, what="four auths")
         await eventually(running.service.stream.is_connected, what="accepted on the 4th")
-        row.injected = f"{running.service.stream.connection.error_frames} error frames"
+        row.injected = f"{running.service.stream.connection.stats().error_frames} error frames"
         # Each refused socket was closed by us, not left half-open to hold the slot.
         await eventually(lambda: harness.sim.open_connections == 1, what="one socket")
         row.lost = await harness.lost()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from decimal import Decimal
 from typing import Annotated, Final, Literal
 
@@ -9,7 +10,7 @@ from pydantic import BaseModel, Field, field_validator
 
 from libs.market_data import InvalidSymbolError, PriceData, normalize_symbols
 from libs.market_data.subscriptions.positions import PositionBasedSubscription
-from libs.market_data.symbols import MAX_SYMBOL_LENGTH
+from libs.market_data.symbols import TICKER_PATTERN_ANY_CASE
 
 __all__ = [
     "MAX_SYMBOLS_PER_REQUEST",
@@ -30,12 +31,11 @@ __all__ = [
 
 MAX_SYMBOLS_PER_REQUEST: Final = 100
 # What normalize_symbol accepts, for the OpenAPI document (and so for its fuzzer): a
-# ticker in either case, surrounded by the ASCII whitespace str.strip() removes. The
-# runtime check stays normalize_symbol's, with its clearer messages; a test holds the two
-# together.
+# ticker in either case (the rule of libs.market_data.symbols), surrounded by the ASCII
+# whitespace str.strip() removes. The runtime check stays normalize_symbol's, with its
+# clearer messages; a test holds the two together.
 _BLANK = r"[\t-\r\x1c-\x20]*"
-_TICKER = rf"[A-Za-z0-9][A-Za-z0-9./]{{0,{MAX_SYMBOL_LENGTH - 1}}}"
-SYMBOL_PATTERN: Final = rf"^{_BLANK}{_TICKER}{_BLANK}$"
+SYMBOL_PATTERN: Final = rf"^{_BLANK}{TICKER_PATTERN_ANY_CASE}{_BLANK}$"
 Symbol = Annotated[str, Field(json_schema_extra={"pattern": SYMBOL_PATTERN})]
 
 
@@ -114,6 +114,9 @@ class PricesResponse(BaseModel):
 
 
 # -- positions (docs/positions.md) -----------------------------------------------------------
+# The HTTP shapes of the library's records (PositionSyncStatus, PositionPnL, PnLTotals,
+# RealtimePnL), filled from them by attribute name: the field lists here are the API
+# contract and its OpenAPI document, and test_positions_api.py holds them to the records.
 
 
 class PositionSyncHealth(BaseModel):
@@ -134,19 +137,7 @@ class PositionSyncHealth(BaseModel):
     def of(cls, sync: PositionBasedSubscription | None) -> PositionSyncHealth:
         if sync is None:
             return cls(enabled=False)
-        state = sync.status()
-        return cls(
-            enabled=True,
-            running=state.running,
-            interval_seconds=state.interval_seconds,
-            syncs=state.syncs,
-            failures=state.failures,
-            consecutive_failures=state.consecutive_failures,
-            last_attempt_at=state.last_attempt_at,
-            last_success_at=state.last_success_at,
-            last_error=state.last_error,
-            symbols=state.symbols,
-        )
+        return cls.model_validate({"enabled": True, **dataclasses.asdict(sync.status())})
 
 
 class PositionPnLItem(BaseModel):

@@ -12,8 +12,8 @@ names, ``symbol`` only the subscribed symbols.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from typing import Any, Final
+from collections.abc import Callable, Iterator
+from typing import Final
 
 from prometheus_client import CollectorRegistry, PlatformCollector, ProcessCollector
 from prometheus_client.core import (
@@ -27,55 +27,106 @@ from prometheus_client.registry import Collector
 
 from libs.market_data import AlpacaMarketDataStream, ConnectionState, RejectReason
 from libs.market_data.cache.price_cache import PriceCache
+from libs.market_data.stats import StreamStats
 from libs.telemetry import Histogram
 
-__all__ = ["PREFIX", "MarketDataCollector", "build_registry", "render"]
+__all__ = ["COUNTERS", "GAUGES", "PREFIX", "MarketDataCollector", "build_registry", "render"]
 
 PREFIX: Final = "market_data_"
 
-# Counters read straight from get_connection_stats(): (stats key, name, help).
-_COUNTERS: Final = (
-    ("frames_received", "frames_received", "WebSocket frames received from the broker."),
-    ("quotes_received", "quotes_received", "Quotes decoded from the feed (accepted + rejected)."),
-    ("quotes_accepted", "quotes_accepted", "Quotes that passed validation and were cached."),
+# (source in the typed stats, name, help). Attribute access, never string keys: a
+# renamed counter fails the type check and tests/.../test_metrics.py, not silently 0.
+Source = Callable[[StreamStats], float]
+COUNTERS: Final[tuple[tuple[Source, str, str], ...]] = (
     (
-        "malformed_messages",
+        lambda s: s.connection.frames_received,
+        "frames_received",
+        "WebSocket frames received from the broker.",
+    ),
+    (
+        lambda s: s.processor.quotes_received,
+        "quotes_received",
+        "Quotes decoded from the feed (accepted + rejected).",
+    ),
+    (
+        lambda s: s.processor.quotes_accepted,
+        "quotes_accepted",
+        "Quotes that passed validation and were cached.",
+    ),
+    (
+        lambda s: s.connection.malformed_messages,
         "malformed_messages",
         "Messages that could not be decoded at all and were dropped.",
     ),
-    ("other_messages", "other_messages", "Market data of types this service does not process."),
-    ("error_frames", "error_frames", "Error frames the broker sent."),
-    ("connections_opened", "connections_opened", "WebSocket connections opened to the broker."),
-    ("stalls_detected", "stalls_detected", "Silent feeds closed by the data clock."),
     (
-        "quotes_written",
+        lambda s: s.connection.other_messages,
+        "other_messages",
+        "Market data of types this service does not process.",
+    ),
+    (lambda s: s.connection.error_frames, "error_frames", "Error frames the broker sent."),
+    (
+        lambda s: s.connection.connections_opened,
+        "connections_opened",
+        "WebSocket connections opened to the broker.",
+    ),
+    (
+        lambda s: s.connection.stalls_detected,
+        "stalls_detected",
+        "Silent feeds closed by the data clock.",
+    ),
+    (
+        lambda s: s.sink.quotes_written,
         "events_published",
-        "Price updates sent to Redis: one SET price:{SYM} and one PUBLISH price.updated.{SYM}.",
+        "Price updates sent to Redis: one SET price:{SYM}, and its PUBLISH once it landed.",
     ),
     (
+        lambda s: s.sink.quotes_deferred,
         "quotes_deferred",
-        "quotes_deferred",
-        "Price updates held back while Redis was unreachable (newest per symbol kept).",
+        "Price updates held back while Redis did not take writes (newest per symbol kept).",
     ),
-    ("redis_outages", "redis_outages", "Times the Redis writer lost its connection."),
-    ("round_trips", "redis_round_trips", "Pipelined Redis write batches acknowledged."),
-    ("reply_errors", "redis_reply_errors", "Error replies from Redis to writes."),
+    (
+        lambda s: s.sink.quotes_refused,
+        "redis_writes_refused",
+        "Price writes Redis answered with an error (OOM, READONLY...); kept and retried.",
+    ),
+    (
+        lambda s: s.sink.redis_outages,
+        "redis_outages",
+        "Times Redis stopped taking writes (down, refusing or not answering).",
+    ),
+    (
+        lambda s: s.sink.round_trips,
+        "redis_round_trips",
+        "Pipelined Redis write batches acknowledged.",
+    ),
+    (lambda s: s.sink.reply_errors, "redis_reply_errors", "Error replies from Redis to writes."),
 )
-# Gauges read straight from get_connection_stats().
-_GAUGES: Final = (
+GAUGES: Final[tuple[tuple[Source, str, str], ...]] = (
     (
-        "reconnect_attempts",
+        lambda s: s.connection.reconnect_attempts,
         "reconnect_attempts",
         "Consecutive failed connection attempts (0 while data flows).",
     ),
-    ("subscribed_symbols", "subscribed_symbols", "Symbols the service wants quotes for."),
-    ("confirmed_symbols", "confirmed_symbols", "Symbols the broker confirmed."),
     (
-        "pending_symbols",
-        "redis_pending_symbols",
-        "Symbols whose newest price waits for Redis to come back.",
+        lambda s: s.connection.subscribed_symbols,
+        "subscribed_symbols",
+        "Symbols the service wants quotes for.",
     ),
-    ("batches_in_flight", "redis_batches_in_flight", "Write batches sent, not yet answered."),
+    (
+        lambda s: s.connection.confirmed_symbols,
+        "confirmed_symbols",
+        "Symbols the broker confirmed.",
+    ),
+    (
+        lambda s: s.sink.pending_symbols,
+        "redis_pending_symbols",
+        "Symbols whose newest price waits for Redis to take it.",
+    ),
+    (
+        lambda s: s.sink.batches_in_flight,
+        "redis_batches_in_flight",
+        "Write batches sent, not yet answered.",
+    ),
 )
 
 
@@ -88,18 +139,18 @@ class MarketDataCollector(Collector):
 
     def collect(self) -> Iterator[Metric]:
         stream = self._stream
-        stats: dict[str, Any] = stream.get_connection_stats()
-        for key, name, doc in _COUNTERS:
-            yield CounterMetricFamily(PREFIX + name, doc, value=stats.get(key) or 0)
-        for key, name, doc in _GAUGES:
-            yield GaugeMetricFamily(PREFIX + name, doc, value=stats.get(key) or 0)
+        stats = stream.stats()
+        for source, name, doc in COUNTERS:
+            yield CounterMetricFamily(PREFIX + name, doc, value=source(stats))
+        for source, name, doc in GAUGES:
+            yield GaugeMetricFamily(PREFIX + name, doc, value=source(stats))
 
         rejected = CounterMetricFamily(
             PREFIX + "quotes_rejected",
             "Quotes dropped by validation, by reason.",
             labels=["reason"],
         )
-        counts: dict[str, int] = stats["quotes_rejected"]
+        counts = stats.processor.quotes_rejected
         for reason in RejectReason:  # every reason, zero included: a stable series set
             rejected.add_metric([reason.value], counts.get(reason.value, 0))
         yield rejected
@@ -109,7 +160,7 @@ class MarketDataCollector(Collector):
             "Reconnects to the broker, by cause (closed, stall, timeout, alpaca_<code>, ...).",
             labels=["cause"],
         )
-        for cause, count in sorted(stream.connection.reconnect_causes.items()):
+        for cause, count in sorted(stats.connection.reconnect_causes.items()):
             reconnects.add_metric([cause], count)
         yield reconnects
 
@@ -118,7 +169,7 @@ class MarketDataCollector(Collector):
             "The broker connection's state: 1 for the current one, 0 for the others.",
             labels=["state"],
         )
-        current = stream.state
+        current = stats.connection.state
         for each in ConnectionState:
             state.add_metric([each.value], 1.0 if each is current else 0.0)
         yield state
@@ -126,9 +177,9 @@ class MarketDataCollector(Collector):
         yield GaugeMetricFamily(
             PREFIX + "redis_connected",
             "1 while the Redis writer is connected.",
-            value=1.0 if stats["redis_connected"] else 0.0,
+            value=1.0 if stats.sink.redis_connected else 0.0,
         )
-        last_rtt = stats.get("last_round_trip_ms")
+        last_rtt = stats.sink.last_round_trip_ms
         if last_rtt is not None:
             yield GaugeMetricFamily(
                 PREFIX + "redis_last_round_trip_seconds",
@@ -161,7 +212,7 @@ class MarketDataCollector(Collector):
             histograms["redis_round_trip"],
         )
 
-    def _ages(self, stats: dict[str, Any]) -> Iterator[Metric]:
+    def _ages(self, stats: StreamStats) -> Iterator[Metric]:
         ages = self._stream.last_update_ages()
         per_symbol = GaugeMetricFamily(
             PREFIX + "last_update_age_seconds",
@@ -180,7 +231,7 @@ class MarketDataCollector(Collector):
             "Subscribed symbols that have had no accepted quote yet.",
             value=waiting,
         )
-        last_data = stats.get("last_data_at")
+        last_data = stats.connection.last_data_at
         if last_data is not None:
             yield GaugeMetricFamily(
                 PREFIX + "last_data_timestamp_seconds",

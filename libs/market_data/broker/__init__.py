@@ -1,0 +1,41 @@
+"""The broker's REST side: open positions and previous closes from Alpaca, exact decimals.
+
+- :mod:`~libs.market_data.broker.models`: the records (positions, previous closes);
+- :mod:`~libs.market_data.broker.wire`: decoding Alpaca's answers into them;
+- :mod:`~libs.market_data.broker.client`: :class:`AlpacaRestClient`, HTTP and retries;
+- :mod:`~libs.market_data.broker.caches`: reads kept a short while to spare rate limits.
+
+docs/positions.md describes the calls, the retries and the errors.
+"""
+
+from libs.market_data.broker.caches import PreviousCloseCache, RecentPositions
+from libs.market_data.broker.client import (
+    ALPACA_DATA_HOST,
+    ALPACA_PAPER_HOST,
+    REST_FEEDS,
+    AlpacaRestClient,
+)
+from libs.market_data.broker.models import (
+    Position,
+    PositionSide,
+    PositionsReader,
+    PreviousClose,
+    PreviousClosesReader,
+)
+from libs.market_data.broker.wire import decode_positions, decode_previous_closes
+
+__all__ = [
+    "ALPACA_DATA_HOST",
+    "ALPACA_PAPER_HOST",
+    "REST_FEEDS",
+    "AlpacaRestClient",
+    "Position",
+    "PositionSide",
+    "PositionsReader",
+    "PreviousClose",
+    "PreviousCloseCache",
+    "PreviousClosesReader",
+    "RecentPositions",
+    "decode_positions",
+    "decode_previous_closes",
+]

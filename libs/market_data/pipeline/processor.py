@@ -88,6 +88,15 @@ class QuoteProcessor:
         rejected = {reason.value: count for reason, count in sorted(self.rejected.items())}
         return ProcessorStats(quotes_accepted=self.accepted, quotes_rejected=rejected)
 
+    def ages(self, symbols: Iterable[str], now: float) -> dict[str, float | None]:
+        """Seconds since each symbol's last accepted quote at ``now`` (None: none yet)."""
+        last = self.last_accepted
+        ages: dict[str, float | None] = {}
+        for symbol in symbols:
+            at = last.get(symbol)
+            ages[symbol] = None if at is None else max(0.0, now - at)
+        return ages
+
     def forget(self, symbols: Iterable[str]) -> None:
         """Drop what is kept of symbols no longer subscribed."""
         for symbol in symbols:

@@ -15,18 +15,24 @@ the cent, percents to :data:`PERCENT_PLACES` decimals. Prices are shown unrounde
 mid can have a half cent). Totals are sums of the exact values rounded once, so they
 can differ by a cent from the sum of the rounded rows. Totals cover priced positions
 only; the percent of the totals is over the gross exposure ``sum(|cost_basis|)``.
+
+Records in (positions, cached prices, previous closes), records out: gathering them is
+:mod:`libs.market_data.pnl.service`'s job.
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from datetime import datetime
 from decimal import ROUND_HALF_EVEN, Decimal, localcontext
 from enum import StrEnum
 from typing import Final
 
-from libs.market_data.broker.rest import Position, PositionSide, PreviousClose
-from libs.market_data.cache.price_cache import price_age_seconds
+import msgspec
+
+from libs.market_data.broker.models import Position, PositionSide, PreviousClose
 from libs.market_data.types import PriceData
 
 __all__ = [
@@ -105,6 +111,13 @@ def _percent(part: Decimal, whole: Decimal) -> Decimal | None:
     return None if whole == 0 else round_percent(part / abs(whole) * _HUNDRED)
 
 
+def _age_seconds(timestamp: str, now: float) -> float:
+    """Seconds from an RFC 3339 exchange time to ``now``, to the millisecond; a quote
+    stamped in the future (clock skew) is 0 old, never negative."""
+    stamp = msgspec.convert(timestamp, datetime)
+    return round(max(0.0, now - stamp.timestamp()), 3)
+
+
 def compute_pnl(
     positions: Iterable[Position],
     realtime: Mapping[str, PriceData | None],
@@ -116,8 +129,10 @@ def compute_pnl(
 
     ``realtime`` maps symbols to their cached price (``None`` or absent: not cached);
     ``closing`` maps symbols to their previous close. ``now`` (epoch seconds) dates the
-    ages; the current time when not given.
+    ages; the current time when not given (callers wanting a repeatable result pass it).
     """
+    if now is None:
+        now = time.time()
     rows: list[PositionPnL] = []
     total_cost = total_value = gross = _ZERO
     count = priced = 0
@@ -132,7 +147,7 @@ def compute_pnl(
             price: Decimal | None
             if cached is not None:
                 source, price, timestamp = PriceSource.REALTIME, cached.mid, cached.timestamp
-                age = round(price_age_seconds(cached, now), 3)
+                age = _age_seconds(cached.timestamp, now)
             elif previous is not None:
                 source, price, timestamp = PriceSource.CLOSING, previous.price, previous.timestamp
             else:

@@ -9,6 +9,8 @@ subscribed by hand survives its position closing.
 A failed read changes nothing: the subscriptions stay as the last good read left them
 (dropping them on a broker hiccup would blind the P&L exactly when it matters), and
 the failure is kept in :meth:`PositionBasedSubscription.status` for ``/health``.
+The next read comes ``interval`` seconds later, or when a rate-limited broker asks if
+that is later, but never more than five minutes (or one interval) away.
 """
 
 from __future__ import annotations
@@ -18,10 +20,11 @@ import contextlib
 import logging
 import time
 from collections.abc import Collection
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Final
 
-from libs.market_data.broker.rest import Position, PositionsReader
+from libs.market_data.backoff import BackoffPolicy
+from libs.market_data.broker.models import Position, PositionsReader
 from libs.market_data.exceptions import InvalidSymbolError, MarketDataError
 from libs.market_data.subscriptions.registry import SubscriptionRegistry, SubscriptionSource
 from libs.market_data.symbols import normalize_symbol
@@ -39,7 +42,8 @@ logger = logging.getLogger(__name__)
 # quotes there, so subscribing to it would only spend the plan's symbol limit.
 # "" covers brokers (and simulators) that leave the class out.
 STREAMED_ASSET_CLASSES: Final = frozenset({"us_equity", ""})
-# However long a rate limit asks us to wait, look again at least this often.
+# However long a rate limit asks us to wait, look again at least this often (or every
+# interval, if that is longer).
 _MAX_BACKOFF_S: Final = 300.0
 
 
@@ -87,30 +91,33 @@ class PositionBasedSubscription:
             raise ValueError(f"interval must be a finite number of seconds > 0, got {interval}")
         self._positions = positions
         self._registry = registry
-        self._interval = interval
         self._asset_classes = frozenset(asset_classes)
+        # A steady schedule, ``base`` apart: the delay does not grow with failures (the
+        # REST client already retried each read); only a server's wait stretches it, up
+        # to ``maximum``. docs/positions.md, "The REST client".
+        self._backoff = BackoffPolicy(
+            base=interval, maximum=max(interval, _MAX_BACKOFF_S), jitter=0.0
+        )
         self._status = PositionSyncStatus(interval_seconds=interval)
         self._task: asyncio.Task[None] | None = None
         self._lock = asyncio.Lock()
 
-    @property
-    def interval(self) -> float:
-        return self._interval
-
     def status(self) -> PositionSyncStatus:
         """A copy of the current state."""
-        s = self._status
-        return PositionSyncStatus(
-            interval_seconds=s.interval_seconds,
+        return replace(
+            self._status,
             running=self._task is not None and not self._task.done(),
-            syncs=s.syncs,
-            failures=s.failures,
-            consecutive_failures=s.consecutive_failures,
-            last_attempt_at=s.last_attempt_at,
-            last_success_at=s.last_success_at,
-            last_error=s.last_error,
-            symbols=list(s.symbols),
+            symbols=list(self._status.symbols),
         )
+
+    def delay_after(self, error: BaseException | None) -> float:
+        """Seconds until the next sync: the interval, or longer when ``error`` carries
+        the broker's ``retry_after`` (asking before the rate limit resets is wasted)."""
+        delay = self._backoff.base
+        retry_after = getattr(error, "retry_after", None)
+        if isinstance(retry_after, float) and retry_after > delay:
+            delay = min(retry_after, self._backoff.maximum)
+        return delay
 
     def _streamed_symbols(self, positions: list[Position]) -> list[str]:
         symbols: dict[str, None] = {}
@@ -162,14 +169,11 @@ class PositionBasedSubscription:
     async def run(self) -> None:
         """Sync now and then every ``interval`` seconds until cancelled."""
         while True:
-            delay = self._interval
+            failure: MarketDataError | None = None
             try:
                 await self.sync_once()
             except MarketDataError as exc:
-                retry_after = getattr(exc, "retry_after", None)
-                if isinstance(retry_after, float) and retry_after > delay:
-                    # The broker said when the rate limit resets: asking earlier is wasted.
-                    delay = min(retry_after, _MAX_BACKOFF_S)
+                failure = exc
                 logger.warning(
                     "positions sync failed (%d in a row), subscriptions unchanged: %s",
                     self._status.consecutive_failures,
@@ -178,7 +182,7 @@ class PositionBasedSubscription:
             except Exception:
                 # A bug must not end the sync for good: it is in the status and the log.
                 logger.exception("positions sync failed unexpectedly")
-            await asyncio.sleep(delay)
+            await asyncio.sleep(self.delay_after(failure))
 
     def start(self) -> None:
         """Run :meth:`run` as a background task (idempotent)."""

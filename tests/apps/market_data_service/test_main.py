@@ -7,106 +7,20 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass
+from collections.abc import Callable
 from typing import Any
 
 import httpx
 import pytest
-import uvicorn
 
-from apps.market_data_service.config import Settings
-from apps.market_data_service.main import create_app
 from apps.simulator import AlpacaSimulator
-from libs.market_data import AlpacaMarketDataStream
 from libs.redis_client import RedisClient, RedisConnectionParams
 from tests.fixtures.redis import RedisFactory, closed_port
-from tests.helpers import eventually, listen_prices, quote, serve_app, stop_app
+from tests.fixtures.service import SIM_KEY, SIM_SECRET, Service, ServiceFactory
+from tests.helpers import eventually, listen_prices, quote
 
-SIM_KEY = "sim-key"
-SIM_SECRET = "sim-secret"
-HealthPredicate = Callable[[dict[str, Any]], bool]
-
-
-@dataclass
-class Service:
-    """A running service and an HTTP client on it."""
-
-    server: uvicorn.Server
-    task: asyncio.Task[None]
-    http: httpx.AsyncClient
-    settings: Settings
-
-    @property
-    def stream(self) -> AlpacaMarketDataStream:
-        app: Any = self.server.config.app
-        stream: AlpacaMarketDataStream = app.state.service.stream
-        return stream
-
-    async def health(self) -> dict[str, Any]:
-        reply = await self.http.get("/health")
-        body: dict[str, Any] = reply.json()
-        body["_status_code"] = reply.status_code
-        return body
-
-    async def wait_health(
-        self, predicate: HealthPredicate, what: str, within: float = 5.0
-    ) -> dict[str, Any]:
-        """Poll ``/health`` until ``predicate`` holds; return that body."""
-        deadline = asyncio.get_running_loop().time() + within
-        while True:
-            body = await self.health()
-            if predicate(body):
-                return body
-            if asyncio.get_running_loop().time() > deadline:
-                raise AssertionError(f"timed out after {within}s waiting for {what}: {body}")
-            await asyncio.sleep(0.02)
-
-    async def wait_connected(self) -> dict[str, Any]:
-        return await self.wait_health(lambda b: b["status"] == "healthy", "a healthy service")
-
-
-ServiceFactory = Callable[..., Awaitable[Service]]
-
-
-@pytest.fixture
-async def start_service(
-    simulator: AlpacaSimulator, redis_params: RedisConnectionParams
-) -> AsyncIterator[ServiceFactory]:
-    """``await start_service(**settings_overrides)``: the app served on a free port."""
-    running: list[Service] = []
-
-    async def start(**overrides: Any) -> Service:
-        options: dict[str, Any] = {
-            "alpaca_api_key": SIM_KEY,
-            "alpaca_secret_key": SIM_SECRET,
-            "alpaca_data_url": simulator.url(),
-            "redis_host": redis_params.host,
-            "redis_port": redis_params.port,
-            "reconnect_base_delay": 0.05,
-            "reconnect_max_delay": 0.2,
-            "_env_file": None,
-            **overrides,
-        }
-        settings = Settings(**options)
-        server, task, url = await serve_app(create_app(settings))
-        http = httpx.AsyncClient(base_url=url, timeout=10)
-        service = Service(server=server, task=task, http=http, settings=settings)
-        running.append(service)
-        return service
-
-    yield start
-    for service in running:
-        await service.http.aclose()
-        await stop_app(service.server, service.task)
-
-
-@pytest.fixture
-async def service(start_service: ServiceFactory) -> Service:
-    """The service with the default test settings, connected to the simulator."""
-    started = await start_service()
-    await started.wait_connected()
-    return started
+# The harness (``service``, ``start_service``) is tests/fixtures/service.py.
+__all__ = ["cached_price", "error_text", "wait_cached"]
 
 
 async def cached_price(params: RedisConnectionParams, symbol: str) -> dict[str, Any] | None:
@@ -352,10 +266,11 @@ async def test_quotes_land_in_redis_with_exact_decimals(
     assert listener.prices("MSFT") == ["420.1235"]
     client = RedisClient(params=redis_params)
     try:
-        ttl = await client.redis.ttl("price:AAPL")
+        # Milliseconds: TTL's seconds are rounded, PTTL's are not.
+        ttl_ms = await client.redis.pttl("price:AAPL")
     finally:
         await client.close()
-    assert 0 < ttl <= 300
+    assert 0 < ttl_ms <= 300_000
 
 
 # -- subscriptions and unsubscribe ----------------------------------------------------------

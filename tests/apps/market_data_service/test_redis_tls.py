@@ -30,12 +30,8 @@ from libs.redis_embedded import (
     find_bundled_redis_server,
     supports_tls,
 )
-from tests.apps.market_data_service.test_main import (
-    Service,
-    ServiceFactory,
-    cached_price,
-    wait_cached,
-)
+from tests.apps.market_data_service.test_main import cached_price, wait_cached
+from tests.fixtures.service import Service, ServiceFactory
 from tests.helpers import eventually, listen_prices, quote
 
 PASSWORD = "redis-pass-Ünïcode and spaces/!@#%"

@@ -10,21 +10,19 @@ import msgpack
 import msgspec
 import pytest
 
+from apps.simulator.encoding import JsonEncoder, MsgpackEncoder, msgpack_timestamp
 from apps.simulator.quotes import (
     DEFAULT_UNIVERSE,
-    JsonEncoder,
-    MsgpackEncoder,
     QuoteGenerator,
     QuoteTick,
     format_price,
-    msgpack_timestamp,
     parse_rfc3339_ns,
     rfc3339_ns,
     start_price_cents,
     tick_to_dict,
 )
 
-# Conformance vector 14 of reference/alpaca-protocol.md.
+# A frame as Alpaca documents it (docs/concepts/websocket-streaming.md).
 VECTOR_14_JSON = (
     '[{"T":"q","S":"FAKEPACA","bx":"O","bp":133.85,"bs":4,"ax":"R","ap":135.77,"as":5,'
     '"c":["R"],"z":"A","t":"2024-07-24T07:56:53.639713735Z"}]'

@@ -19,7 +19,9 @@ from apps.simulator.quotes import DEFAULT_UNIVERSE
 from tests.apps.simulator.wire import (
     RFC3339_NS,
     collect,
+    collect_until,
     drain_until_marker,
+    quotes_at_least,
     quotes_of,
     subscribe,
 )
@@ -32,7 +34,7 @@ async def test_quotes_flow_only_for_subscribed_symbols(
     sim = await simulator_factory(rate=400)
     async with sim_client(sim) as ws:
         await subscribe(ws, "AAPL", "MSFT")
-        quotes = quotes_of(await collect(ws, 0.3))
+        quotes = quotes_of(await collect_until(ws, quotes_at_least(40)))
     assert {quote["S"] for quote in quotes} == {"AAPL", "MSFT"}
     assert {quote["T"] for quote in quotes} == {"q"}
 
@@ -41,7 +43,7 @@ async def test_generated_quotes_are_well_formed(simulator_factory: SimulatorFact
     sim = await simulator_factory(rate=2000, batch_size=20, seed=7)
     async with sim_client(sim) as ws:
         await subscribe(ws, "AAPL", "BRK.B", "SPY")
-        frames = await collect(ws, 0.3)
+        frames = await collect_until(ws, quotes_at_least(200))
     quotes = quotes_of(frames)
     assert len(quotes) > 100
     for quote in quotes:
@@ -65,7 +67,10 @@ async def test_rate_is_honoured_on_average(simulator_factory: SimulatorFactory) 
     async with sim_client(sim) as ws:
         await subscribe(ws, "AAPL", "MSFT", "GOOGL")
         started = time.monotonic()
-        count = len(quotes_of(await collect(ws, 1.0)))
+        # A count, not a window: 500 quotes are 2.5 s on schedule. Faster than the rate
+        # fails the upper bound however loaded the machine; a loop stalled for over a
+        # second in total is what the lower bound would take to fail.
+        count = len(quotes_of(await collect_until(ws, quotes_at_least(500), within=15)))
         elapsed = time.monotonic() - started
     assert 0.7 * 200 * elapsed <= count <= 1.3 * 200 * elapsed + 10
 
@@ -74,7 +79,7 @@ async def test_frames_never_exceed_batch_size(simulator_factory: SimulatorFactor
     sim = await simulator_factory(rate=3000, batch_size=7)
     async with sim_client(sim) as ws:
         await subscribe(ws, "AAPL")
-        sizes = [len(frame) for frame in await collect(ws, 0.3)]
+        sizes = [len(frame) for frame in await collect_until(ws, quotes_at_least(301))]
     assert sizes and max(sizes) == 7
     assert sum(sizes) > 300
 
@@ -83,7 +88,7 @@ async def test_low_rates_send_one_quote_per_frame(simulator_factory: SimulatorFa
     sim = await simulator_factory(rate=40, batch_size=10)
     async with sim_client(sim) as ws:
         await subscribe(ws, "AAPL")
-        frames = await collect(ws, 0.3)
+        frames = await collect_until(ws, lambda frames: len(frames) >= 10)
     assert frames and {len(frame) for frame in frames} == {1}
 
 
@@ -91,7 +96,9 @@ async def test_wildcard_streams_the_default_universe(simulator_factory: Simulato
     sim = await simulator_factory(rate=1000)
     async with sim_client(sim) as ws:
         await subscribe(ws, "*", "ZZZZ")
-        symbols = {quote["S"] for quote in quotes_of(await collect(ws, 0.3))}
+        wanted = {*DEFAULT_UNIVERSE, "ZZZZ"}
+        frames = await collect_until(ws, lambda got: {q["S"] for q in quotes_of(got)} >= wanted)
+        symbols = {quote["S"] for quote in quotes_of(frames)}
     assert symbols == {*DEFAULT_UNIVERSE, "ZZZZ"}
 
 
@@ -104,7 +111,7 @@ async def test_quotes_stop_right_after_unsubscribe(simulator_factory: SimulatorF
         # Frames sent before the ack may still hold AAPL; none after it may.
         while (await recv_frame(ws))[0]["T"] != "subscription":
             pass
-        after = quotes_of(await collect(ws, 0.2))
+        after = quotes_of(await collect_until(ws, quotes_at_least(50)))
     assert after and {quote["S"] for quote in after} == {"MSFT"}
 
 
@@ -122,7 +129,7 @@ async def test_pause_stalls_data_and_resume_restarts_it(
         async with asyncio.timeout(1):
             await pong
         sim.resume()
-        assert quotes_of(await collect(ws, 0.2))
+        assert quotes_of(await collect_until(ws, quotes_at_least(1)))
 
 
 async def test_set_rate_turns_generation_on_and_off(simulator: AlpacaSimulator) -> None:
@@ -130,7 +137,7 @@ async def test_set_rate_turns_generation_on_and_off(simulator: AlpacaSimulator) 
         await subscribe(ws, "AAPL")
         assert await collect(ws, 0.2) == []
         simulator.set_rate(1000, batch_size=4)
-        frames = await collect(ws, 0.3)
+        frames = await collect_until(ws, quotes_at_least(101))
         assert len(quotes_of(frames)) > 100
         assert max(len(frame) for frame in frames) == 4
         simulator.set_rate(0)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import re
+from collections.abc import Callable
 from typing import Any
 
 from websockets.asyncio.client import ClientConnection
@@ -34,6 +35,31 @@ async def collect(ws: ClientConnection, seconds: float) -> list[list[dict[str, A
     except TimeoutError:
         pass
     return frames
+
+
+Frames = list[list[dict[str, Any]]]
+
+
+async def collect_until(
+    ws: ClientConnection, done: Callable[[Frames], bool], within: float = 10.0
+) -> Frames:
+    """Every frame received until ``done(frames)`` holds: a count, not a time window, so a
+    loaded machine only makes it slower. Fails after ``within`` seconds."""
+    frames: Frames = []
+    try:
+        async with asyncio.timeout(within):
+            while not done(frames):
+                frames.append(decode_frame(await ws.recv()))
+    except TimeoutError:
+        raise AssertionError(
+            f"after {within}s only {len(frames)} frames ({len(quotes_of(frames))} quotes)"
+        ) from None
+    return frames
+
+
+def quotes_at_least(count: int) -> Callable[[Frames], bool]:
+    """For :func:`collect_until`: at least ``count`` quotes received."""
+    return lambda frames: len(quotes_of(frames)) >= count
 
 
 async def drain_until_marker(sim: AlpacaSimulator, ws: ClientConnection) -> None:

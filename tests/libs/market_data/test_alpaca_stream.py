@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import json
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime
@@ -13,8 +14,11 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
+from websockets.asyncio.server import ServerConnection, serve
+from websockets.http11 import Request, Response
 
 from apps.simulator import AlpacaSimulator
+from apps.simulator.protocol import ERROR_MESSAGES
 from libs.market_data import (
     AlpacaError,
     AlpacaMarketDataStream,
@@ -25,7 +29,9 @@ from libs.market_data import (
     StreamConnectionError,
     SubscriptionError,
 )
+from libs.market_data.stream.records import ConnectionStats
 from libs.redis_client import EventPublisher, RedisClient, RedisConnectionParams
+from tests.fixtures.simulator import SimulatorFactory
 from tests.helpers import eventually, listen_prices, quote
 
 StreamFactory = Callable[..., Awaitable[AlpacaMarketDataStream]]
@@ -107,6 +113,15 @@ async def test_initial_state(make_stream: StreamFactory) -> None:
     assert stats["reconnect_attempts"] == 0
     assert stats["max_reconnect_attempts"] == 10
     assert stats["quotes_received"] == 0
+    # The connection's and the processor's keys, in the order /health shows them (the
+    # sink's follow).
+    assert list(stats)[:20] == [
+        "state", "connected", "url", "reconnect_attempts", "max_reconnect_attempts",
+        "subscribed_symbols", "confirmed_symbols", "connections_opened", "frames_received",
+        "quotes_received", "quotes_accepted", "quotes_rejected", "malformed_messages",
+        "other_messages", "error_frames", "stalls_detected", "last_error", "connected_since",
+        "last_data_at", "reconnect_causes",
+    ]  # fmt: skip
 
 
 async def test_subscribe_before_start_normalises_and_filters_duplicates(
@@ -146,6 +161,17 @@ async def test_connects_and_sends_the_subscriptions_made_before_start(
         await eventually(stream.is_connected, what="connected")
         assert simulator.subscribed_quotes == {"AAPL", "MSFT"}
         assert stream.get_connection_stats()["confirmed_symbols"] == 2
+        # The connection's part of the dict is the typed record, field for field.
+        typed = stream.connection_stats()
+        assert isinstance(typed, ConnectionStats)
+        stats = stream.get_connection_stats()
+        for field in dataclasses.fields(typed):
+            value = getattr(typed, field.name)
+            if field.name == "state":
+                value = value.value
+            elif field.name == "reconnect_causes":
+                value = dict(value)
+            assert stats[field.name] == value, field.name
     finally:
         await stream.stop()
         await task
@@ -321,6 +347,25 @@ async def test_refused_credentials_fail_at_once_without_retrying(
     await eventually(lambda: simulator.open_connections == 0, what="socket closed")
 
 
+@pytest.mark.parametrize("code", [409, 410, 411])
+async def test_refused_plan_feed_or_scope_fail_at_once_without_retrying(
+    make_stream: StreamFactory, simulator: AlpacaSimulator, code: int
+) -> None:
+    simulator.fail_next_auth(code)
+    stream = await make_stream(start=False)
+    with pytest.raises(AuthenticationError) as info:
+        await asyncio.wait_for(stream.start(), 5)
+    assert info.value.code == code
+    assert stream.state is ConnectionState.FAILED
+    assert simulator.total_connections == 1
+    assert simulator.auth_attempts == 1
+    last_error = stream.get_connection_stats()["last_error"] or ""
+    assert f"Alpaca error {code}: {ERROR_MESSAGES[code]}" in last_error
+    assert "not retrying" in last_error
+    # 410 leaves the socket open on the server's side: we close it ourselves.
+    await eventually(lambda: simulator.open_connections == 0, what="socket closed")
+
+
 async def test_gives_up_after_max_attempts_when_nothing_listens(
     make_stream: StreamFactory,
 ) -> None:
@@ -385,15 +430,39 @@ async def test_cache_entries_expire_after_the_ttl(
 
 
 async def test_stop_while_still_connecting_returns_at_once(make_stream: StreamFactory) -> None:
-    stream = await make_stream(start=False)
-    task = asyncio.create_task(stream.start())
-    await asyncio.sleep(0)  # start() is now inside the connection attempt
-    started = asyncio.get_running_loop().time()
-    await stream.stop()
-    assert asyncio.get_running_loop().time() - started < 1.0
-    await asyncio.wait_for(task, 1)
-    assert stream.state is ConnectionState.STOPPED
-    assert not stream.is_connected()
+    # A server whose opening handshake waits until the test lets it go: the stream is
+    # held inside the WebSocket connect, with no socket yet to send a close frame on.
+    handshake_started = asyncio.Event()
+    release = asyncio.Event()
+    sessions: list[ServerConnection] = []
+
+    async def process_request(connection: ServerConnection, request: Request) -> Response | None:
+        handshake_started.set()
+        await release.wait()
+        return None
+
+    async def handler(ws: ServerConnection) -> None:
+        sessions.append(ws)
+        await ws.wait_closed()
+
+    async with serve(handler, "127.0.0.1", 0, process_request=process_request) as server:
+        port = server.sockets[0].getsockname()[1]
+        stream = await make_stream(start=False, url=f"ws://127.0.0.1:{port}/v2/iex")
+        task = asyncio.create_task(stream.start())
+        try:
+            await asyncio.wait_for(handshake_started.wait(), 5)
+            assert stream.state is ConnectionState.CONNECTING
+            started = asyncio.get_running_loop().time()
+            await stream.stop()
+            assert asyncio.get_running_loop().time() - started < 1.0
+            assert task.done()  # start() returned within stop(), without an error
+            await task
+        finally:
+            release.set()
+        assert stream.state is ConnectionState.STOPPED
+        assert not stream.is_connected()
+        assert stream.get_connection_stats()["connections_opened"] == 0
+    assert sessions == []  # the abandoned handshake never became a session
 
 
 async def test_other_error_on_subscribe_rolls_the_symbols_back(
@@ -416,25 +485,53 @@ async def test_data_clock_backs_off_on_silent_connections_and_resets_on_data(
     connection = stream.connection
     await eventually(stream.is_connected, what="connected")
     await asyncio.sleep(0.8)  # nothing subscribed: silence is expected, never a stall
-    assert connection.stalls_detected == 0
+    assert connection.stats().stalls_detected == 0
     await stream.subscribe_symbols(["AAPL"])  # and the simulator sends nothing (rate 0)
-    await eventually(lambda: connection.stalls_detected == 1, timeout=3, what="first stall")
-    assert connection.stall_timeout == 0.3
-    await eventually(lambda: connection.stalls_detected == 2, timeout=3, what="second stall")
+    await eventually(lambda: connection.stats().stalls_detected == 1, timeout=3, what="first stall")
+    assert connection.clock.stall_timeout == 0.3
+    await eventually(
+        lambda: connection.stats().stalls_detected == 2, timeout=3, what="second stall"
+    )
     # Silent again on a fresh connection: a closed market, not a broken one. Back off.
-    assert connection._stall_limit == pytest.approx(1.2)
-    await eventually(stream.is_connected, what="reconnected")
+    assert connection.stall_limit == pytest.approx(1.2)
+    # Wait for the third socket itself, established on both ends (ours acked, the
+    # simulator's one session authenticated and subscribed), not for a flag the closing
+    # second socket might still show: only then can the quote reach a live session.
+    await eventually(
+        lambda: (
+            connection.stats().connections_opened == 3
+            and stream.is_connected()
+            and simulator.authenticated_connections == 1
+            and simulator.subscribed_quotes == {"AAPL"}
+        ),
+        timeout=5,
+        what="the third connection, subscribed",
+    )
     await simulator.send_quotes([quote("AAPL", "1.00", "1.02")])
-    await eventually(lambda: connection._stall_limit == 0.3, what="reset by data")
+    await eventually(lambda: connection.stall_limit == 0.3, what="reset by data")
+    assert connection.stats().stalls_detected == 2
     assert "no market data" in (stream.get_connection_stats()["last_error"] or "")
 
 
+def clock_tasks() -> int:
+    return sum(task.get_name() == "market-data-clock" for task in asyncio.all_tasks())
+
+
 async def test_data_clock_off_when_stall_timeout_is_none(
-    make_stream: StreamFactory, simulator: AlpacaSimulator
+    make_stream: StreamFactory, simulator: AlpacaSimulator, simulator_factory: SimulatorFactory
 ) -> None:
     stream = await make_stream(stall_timeout=None)
     await stream.subscribe_symbols(["AAPL"])
     await eventually(stream.is_connected, what="connected")
     await asyncio.sleep(0.6)
-    assert stream.connection.stalls_detected == 0
+    assert stream.connection.stats().stalls_detected == 0
     assert simulator.total_connections == 1
+    # Off, not merely long: no limit and no clock running. The 120 s default, on a
+    # second simulator, has both.
+    assert stream.connection.stall_limit is None
+    assert clock_tasks() == 0
+    default = await make_stream(sim=await simulator_factory())
+    await default.subscribe_symbols(["AAPL"])
+    await eventually(default.is_connected, what="the default stream connected")
+    assert default.connection.stall_limit == 120.0
+    assert clock_tasks() == 1

@@ -10,12 +10,8 @@ import redis
 
 from libs.redis_client import RedisClient, RedisConnectionError, RedisConnectionParams
 from libs.redis_client.exceptions import RedisCommandError
-from libs.redis_client.writer import (
-    PipelinedWriter,
-    RedisProtocolError,
-    ReplyCounter,
-    pack_commands,
-)
+from libs.redis_client.replies import RedisProtocolError, ReplyCounter
+from libs.redis_client.writer import PipelinedWriter, pack_commands
 from tests.helpers import eventually
 
 

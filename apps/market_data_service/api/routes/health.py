@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from fastapi import APIRouter, Response, status
 
 from apps.market_data_service.api.dependencies import ServiceDep
@@ -19,16 +17,17 @@ router = APIRouter()
 @router.get("/health", response_model=HealthResponse, responses={503: {"model": HealthResponse}})
 async def health(service: ServiceDep, response: Response) -> HealthResponse:
     stream = service.stream
-    stats: dict[str, Any] = stream.get_connection_stats()
-    state = stream.state
-    redis_ok = bool(stats["redis_connected"])
+    stats = stream.stats()
+    connection = stats.connection
+    state = connection.state
+    redis_ok = stats.sink.redis_connected
     # Every condition below comes from state the service already holds: /health never
     # waits on a hung Redis to decide (docs/architecture.md, "Redis faults").
     redis_problem = stream.sink.problem()
     reason: str | None = None
     if state is ConnectionState.FAILED:
         health_status = "unhealthy"
-        reason = stats["last_error"]
+        reason = connection.last_error
         response.status_code = status.HTTP_503_SERVICE_UNAVAILABLE
     elif redis_problem is not None:
         health_status = "degraded"
@@ -38,7 +37,7 @@ async def health(service: ServiceDep, response: Response) -> HealthResponse:
         reason = f"subscriptions not restored yet: {service.subscriptions.last_error}"
     elif state is not ConnectionState.CONNECTED:
         health_status = "degraded"
-        reason = f"stream {state.value}: {stats['last_error'] or 'starting'}"
+        reason = f"stream {state.value}: {connection.last_error or 'starting'}"
     else:
         health_status = "healthy"
     # Positions sync (docs/positions.md): while it fails, an otherwise healthy service is
@@ -50,14 +49,14 @@ async def health(service: ServiceDep, response: Response) -> HealthResponse:
     return HealthResponse(
         status=health_status,
         service=service.settings.service_name,
-        websocket_connected=stream.is_connected(),
-        subscribed_symbols=stats["subscribed_symbols"],
-        reconnect_attempts=stats["reconnect_attempts"],
-        max_reconnect_attempts=stats["max_reconnect_attempts"],
+        websocket_connected=connection.connected,
+        subscribed_symbols=connection.subscribed_symbols,
+        reconnect_attempts=connection.reconnect_attempts,
+        max_reconnect_attempts=connection.max_reconnect_attempts,
         state=state.value,
         reason=reason,
         redis_connected=redis_ok,
-        stats=stats,
+        stats=stats.as_dict(),
         position_sync=position_sync,
         last_update_age_seconds={
             symbol: None if age is None else round(age, 3)

@@ -18,11 +18,8 @@ server's rules exactly (see :func:`fuzz_config`). A fixed seed keeps CI reproduc
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import os
 import re
-import threading
 import time
 from collections import Counter
 from collections.abc import Iterator
@@ -32,111 +29,22 @@ from typing import Any
 import httpx
 import pytest
 import schemathesis
-import uvicorn
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from schemathesis.engine import Status, events
 from schemathesis.specs.openapi.schemas import OpenApiSchema
 
 from apps.market_data_service.api.schemas import SYMBOL_PATTERN
-from apps.market_data_service.config import Settings
-from apps.market_data_service.main import create_app
-from apps.simulator import AlpacaSimulator, SimulatorConfig
+from apps.simulator import SimulatorConfig
 from libs.market_data import InvalidSymbolError, normalize_symbol
 from libs.redis_client import EmbeddedRedis
-from tests.apps.market_data_service.test_main import Service
+from tests.fixtures.service import Service, ServiceInThread, service_in_thread
 
 API_KEY = "fuzz-api-key-0123456789abcdef"
 # Enough to get past validation into the broker and Redis on every operation, few enough
 # for CI: about 500 requests, a few seconds per configuration.
 MAX_EXAMPLES = 40
 SEED = int(os.environ.get("FUZZ_SEED", "20240724"))
-_START_TIMEOUT_S = 15.0
-
-
-@dataclass
-class RunningService:
-    """A service started by :func:`serve_in_thread`."""
-
-    base_url: str
-    settings: Settings
-
-
-@contextlib.contextmanager
-def serve_in_thread(redis: EmbeddedRedis, **overrides: Any) -> Iterator[RunningService]:
-    """The service and a simulator in their own thread and event loop, for sync callers.
-
-    Schemathesis drives its requests synchronously, so the service cannot share the test's
-    event loop as in ``test_main``; the setup is otherwise the same.
-    """
-    ready = threading.Event()
-    shared: dict[str, Any] = {}
-
-    async def main() -> None:
-        # Quotes generated at 20/s, so the price reads find data.
-        simulator = AlpacaSimulator(SimulatorConfig(port=0, rate=20.0, seed=4))
-        await simulator.start()
-        try:
-            options: dict[str, Any] = {
-                "alpaca_api_key": "sim-key",
-                "alpaca_secret_key": "sim-secret",
-                "alpaca_data_url": simulator.url(),
-                # The simulator serves the broker's REST API too: nothing leaves loopback.
-                "alpaca_base_url": simulator.http_url(),
-                "alpaca_data_base_url": simulator.http_url(),
-                "redis_host": redis.host,
-                "redis_port": redis.port,
-                "reconnect_base_delay": 0.05,
-                "reconnect_max_delay": 0.2,
-                "_env_file": None,
-                **overrides,
-            }
-            service_settings = Settings(**options)
-            config = uvicorn.Config(
-                create_app(service_settings), host="127.0.0.1", port=0, log_level="warning"
-            )
-            server = uvicorn.Server(config)
-            task = asyncio.create_task(server.serve(), name="uvicorn")
-            while not server.started:
-                if task.done():
-                    await task
-                    raise RuntimeError("the service exited during startup")
-                await asyncio.sleep(0.01)
-            port = server.servers[0].sockets[0].getsockname()[1]
-            stop = asyncio.Event()
-            shared.update(
-                service=RunningService(f"http://127.0.0.1:{port}", service_settings),
-                loop=asyncio.get_running_loop(),
-                stop=stop,
-            )
-            ready.set()
-            await stop.wait()
-            server.should_exit = True
-            await task
-        finally:
-            await simulator.stop()
-
-    def run() -> None:
-        try:
-            asyncio.run(main())
-        except BaseException as exc:
-            shared["error"] = exc
-        finally:
-            ready.set()
-
-    thread = threading.Thread(target=run, name="fuzzed-service", daemon=True)
-    thread.start()
-    assert ready.wait(_START_TIMEOUT_S), "the service did not start"
-    if "error" in shared:
-        raise shared["error"]
-    try:
-        yield shared["service"]
-    finally:
-        shared["loop"].call_soon_threadsafe(shared["stop"].set)
-        thread.join(_START_TIMEOUT_S)
-        assert not thread.is_alive(), "the service did not stop"
-        if "error" in shared:
-            raise shared["error"]
 
 
 def wait_healthy(base_url: str, within: float = 10.0) -> None:
@@ -149,9 +57,12 @@ def wait_healthy(base_url: str, within: float = 10.0) -> None:
 @pytest.fixture(scope="module", params=["api-key", "open"])
 def fuzzed_service(
     request: pytest.FixtureRequest, redis_server: EmbeddedRedis
-) -> Iterator[RunningService]:
+) -> Iterator[ServiceInThread]:
+    """The shared harness in its own thread (schemathesis drives requests synchronously),
+    the broker's REST calls on the simulator; quotes generated at 20/s so reads find data."""
     overrides = {"market_data_api_key": API_KEY} if request.param == "api-key" else {}
-    with serve_in_thread(redis_server, **overrides) as service:
+    simulator = SimulatorConfig(port=0, rate=20.0, seed=4)
+    with service_in_thread(redis_server.params, simulator, **overrides) as service:
         wait_healthy(service.base_url)
         yield service
 
@@ -229,7 +140,7 @@ def run_engine(schema: OpenApiSchema) -> FuzzReport:
 
 
 @pytest.mark.timeout(90)
-def test_api_conforms_to_its_openapi_document(fuzzed_service: RunningService) -> None:
+def test_api_conforms_to_its_openapi_document(fuzzed_service: ServiceInThread) -> None:
     base_url = fuzzed_service.base_url
     key = fuzzed_service.settings.market_data_api_key
     api_key = key.get_secret_value() if key is not None else None

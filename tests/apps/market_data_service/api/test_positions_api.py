@@ -11,101 +11,45 @@ import asyncio
 import json
 import re
 import sys
-from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass
+from collections.abc import AsyncIterator
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
 
-import httpx
 import pytest
-import uvicorn
 
 from apps.market_data_service.cli.demo import demo_positions
-from apps.market_data_service.config import Settings, SettingsError, load_settings
-from apps.market_data_service.main import create_app
+from apps.market_data_service.config import SettingsError, load_settings
 from apps.simulator import AlpacaSimulator
 from apps.simulator.quotes import start_price_cents
 from libs.redis_client import RedisClient, RedisConnectionParams
 from tests.fixtures.redis import closed_port
-from tests.helpers import eventually, quote, serve_app, stop_app
+from tests.fixtures.service import (
+    SIM_SECRET,
+    Service,
+    ServiceFactory,
+    local_broker,
+    running_services,
+)
+from tests.helpers import eventually, quote
 
 PNL = "/api/v1/positions/pnl/realtime"
 MARKET_DATA = str(Path(sys.executable).parent / "market-data")
-SECRET = "sim-secret"
-
-
-@dataclass
-class Service:
-    server: uvicorn.Server
-    task: asyncio.Task[None]
-    http: httpx.AsyncClient
-    url: str
-
-    async def get(self, path: str) -> Any:
-        reply = await self.http.get(path)
-        assert reply.status_code == 200, reply.text
-        return reply.json()
-
-    async def sources(self) -> dict[str, list[str]]:
-        body: dict[str, list[str]] = (await self.get("/api/v1/subscriptions"))["sources"]
-        return body
-
-    async def wait_sources(self, expected: dict[str, list[str]]) -> None:
-        deadline = asyncio.get_running_loop().time() + 5
-        while (found := await self.sources()) != expected:
-            assert asyncio.get_running_loop().time() < deadline, f"sources stayed {found}"
-            await asyncio.sleep(0.02)
-
-    async def wait_health(self, predicate: Callable[[dict[str, Any]], bool]) -> dict[str, Any]:
-        deadline = asyncio.get_running_loop().time() + 5
-        while True:
-            body: dict[str, Any] = (await self.http.get("/health")).json()
-            if predicate(body):
-                return body
-            assert asyncio.get_running_loop().time() < deadline, f"health stayed {body}"
-            await asyncio.sleep(0.02)
-
-
-ServiceFactory = Callable[..., Awaitable[Service]]
+SECRET = SIM_SECRET
 
 
 @pytest.fixture
 async def start_service(
     simulator: AlpacaSimulator, redis_params: RedisConnectionParams
 ) -> AsyncIterator[ServiceFactory]:
-    running: list[Service] = []
-
-    async def start(**overrides: Any) -> Service:
-        options: dict[str, Any] = {
-            "alpaca_api_key": "sim-key",
-            "alpaca_secret_key": SECRET,
-            "alpaca_data_url": simulator.url(),
-            "alpaca_base_url": simulator.http_url(),
-            "alpaca_data_base_url": simulator.http_url(),
-            "position_sync_interval": 0.05,
-            "redis_host": redis_params.host,
-            "redis_port": redis_params.port,
-            "reconnect_base_delay": 0.05,
-            "reconnect_max_delay": 0.2,
-            "_env_file": None,
-            **overrides,
-        }
-        server, task, url = await serve_app(create_app(Settings(**options)))
-        service = Service(server, task, httpx.AsyncClient(base_url=url, timeout=10), url)
-        running.append(service)
-        await service.wait_health(lambda b: b["status"] == "healthy")
-        return service
-
-    yield start
-    for service in running:
-        await service.http.aclose()
-        await stop_app(service.server, service.task)
-
-
-@pytest.fixture
-async def service(start_service: ServiceFactory) -> Service:
-    return await start_service()
+    """Services that follow the simulator's positions (read every 50 ms), started healthy."""
+    async with running_services(
+        simulator,
+        redis_params,
+        connected=True,
+        position_sync_interval=0.05,
+        **local_broker(simulator),
+    ) as start:
+        yield start
 
 
 async def wait_cached(params: RedisConnectionParams, symbol: str, mid: str) -> None:
@@ -396,6 +340,28 @@ async def test_positions_api_errors_are_502_naming_them_never_a_secret(
 async def test_pnl_is_in_the_openapi_schema(service: Service) -> None:
     schema = await service.get("/openapi.json")
     assert PNL in schema["paths"]
+
+
+def test_response_models_name_exactly_the_library_records_fields() -> None:
+    # The bodies are filled from the records by attribute name (model_validate with
+    # from_attributes): a field renamed on one side only would silently fall back to a
+    # default or fail at request time, so the two lists are held together here.
+    import dataclasses
+
+    from apps.market_data_service.api import schemas
+    from libs.market_data.pnl import PnLTotals, PositionPnL, RealtimePnL
+    from libs.market_data.subscriptions.positions import PositionSyncStatus
+
+    def names(record: type) -> set[str]:
+        properties = {n for n, v in vars(record).items() if isinstance(v, property)}
+        return {f.name for f in dataclasses.fields(record)} | properties
+
+    assert set(schemas.PositionPnLItem.model_fields) == names(PositionPnL)
+    assert set(schemas.RealtimePnLTotals.model_fields) == names(PnLTotals)
+    assert set(schemas.RealtimePnLResponse.model_fields) == names(RealtimePnL) - {"report"}
+    assert set(schemas.PositionSyncHealth.model_fields) == (
+        names(PositionSyncStatus) - {"failing"} | {"enabled"}
+    )
 
 
 # -- market-data status ------------------------------------------------------------------------

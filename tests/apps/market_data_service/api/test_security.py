@@ -1,7 +1,7 @@
 """Security of the running service: the optional API key, secrets kept out of logs and
 answers, loopback by default.
 
-The service runs as in ``test_main`` (uvicorn in the test's loop, the simulator, a real
+The service runs on the shared harness (uvicorn in the test's loop, the simulator, a real
 redis-server). The key test walks every route the app has, so a router added later is
 covered without touching this file.
 """
@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import ipaddress
 import logging
 import os
@@ -31,17 +32,19 @@ from apps.market_data_service.config import Settings, SettingsError, load_settin
 from apps.market_data_service.main import create_app
 from apps.simulator import AlpacaSimulator
 from libs.redis_client import EmbeddedRedis
-from tests.apps.market_data_service.test_main import Service, ServiceFactory, wait_cached
+from tests.apps.market_data_service.test_main import wait_cached
+from tests.fixtures.service import (
+    Service,
+    ServiceFactory,
+    free_port,
+    local_broker,
+    service_settings,
+)
 from tests.fixtures.simulator import SimulatorFactory
-from tests.helpers import quote
+from tests.helpers import UVICORN_LOGGERS, CapturedLogs, capture_logs, eventually, quote
 
 API_KEY = "mds-api-key-7f3a9c1e5b2d4860"
 WRONG_KEY = "mds-api-key-0000000000000000"
-
-
-def local_broker(sim: AlpacaSimulator) -> dict[str, str]:
-    """Settings that send the broker's REST calls (P&L) to the simulator, not to Alpaca."""
-    return {"alpaca_base_url": sim.http_url(), "alpaca_data_base_url": sim.http_url()}
 
 
 @pytest.fixture
@@ -174,16 +177,8 @@ async def test_without_a_key_everything_is_open_and_the_document_says_so(
 async def test_a_router_added_later_is_protected_by_default(
     simulator: AlpacaSimulator, redis_server: EmbeddedRedis
 ) -> None:
-    settings = Settings(
-        alpaca_api_key="sim-key",
-        alpaca_secret_key="sim-secret",
-        alpaca_data_url=simulator.url(),
-        redis_host=redis_server.host,
-        redis_port=redis_server.port,
-        market_data_api_key=API_KEY,
-        _env_file=None,  # type: ignore[call-arg]
-    )
-    app = create_app(settings)
+    # In-process ASGI (no socket), to add a router before the app starts.
+    app = create_app(service_settings(simulator, redis_server.params, market_data_api_key=API_KEY))
     extra = APIRouter()
 
     @extra.get("/api/v1/new-thing")
@@ -223,20 +218,38 @@ async def test_the_cli_sends_the_key_from_the_environment(
     assert API_KEY not in out
 
 
-def test_keys_are_compared_in_constant_time_on_equal_length_digests(
-    monkeypatch: pytest.MonkeyPatch,
+async def test_keys_are_compared_in_constant_time_on_equal_length_digests(
+    keyed: Service, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # A spy on the comparison the dependency uses (the real one still decides).
-    seen: list[tuple[int, int]] = []
+    # Real requests through the app, with a spy on the comparison require_api_key makes
+    # (the real one still decides): a key compared with == instead fails here.
+    calls: list[tuple[bytes, bytes]] = []
     real = security.hmac.compare_digest
 
     def spy(a: bytes, b: bytes) -> bool:
-        seen.append((len(a), len(b)))
+        calls.append((bytes(a), bytes(b)))
         return real(a, b)
 
     monkeypatch.setattr(security.hmac, "compare_digest", spy)
-    assert not security.hmac.compare_digest(security._digest("short"), security._digest(API_KEY))
-    assert seen == [(32, 32)]
+
+    def digest(key: str) -> bytes:
+        return hashlib.sha256(key.encode()).digest()
+
+    cases: list[tuple[dict[str, str], str | None, int]] = [
+        ({"X-API-Key": API_KEY}, API_KEY, 200),
+        ({"X-API-Key": WRONG_KEY}, WRONG_KEY, 401),  # the same length
+        ({"X-API-Key": "short"}, "short", 401),  # another length, the same digest length
+        ({"Authorization": f"Bearer {API_KEY}"}, API_KEY, 200),
+        ({"Authorization": f"Bearer {WRONG_KEY}"}, WRONG_KEY, 401),
+        ({}, None, 401),  # no key: nothing to compare
+    ]
+    for headers, presented, status in cases:
+        calls.clear()
+        reply = await keyed.http.get("/api/v1/subscriptions", headers=headers)
+        assert reply.status_code == status, (headers, reply.text)
+        expected = [] if presented is None else [(digest(presented), digest(API_KEY))]
+        assert calls == expected, headers
+        assert all(len(a) == len(b) == 32 for a, b in calls)
 
 
 # -- secrets never logged or returned ------------------------------------------------------------
@@ -247,12 +260,11 @@ REDIS_PASSWORD = "redis-secret-Hk5pL9jD3sF7gA1e"
 
 
 @pytest.fixture
-def capture_all_logs(caplog: pytest.LogCaptureFixture) -> Iterator[pytest.LogCaptureFixture]:
-    """Every record of every logger at DEBUG (uvicorn, websockets, redis, ours)."""
-    caplog.set_level(logging.DEBUG)
-    for name in ("uvicorn", "uvicorn.error", "uvicorn.access", "websockets", "redis", "httpx"):
-        caplog.set_level(logging.DEBUG, logger=name)
-    yield caplog
+def capture_all_logs() -> Iterator[CapturedLogs]:
+    """Every record of every logger at DEBUG (ours, websockets, redis, httpx), and
+    uvicorn's heard on its own loggers: they need not propagate to the root."""
+    with capture_logs(logging.DEBUG, (*UVICORN_LOGGERS, "websockets", "redis", "httpx")) as logs:
+        yield logs
 
 
 def secret_forms(*secrets: str) -> list[str]:
@@ -281,7 +293,7 @@ _PLAIN = frozenset(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {"me
 
 @pytest.mark.timeout(45)
 async def test_secrets_never_reach_logs_or_answers(
-    capture_all_logs: pytest.LogCaptureFixture,
+    capture_all_logs: CapturedLogs,
     start_service: ServiceFactory,
     simulator_factory: SimulatorFactory,
 ) -> None:
@@ -312,6 +324,8 @@ async def test_secrets_never_reach_logs_or_answers(
         if not r.name.startswith(("apps.simulator", "websockets.server"))
     ]
     assert len(ours) > 20, "expected the DEBUG run to log plenty"
+    # uvicorn was heard: its access lines of the requests above, at least.
+    assert capture_all_logs.named("uvicorn.access"), "uvicorn's loggers were not captured"
     for record in ours:
         text = record_text(record)
         assert not leaks(text, secrets), f"{record.name}: {text}"
@@ -371,8 +385,10 @@ async def exercise(service: Service, sim: AlpacaSimulator, redis: EmbeddedRedis)
     ):
         await ask("GET", path, headers=auth)
     # A dropped connection: the stream reconnects (and authenticates again).
+    auths = sim.auth_attempts
     await sim.drop_connections(clean=False)
-    await service.wait_health(lambda b: b["state"] != "connected", "the drop", within=5)
+    # Waiting on the broker's count, not on a short-lived health state a poll can miss.
+    await eventually(lambda: sim.auth_attempts > auths, what="the stream to authenticate again")
     await service.wait_connected()
     # A Redis outage and its recovery.
     await asyncio.to_thread(redis.kill)
@@ -400,7 +416,7 @@ async def test_market_data_serve_listens_on_loopback_only(
     simulator: AlpacaSimulator, redis_server: EmbeddedRedis, tmp_path: Path
 ) -> None:
     """``market-data serve`` with no host setting: reachable on 127.0.0.1, not elsewhere."""
-    port = _free_port()
+    port = free_port()
     env = {
         "ALPACA_API_KEY": "sim-key",
         "ALPACA_SECRET_KEY": "sim-secret",
@@ -440,13 +456,6 @@ async def test_market_data_serve_listens_on_loopback_only(
     finally:
         process.terminate()
         await asyncio.wait_for(process.wait(), 15)
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def _market_data() -> str:

@@ -12,7 +12,7 @@ import pytest
 
 from apps.simulator import AlpacaSimulator
 from tests.apps.market_data_service.observability.scrape import scrape
-from tests.apps.market_data_service.test_main import Service
+from tests.fixtures.service import Service
 from tests.helpers import eventually, quote
 
 DASHBOARD = Path(__file__).resolve().parents[4] / "dashboards" / "market-data.json"

@@ -11,7 +11,6 @@ import json
 import logging
 import os
 import signal
-import socket
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -30,8 +29,8 @@ from apps.market_data_service.observability.logs import (
 )
 from apps.simulator import AlpacaSimulator
 from libs.redis_client import RedisConnectionParams
-from tests.apps.market_data_service.test_main import SIM_KEY, SIM_SECRET, Service
-from tests.helpers import eventually
+from tests.fixtures.service import SIM_KEY, SIM_SECRET, Service, ServiceFactory, free_port
+from tests.helpers import UVICORN_LOGGERS, capture_logs, eventually
 
 ROOT = Path(__file__).resolve().parents[4]
 SECRET = "very-secret-value-42"
@@ -174,14 +173,44 @@ async def test_a_refused_subscribe_is_logged_once(
     assert "405" in refused[0].getMessage()
 
 
+# -- uvicorn's own loggers ------------------------------------------------------------------
+
+API_KEY = "logging-api-key-5e1d9b3a7c2f4086"
+
+
+async def test_uvicorn_s_loggers_never_carry_a_secret(
+    start_service: ServiceFactory, simulator: AlpacaSimulator
+) -> None:
+    # uvicorn's loggers need not propagate to the root logger (under uvicorn's own logging
+    # config "uvicorn" and "uvicorn.access" do not), so caplog alone would never hear them:
+    # the capture sits on each of them, and on the root for everything else.
+    secrets = [SIM_KEY, SIM_SECRET, API_KEY]
+    with capture_logs(logging.DEBUG) as logs:
+        started = await start_service(market_data_api_key=API_KEY, log_level="DEBUG")
+        await started.wait_connected()
+        right, wrong = {"X-API-Key": API_KEY}, {"Authorization": "Bearer not-the-key-0123456"}
+        for headers in (right, wrong, {}):
+            await started.http.get("/api/v1/subscriptions", headers=headers)
+        await started.http.post("/api/v1/subscribe", json={"symbols": ["AAPL"]}, headers=right)
+        await started.http.post("/api/v1/subscribe", json={"symbols": ["x y"]}, headers=right)
+        auths = simulator.auth_attempts
+        await simulator.drop_connections()  # a reconnect: the auth frame again
+        await eventually(lambda: simulator.auth_attempts > auths, what="a new auth")
+        await started.wait_connected()
+        await started.stop()  # uvicorn's shutdown lines too
+    heard = {r.name for r in logs.named(*UVICORN_LOGGERS)}
+    assert {"uvicorn.error", "uvicorn.access"} <= heard, heard
+    # The simulator plays Alpaca: its own records may hold what it was sent.
+    ours = [
+        r for r in logs.records if not r.name.startswith(("apps.simulator", "websockets.server"))
+    ]
+    for record in ours:
+        text = f"{record.getMessage()} {record.exc_info or ''} {vars(record)}"
+        leaked = [secret for secret in secrets if secret in text]
+        assert not leaked, f"{record.name}: {text}"
+
+
 # -- a real process --------------------------------------------------------------------------
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-    return port
 
 
 async def test_serve_logs_json_lines_without_secrets(

@@ -10,7 +10,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from apps.simulator import AlpacaSimulator
 from libs.market_data import ConnectionState, RejectReason
 from tests.apps.market_data_service.observability.scrape import Scrape, scrape
-from tests.apps.market_data_service.test_main import Service, ServiceFactory
+from tests.fixtures.service import Service, ServiceFactory
 from tests.fixtures.simulator import SimulatorFactory
 from tests.helpers import eventually, quote
 
@@ -216,3 +216,13 @@ async def test_scrape_text_is_plain_prometheus(service: Service) -> None:
         if name.startswith("market_data_"):
             assert family.documentation, f"{name} has no HELP text"
     assert isinstance(await scrape(service.http), Scrape)
+
+
+async def test_every_metric_reads_a_number_from_the_typed_stats(service: Service) -> None:
+    # A source field renamed or removed in a stage's stats fails here, by name.
+    from apps.market_data_service.observability.metrics import COUNTERS, GAUGES
+
+    stats = service.stream.stats()
+    for source, name, _ in (*COUNTERS, *GAUGES):
+        value = source(stats)
+        assert isinstance(value, int | float) and not isinstance(value, bool), name

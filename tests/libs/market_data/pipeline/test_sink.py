@@ -92,7 +92,7 @@ async def test_redis_outage_keeps_newest_per_symbol_and_converges_when_back(
             timeout=5,
             what="newest prices rewritten",
         )
-        assert asyncio.get_running_loop().time() - restarted < 1.5
+        assert asyncio.get_running_loop().time() - restarted < 3.0  # the promise: 3 s
         assert sink.pending_symbols == 0
         assert sink.stats()["redis_outages"] >= 1
         await sink.write([update("AAPL", "1000")])

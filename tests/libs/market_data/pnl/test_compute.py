@@ -3,9 +3,12 @@ the closing-price fallback and the totals. Pure: no I/O."""
 
 from __future__ import annotations
 
+import ast
 from decimal import Decimal
+from pathlib import Path
 
-from libs.market_data.broker.rest import Position, PositionSide, PreviousClose
+from libs.market_data.broker.models import Position, PositionSide, PreviousClose
+from libs.market_data.pnl import compute as pnl_compute
 from libs.market_data.pnl.compute import PriceSource, compute_pnl, round_money, round_percent
 from libs.market_data.types import PriceData
 
@@ -183,3 +186,22 @@ def test_a_future_quote_time_has_age_zero() -> None:
         now=NOW,
     )
     assert report.positions[0].price_age_seconds == 0.0
+
+
+def test_the_arithmetic_imports_records_only_never_io() -> None:
+    # compute.py stays pure: records in, records out; the gathering (Redis, the broker's
+    # HTTP) is pnl/service.py's. Its library imports are the record modules only.
+    source = Path(pnl_compute.__file__).read_text()
+    imported = {
+        node.module
+        for node in ast.walk(ast.parse(source))
+        if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("libs.")
+    }
+    imported |= {
+        alias.name
+        for node in ast.walk(ast.parse(source))
+        if isinstance(node, ast.Import)
+        for alias in node.names
+        if alias.name.startswith("libs.")
+    }
+    assert imported == {"libs.market_data.broker.models", "libs.market_data.types"}

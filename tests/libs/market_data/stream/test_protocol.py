@@ -16,7 +16,7 @@ from libs.market_data.stream.protocol import (
     encode_subscription,
 )
 
-# Frames from reference/alpaca-protocol.md, "Conformance vectors".
+# Frames as Alpaca documents them (docs/concepts/websocket-streaming.md).
 V1 = b'[{"T":"success","msg":"connected"}]'
 V3 = b'[{"T":"error","code":402,"msg":"auth failed"}]'
 V11 = (

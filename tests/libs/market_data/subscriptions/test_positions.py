@@ -13,11 +13,12 @@ import pytest
 from apps.simulator import AlpacaSimulator
 from libs.market_data import (
     AlpacaMarketDataStream,
+    BrokerRateLimitError,
     BrokerUnavailableError,
     PositionBasedSubscription,
     SubscriptionError,
 )
-from libs.market_data.broker.rest import AlpacaRestClient
+from libs.market_data.broker import AlpacaRestClient
 from libs.market_data.subscriptions.registry import (
     SUBSCRIPTIONS_KEY,
     SubscriptionRegistry,
@@ -191,3 +192,31 @@ async def test_the_interval_must_be_positive_and_finite(parts: Parts) -> None:
     for bad in (0.0, -1.0, float("inf"), float("nan")):
         with pytest.raises(ValueError, match="interval"):
             PositionBasedSubscription(parts.broker, parts.registry, interval=bad)
+
+
+async def test_a_rate_limit_stretches_the_next_sync_but_never_past_the_cap(
+    parts: Parts,
+) -> None:
+    sync = PositionBasedSubscription(parts.broker, parts.registry, interval=30)
+
+    def limited(retry_after: float | None) -> BrokerRateLimitError:
+        return BrokerRateLimitError("HTTP 429", status=429, retry_after=retry_after)
+
+    assert sync.delay_after(None) == 30
+    assert sync.delay_after(BrokerUnavailableError("HTTP 503")) == 30
+    assert sync.delay_after(limited(None)) == 30
+    assert sync.delay_after(limited(5.0)) == 30  # never sooner than the interval
+    assert sync.delay_after(limited(120.0)) == 120
+    assert sync.delay_after(limited(3600.0)) == 300  # look again at least every 5 minutes
+    # An interval past the cap is kept: a rate limit never makes the sync come sooner.
+    slow = PositionBasedSubscription(parts.broker, parts.registry, interval=600)
+    assert slow.delay_after(limited(3600.0)) == 600
+
+
+async def test_status_is_a_copy(parts: Parts) -> None:
+    parts.sim.set_positions([pos("AAPL")])
+    await parts.sync.sync_once()
+    status = parts.sync.status()
+    status.symbols.append("MSFT")
+    status.syncs = 99
+    assert (parts.sync.status().symbols, parts.sync.status().syncs) == (["AAPL"], 1)

@@ -4,11 +4,11 @@ errors that never show a secret."""
 
 from __future__ import annotations
 
-import asyncio
 import time
-from collections.abc import AsyncIterator
 from decimal import Decimal
+from types import SimpleNamespace
 
+import httpx
 import pytest
 
 from apps.simulator import AlpacaSimulator
@@ -17,41 +17,14 @@ from libs.market_data import (
     BrokerAPIError,
     BrokerAuthError,
     BrokerRateLimitError,
-    BrokerResponseError,
     BrokerUnavailableError,
     MarketDataError,
 )
-from libs.market_data.broker.rest import (
-    AlpacaRestClient,
-    PositionSide,
-    PreviousCloseCache,
-    RecentPositions,
-    decode_positions,
-)
+from libs.market_data.broker import AlpacaRestClient, PositionSide
+from libs.market_data.broker import client as client_module
 from tests.fixtures.redis import closed_port
 from tests.helpers import quote
-
-SECRET = "sim-secret"
-
-
-def client_for(sim: AlpacaSimulator, **options: object) -> AlpacaRestClient:
-    settings: dict[str, object] = {
-        "base_url": sim.http_url(),
-        "data_base_url": sim.http_url(),
-        "retry_base_delay": 0.01,
-        "max_retry_wait": 3.0,
-        **options,
-    }
-    api_key = str(settings.pop("api_key", "sim-key"))
-    secret = str(settings.pop("secret_key", SECRET))
-    return AlpacaRestClient(api_key, secret, **settings)  # type: ignore[arg-type]
-
-
-@pytest.fixture
-async def broker(simulator: AlpacaSimulator) -> AsyncIterator[AlpacaRestClient]:
-    async with client_for(simulator) as client:
-        yield client
-
+from tests.libs.market_data.broker.sim_client import SECRET, client_for
 
 # -- positions -----------------------------------------------------------------------------
 
@@ -99,38 +72,6 @@ async def test_no_positions_is_an_empty_list(broker: AlpacaRestClient) -> None:
     assert await broker.get_positions() == []
 
 
-def test_both_short_conventions_decode_to_a_negative_qty() -> None:
-    body = (
-        b'[{"symbol":"A","qty":"-3","side":"short","avg_entry_price":"10.5"},'
-        b'{"symbol":"B","qty":"3","side":"short","avg_entry_price":"10.5"},'
-        b'{"symbol":"C","qty":"-3","side":"long","avg_entry_price":"10.5"},'
-        b'{"symbol":"D","qty":3,"side":"LONG","avg_entry_price":10.50,"extra":{"x":1}}]'
-    )
-    a, b, c, d = decode_positions(body)
-    assert (a.side, a.qty) == (PositionSide.SHORT, Decimal("-3"))
-    assert (b.side, b.qty) == (PositionSide.SHORT, Decimal("-3"))
-    assert (c.side, c.qty) == (PositionSide.SHORT, Decimal("-3"))  # the sign wins
-    # JSON numbers are read from their text too, never through a float.
-    assert (d.side, d.qty, str(d.avg_entry_price)) == (PositionSide.LONG, Decimal(3), "10.50")
-
-
-@pytest.mark.parametrize(
-    "body",
-    [
-        b"not json",
-        b'{"symbol":"A"}',
-        b'[{"symbol":"A","qty":"x","side":"long","avg_entry_price":"1"}]',
-        b'[{"symbol":"A","qty":"NaN","side":"long","avg_entry_price":"1"}]',
-        b'[{"symbol":"A","qty":"1","side":"sideways","avg_entry_price":"1"}]',
-        b'[{"symbol":"A","qty":"1","side":"long","avg_entry_price":"-1"}]',
-        b'[{"symbol":"A","side":"long","avg_entry_price":"1"}]',
-    ],
-)
-def test_unreadable_positions_are_a_response_error(body: bytes) -> None:
-    with pytest.raises(BrokerResponseError, match="GET /v2/positions"):
-        decode_positions(body)
-
-
 # -- previous closes ---------------------------------------------------------------------------
 
 
@@ -152,19 +93,6 @@ async def test_previous_closes_of_many_symbols_are_asked_in_chunks(
     closes = await broker.get_previous_closes(symbols)
     assert set(closes) == set(symbols)
     assert simulator.rest.count("/v2/stocks/snapshots") == 3
-
-
-async def test_previous_close_cache_asks_once_per_symbol(
-    simulator: AlpacaSimulator, broker: AlpacaRestClient
-) -> None:
-    cache = PreviousCloseCache(broker, ttl=60)
-    first = await cache.get(["AAPL", "MSFT"])
-    again = await cache.get(["MSFT", "AAPL"])
-    assert first == again
-    assert simulator.rest.count("/v2/stocks/snapshots") == 1
-    await cache.get(["AAPL", "NVDA"])  # only NVDA is new
-    assert simulator.rest.count("/v2/stocks/snapshots") == 2
-    assert simulator.client_messages == []  # nothing went through the WebSocket
 
 
 # -- retries and errors ------------------------------------------------------------------------
@@ -292,29 +220,29 @@ def test_bad_client_settings_are_refused() -> None:
         AlpacaRestClient("k", "s", timeout=0)
 
 
-async def test_recent_positions_read_once_per_max_age_and_one_at_a_time(
-    simulator: AlpacaSimulator, broker: AlpacaRestClient
-) -> None:
-    simulator.set_positions([{"symbol": "AAPL", "qty": "1", "avg_entry_price": "1"}])
-    recent = RecentPositions(broker, max_age=0.3)
-    results = await asyncio.gather(*(recent.get() for _ in range(5)))
-    assert simulator.rest.count("/v2/positions") == 1  # concurrent callers share one read
-    assert all(result == results[0] for result in results)
-    positions, read_at = results[0]
-    assert [p.symbol for p in positions] == ["AAPL"]
-    assert abs(time.time() - read_at) < 1
-    simulator.set_positions([])
-    assert (await recent.get())[0] == positions  # still fresh
-    await asyncio.sleep(0.35)
-    assert (await recent.get())[0] == []
-    assert simulator.rest.count("/v2/positions") == 2
+def test_retry_delays_must_be_positive_and_ordered() -> None:
+    with pytest.raises(ValueError, match="retry_base_delay"):
+        AlpacaRestClient("k", "s", retry_base_delay=0)
+    with pytest.raises(ValueError, match="max_retry_wait"):
+        AlpacaRestClient("k", "s", retry_base_delay=2.0, max_retry_wait=1.0)
 
 
-async def test_recent_positions_do_not_keep_a_failure(
-    simulator: AlpacaSimulator, broker: AlpacaRestClient
+async def test_retries_without_a_server_wait_back_off_by_the_shared_policy(
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    recent = RecentPositions(broker, max_age=60)
-    simulator.fail_positions(401)
-    with pytest.raises(BrokerAuthError):
-        await recent.get()
-    assert (await recent.get())[0] == []
+    # No Retry-After: the waits are BackoffPolicy's, doubling from retry_base_delay up to
+    # max_retry_wait, with no jitter.
+    waits: list[float] = []
+
+    async def record(delay: float) -> None:
+        waits.append(delay)
+
+    # Only the client's module sees the stand-in; the event loop keeps the real sleep.
+    monkeypatch.setattr(client_module, "asyncio", SimpleNamespace(sleep=record))
+    transport = httpx.MockTransport(lambda request: httpx.Response(503, text="busy"))
+    async with AlpacaRestClient(
+        "k", "s", max_attempts=4, retry_base_delay=0.5, max_retry_wait=1.5, transport=transport
+    ) as client:
+        with pytest.raises(BrokerUnavailableError, match="after 4 attempts"):
+            await client.get_positions()
+    assert waits == [0.5, 1.0, 1.5]
