@@ -72,6 +72,9 @@ class Settings(BaseSettings):
     # REDIS_PASSWORD when it holds a password). A secret, since it may hold one.
     redis_url: SecretStr | None = None
     redis_ssl_ca_certs: FilePath | None = None  # CA bundle (PEM) that signed Redis's cert
+    # Prefix of every key and channel ("paper" -> paper:price:AAPL), so deployments can
+    # share one Redis; empty keeps the spec's names exactly (libs/market_data/keys.py).
+    redis_namespace: Annotated[str, Field(pattern=r"^([A-Za-z0-9_.-]{1,32})?$")] = ""
 
     # HTTP API: when set, every endpoint but /health needs it (docs/security.md).
     market_data_api_key: SecretStr | None = None
