@@ -45,10 +45,14 @@ class MarketDataService:
             reconnect_base_delay=settings.reconnect_base_delay,
             reconnect_max_delay=settings.reconnect_max_delay,
             stall_timeout=settings.stall_timeout or None,
+            namespace=settings.redis_namespace,
             redis_write_timeout=settings.redis_write_timeout,
         )
-        self.subscriptions = SubscriptionRegistry(self.stream, self.redis_client)
-        self.prices = PriceCache(self.redis_client)
+        keys = self.stream.keys
+        self.subscriptions = SubscriptionRegistry(
+            self.stream, self.redis_client, key=keys.subscriptions_key
+        )
+        self.prices = PriceCache(self.redis_client, keys)
         # Positions (docs/positions.md): the broker's REST API, and the sync task.
         self.broker = AlpacaRestClient(
             settings.alpaca_api_key.get_secret_value(),

@@ -19,6 +19,7 @@ from libs.market_data import defaults
 from libs.market_data.backoff import BackoffPolicy
 from libs.market_data.exceptions import QuoteHandlingError
 from libs.market_data.heartbeat import Heartbeat
+from libs.market_data.keys import KeySpace
 from libs.market_data.pipeline.processor import PriceUpdate, QuoteProcessor
 from libs.market_data.pipeline.sink import RedisPriceSink
 from libs.market_data.stats import StreamStats
@@ -68,6 +69,7 @@ class AlpacaMarketDataStream:
         compression: str | None = "deflate",
         stall_timeout: float | None = defaults.STALL_TIMEOUT,
         redis_write_timeout: float = defaults.REDIS_WRITE_TIMEOUT,
+        namespace: str = "",
     ) -> None:
         if price_ttl <= 0:
             raise ValueError("price_ttl must be a positive number of seconds")
@@ -75,8 +77,9 @@ class AlpacaMarketDataStream:
         self.event_publisher = event_publisher
         self.price_ttl = price_ttl
         self._processor = QuoteProcessor()
+        self.keys = KeySpace(namespace)
         self._sink = RedisPriceSink(
-            redis_client.params, price_ttl, write_timeout=redis_write_timeout
+            redis_client.params, price_ttl, write_timeout=redis_write_timeout, keys=self.keys
         )
         self._connection = AlpacaConnection(
             url or feed_url(feed),
@@ -93,7 +96,7 @@ class AlpacaMarketDataStream:
             stall_timeout=stall_timeout,
             on_notice=self._forward_notice,
         )
-        self._heartbeat = Heartbeat(redis_client, self._connection.is_connected)
+        self._heartbeat = Heartbeat(redis_client, self._connection.is_connected, self.keys)
         # The connection's live, read-only view of the wanted symbols: read per frame, so
         # held here rather than looked up through the connection each time.
         self._subscribed = self._connection.desired

@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable
 from typing import Final
 
-from libs.market_data.keys import HEARTBEAT_KEY
+from libs.market_data.keys import DEFAULT_KEYS, KeySpace
 from libs.redis_client import RedisClient, RedisClientError
 
 __all__ = ["HEARTBEAT_INTERVAL", "Heartbeat"]
@@ -29,15 +29,18 @@ _TTL: Final = 7 * 24 * 3600  # a week: longer than any outage worth announcing
 class Heartbeat:
     """Reads the last beat at start; beats while ``alive()`` says so."""
 
-    def __init__(self, client: RedisClient, alive: Callable[[], bool]) -> None:
+    def __init__(
+        self, client: RedisClient, alive: Callable[[], bool], keys: KeySpace = DEFAULT_KEYS
+    ) -> None:
         self._client = client
+        self._key = keys.heartbeat_key
         self._alive = alive
 
     async def last(self) -> float | None:
         """When the previous run was last streaming, or None (never, or unreadable)."""
         try:
             async with asyncio.timeout(self._client.params.socket_timeout):
-                raw = await self._client.get(HEARTBEAT_KEY)
+                raw = await self._client.get(self._key)
         except (TimeoutError, RedisClientError) as exc:
             logger.warning("could not read the last heartbeat (%s); no gap announced", exc)
             return None
@@ -57,7 +60,7 @@ class Heartbeat:
             if self._alive():
                 try:
                     async with asyncio.timeout(HEARTBEAT_INTERVAL):
-                        await self._client.set(HEARTBEAT_KEY, b"%.6f" % time.time(), ttl=_TTL)
+                        await self._client.set(self._key, b"%.6f" % time.time(), ttl=_TTL)
                 except (TimeoutError, RedisClientError) as exc:
                     logger.debug("heartbeat not written: %s", exc)
             await asyncio.sleep(HEARTBEAT_INTERVAL)

@@ -16,7 +16,7 @@ from typing import Final
 import msgspec
 
 from apps.market_data_service.api.schemas import CacheHealth
-from libs.market_data import PRICE_KEY_PREFIX
+from libs.market_data.keys import DEFAULT_KEYS, KeySpace
 from libs.redis_client import RedisClient, RedisClientError
 from libs.telemetry import epoch_seconds
 
@@ -39,12 +39,13 @@ async def probe_cache(
     stale_after: float,
     *,
     timeout: float = PROBE_TIMEOUT,
+    keys: KeySpace = DEFAULT_KEYS,
 ) -> CacheHealth:
     """Ping Redis and sort ``symbols`` into fresh, stale and missing cache entries."""
     try:
         async with asyncio.timeout(timeout):
             ping = await client.ping()
-            raws = await client.mget([PRICE_KEY_PREFIX + s for s in symbols])
+            raws = await client.mget([keys.price_key(s) for s in symbols])
     except TimeoutError:
         return CacheHealth(
             redis_reachable=False,

@@ -11,7 +11,7 @@ from typing import Final
 import msgspec
 from pydantic import ValidationError
 
-from libs.market_data.keys import PRICE_KEY_PREFIX
+from libs.market_data.keys import DEFAULT_KEYS, KeySpace
 from libs.market_data.symbols import normalize_symbols
 from libs.market_data.types import PriceData
 from libs.redis_client import RedisClient
@@ -36,8 +36,9 @@ class PriceCache:
     a reader must not fail because one entry is bad.
     """
 
-    def __init__(self, client: RedisClient) -> None:
+    def __init__(self, client: RedisClient, keys: KeySpace = DEFAULT_KEYS) -> None:
         self._client = client
+        self._prefix = keys.price_key_prefix
         self.hits = 0
         self.misses = 0
 
@@ -50,7 +51,7 @@ class PriceCache:
         wanted = normalize_symbols(symbols)
         if len(wanted) > _MAX_SYMBOLS:
             raise ValueError(f"at most {_MAX_SYMBOLS} symbols per read")
-        raws = await self._client.mget([PRICE_KEY_PREFIX + s for s in wanted])
+        raws = await self._client.mget([self._prefix + s for s in wanted])
         found: dict[str, PriceData | None] = {}
         for symbol, raw in zip(wanted, raws, strict=True):
             price = None
@@ -58,7 +59,7 @@ class PriceCache:
                 try:
                     price = PriceData.model_validate_json(raw)
                 except ValidationError as exc:
-                    logger.warning("unreadable cache entry %s%s: %s", PRICE_KEY_PREFIX, symbol, exc)
+                    logger.warning("unreadable cache entry %s%s: %s", self._prefix, symbol, exc)
             if price is None:
                 self.misses += 1
             else:

@@ -14,7 +14,6 @@ from typing import Any, Final
 
 import msgspec
 
-from libs.market_data.keys import STATUS_CHANNEL
 from libs.market_data.pipeline.packing import Batch
 from libs.redis_client.exceptions import RedisClientError
 from libs.redis_client.writer import PipelinedWriter, pack_commands
@@ -29,10 +28,11 @@ _encode: Final = msgspec.json.Encoder().encode
 class Notices:
     """Encodes notices and sends or holds them."""
 
-    __slots__ = ("_held", "_writer", "published")
+    __slots__ = ("_channel", "_held", "_writer", "published")
 
-    def __init__(self, writer: PipelinedWriter[Batch]) -> None:
+    def __init__(self, writer: PipelinedWriter[Batch], channel: str) -> None:
         self._writer = writer
+        self._channel = channel
         self._held: deque[bytes] = deque(maxlen=_MAX_HELD)
         self.published = 0
 
@@ -56,7 +56,7 @@ class Notices:
             self._send(payload)
 
     def _send(self, payload: bytes) -> None:
-        command = pack_commands([(b"PUBLISH", STATUS_CHANNEL, payload)])
+        command = pack_commands([(b"PUBLISH", self._channel, payload)])
         try:
             self._writer.send(command, 1, Batch(Batch.NOTICE, (), payload))
         except RedisClientError:

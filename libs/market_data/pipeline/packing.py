@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Final
 
-from libs.market_data.keys import PRICE_CHANNEL_PREFIX, PRICE_KEY_PREFIX
+from libs.market_data.keys import DEFAULT_KEYS, KeySpace
 from libs.market_data.pipeline.processor import PriceUpdate
 from libs.redis_client.resp import SetPublishPacker
 
@@ -38,10 +38,11 @@ class Batch:
 class FramePacker:
     """Packs updates into ``SET price:{SYM} ... EX ttl`` and ``PUBLISH price.updated.{SYM}``."""
 
-    __slots__ = ("_names", "_packer")
+    __slots__ = ("_keys", "_names", "_packer")
 
-    def __init__(self, ttl: int) -> None:
+    def __init__(self, ttl: int, keys: KeySpace = DEFAULT_KEYS) -> None:
         self._packer = SetPublishPacker(ttl)
+        self._keys = keys
         # symbol -> the fixed command heads of its key and channel, built once
         self._names: dict[str, tuple[bytes, bytes]] = {}
 
@@ -79,7 +80,7 @@ class FramePacker:
         if len(self._names) >= _NAME_CACHE_LIMIT:
             self._names.clear()  # the whole market walks many symbols; keep memory bounded
         heads = self._packer.heads(
-            (PRICE_KEY_PREFIX + symbol).encode(), (PRICE_CHANNEL_PREFIX + symbol).encode()
+            self._keys.price_key(symbol).encode(), self._keys.price_channel(symbol).encode()
         )
         self._names[symbol] = heads
         return heads

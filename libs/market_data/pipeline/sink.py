@@ -23,7 +23,9 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict
 from typing import Any, Final
 
+from libs.market_data import defaults
 from libs.market_data.backoff import BackoffPolicy
+from libs.market_data.keys import DEFAULT_KEYS, KeySpace
 from libs.market_data.pipeline.book import UpdateBook
 from libs.market_data.pipeline.condition import SinkCondition, SinkState
 from libs.market_data.pipeline.notices import Notices
@@ -52,14 +54,15 @@ class RedisPriceSink:
         ttl: int,
         *,
         max_in_flight: int = 32,
-        write_timeout: float = 1.0,
+        write_timeout: float = defaults.REDIS_WRITE_TIMEOUT,
+        keys: KeySpace = DEFAULT_KEYS,
     ) -> None:
         if ttl <= 0:
             raise ValueError("ttl must be a positive number of seconds")
         if write_timeout <= 0:
             raise ValueError("write_timeout must be a positive number of seconds")
         self._params = params
-        self._frames = FramePacker(ttl)
+        self._frames = FramePacker(ttl, keys)
         self._writer: PipelinedWriter[Batch] = PipelinedWriter(
             params, max_in_flight=max_in_flight, on_lost=self._on_lost, on_reply=self._on_reply
         )
@@ -67,7 +70,7 @@ class RedisPriceSink:
         self._condition = SinkCondition(write_timeout)
         self._task: asyncio.Task[None] | None = None  # retry refused or wait for replies
         self._reconnect_task: asyncio.Task[None] | None = None
-        self._notices = Notices(self._writer)
+        self._notices = Notices(self._writer, keys.status_channel)
         self.quotes_written = 0
         self.quotes_deferred = 0
         self.quotes_refused = 0

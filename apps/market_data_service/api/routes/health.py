@@ -67,5 +67,6 @@ async def health(service: ServiceDep, response: Response) -> HealthResponse:
             service.redis_client,
             stream.get_subscribed_symbols(),
             stale_after=service.settings.price_cache_ttl,
+            keys=stream.keys,
         ),
     )
