@@ -2,20 +2,30 @@
 
 Names follow the spec's ``Settings`` plus the ones docs/architecture.md lists. Secrets are
 ``SecretStr`` so they never appear in logs, reprs or API answers. A mistake fails at
-startup with a message that names the setting (:func:`load_settings`).
+startup with a message that names the setting (:func:`load_settings`). A variable that
+looks like a setting but is none (``PRICE_CACHE_TTLL``) would be ignored silently:
+:func:`unknown_settings` finds them, and :func:`log_settings` warns about each at
+startup, next to one line with the effective configuration (:meth:`Settings.summary`).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import difflib
+import logging
+import os
+import re
 import ssl
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Annotated, Final, Literal, Self
 from urllib.parse import urlsplit
 
+from dotenv import dotenv_values
 from pydantic import (
     Field,
     FilePath,
+    PrivateAttr,
     SecretStr,
     ValidationError,
     field_validator,
@@ -26,7 +36,18 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from libs.market_data import defaults, feed_url
 from libs.redis_client import RedisConnectionParams
 
-__all__ = ["KNOWN_FEEDS", "MIN_API_KEY_LENGTH", "Settings", "SettingsError", "load_settings"]
+__all__ = [
+    "KNOWN_FEEDS",
+    "MIN_API_KEY_LENGTH",
+    "Settings",
+    "SettingsError",
+    "UnknownSetting",
+    "load_settings",
+    "log_settings",
+    "unknown_settings",
+]
+
+logger = logging.getLogger(__name__)
 
 KNOWN_FEEDS: Final = frozenset({"iex", "sip", "delayed_sip", "boats", "overnight", "test"})
 MIN_API_KEY_LENGTH: Final = 16
@@ -44,6 +65,32 @@ class SettingsError(Exception):
     """The settings are incomplete or wrong; the message names each setting."""
 
 
+@dataclasses.dataclass(frozen=True)
+class UnknownSetting:
+    """A variable that looks like a setting but is none, so nothing reads it: a typo.
+
+    Only its name: the value may be a secret (``ALPACA_SECRET_KEYY=...``).
+    """
+
+    name: str  # as written
+    source: str  # "the environment" or the dotenv file
+    suggestion: str | None  # the setting it most resembles, if any does
+
+    def hint(self) -> str:
+        """``NAME in SOURCE (did you mean SETTING?)``."""
+        guess = f"did you mean {self.suggestion}?" if self.suggestion else "no setting like it"
+        return f"{self.name} in {self.source} ({guess})"
+
+    def message(self) -> str:
+        """The startup warning."""
+        guess = (
+            f"did you mean {self.suggestion}?"
+            if self.suggestion
+            else "no setting resembles it (README, Configuration)"
+        )
+        return f"unknown setting {self.name} in {self.source} is ignored; {guess}"
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_file=".env", extra="ignore", case_sensitive=False)
 
@@ -53,6 +100,10 @@ class Settings(BaseSettings):
     port: Annotated[int, Field(gt=0, lt=65536)] = 8004
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
     log_format: Literal["text", "json"] = "text"  # json: one JSON object per line
+    # Off by default, being noise: httpx's line per REST request (every positions poll),
+    # and uvicorn's access line per /health probe or /metrics scrape (observability/logs.py).
+    log_http_client: bool = False
+    log_probes: bool = False
 
     # Alpaca API
     alpaca_api_key: SecretStr
@@ -115,6 +166,8 @@ class Settings(BaseSettings):
     # Doubles while fresh connections stay silent too (closed market), up to an hour;
     # 0 turns the data clock off. Per connection, so a quiet symbol never triggers it.
     stall_timeout: Annotated[float, Field(ge=0, allow_inf_nan=False)] = defaults.STALL_TIMEOUT
+    # Set by load_settings: variables that look like settings but are none.
+    _unknown: tuple[UnknownSetting, ...] = PrivateAttr(default=())
 
     @field_validator("log_level", mode="before")
     @classmethod
@@ -225,6 +278,42 @@ class Settings(BaseSettings):
     def stream_url(self) -> str:
         return self.alpaca_data_url or feed_url(self.alpaca_data_feed)
 
+    @property
+    def unknown_variables(self) -> tuple[UnknownSetting, ...]:
+        """What :func:`load_settings` found ignored (:func:`unknown_settings`)."""
+        return self._unknown
+
+    def summary(self) -> str:
+        """The effective configuration in one line, without a secret or a credential.
+
+        The stream's scheme, host and port only (a path or query may carry a token), the
+        Redis address without user or password, and whether the API key is set.
+        """
+        stream = urlsplit(self.stream_url)
+        host = stream.hostname or "?"
+        host = f"[{host}]" if ":" in host else host
+        try:
+            port = f":{stream.port}" if stream.port else ""
+        except ValueError:  # not a number: the connection will say so, not this line
+            port = ""
+        redis = self.redis_params()
+        if redis.unix_socket_path is not None:
+            where = f"unix:{redis.unix_socket_path}?db={redis.db}"
+        else:
+            redis_host = f"[{redis.host}]" if ":" in redis.host else redis.host
+            where = f"{redis_host}:{redis.port}/{redis.db}"
+        items = {
+            "feed": self.alpaca_data_feed,
+            "stream": f"{stream.scheme}://{host}{port}",
+            "redis": where,
+            "redis_tls": _on(redis.ssl),
+            "namespace": self.redis_namespace or "(none)",
+            "price_cache_ttl": f"{self.price_cache_ttl}s",
+            "api_key": _on(self.market_data_api_key is not None),
+            "position_sync": _on(self.position_sync_on),
+        }
+        return " ".join(f"{key}={value}" for key, value in items.items())
+
     def redis_params(self) -> RedisConnectionParams:
         password = self.redis_password.get_secret_value() if self.redis_password else None
         ca_certs = str(self.redis_ssl_ca_certs) if self.redis_ssl_ca_certs else None
@@ -245,10 +334,93 @@ class Settings(BaseSettings):
         )
 
 
+def _on(flag: bool) -> str:
+    return "on" if flag else "off"
+
+
+# -- variables that look like settings but are none ------------------------------------------
+
+_SETTING_NAMES: Final = frozenset(name.upper() for name in Settings.model_fields)
+# The first word of every setting's name: ALPACA_, REDIS_, MARKET_, PRICE_, RECONNECT_ ...
+_PREFIXES: Final = tuple(
+    sorted({name.split("_")[0] + "_" for name in _SETTING_NAMES if "_" in name})
+)
+# Read by other parts of the project, not by Settings (libs/redis_embedded/binary.py).
+_OTHER_KNOWN: Final = frozenset({"REDIS_SERVER_BIN"})
+# Kubernetes sets these for every service of the namespace (a service named "redis" or
+# "market-data" gives REDIS_SERVICE_HOST, MARKET_DATA_PORT=tcp://..., ...): not typos.
+_SERVICE_LINK: Final = re.compile(
+    r"[A-Z0-9_]+_(SERVICE_HOST|SERVICE_PORT(_[A-Z0-9_]+)?|PORT_\d+_(TCP|UDP|SCTP)(_[A-Z]+)?)"
+)
+_SERVICE_LINK_URL: Final = re.compile(r"(tcp|udp|sctp)://", re.IGNORECASE)
+_PREFIXED_CUTOFF: Final = 0.6  # difflib ratio for a hint when the prefix is ours
+_UNPREFIXED_CUTOFF: Final = 0.85  # without our prefix only a near miss counts (LOGLEVEL)
+
+
+def _service_link(name: str, value: str | None) -> bool:
+    if _SERVICE_LINK.fullmatch(name):
+        return True
+    return name.endswith("_PORT") and value is not None and bool(_SERVICE_LINK_URL.match(value))
+
+
+def _finding(name: str, value: str | None, source: str) -> UnknownSetting | None:
+    upper = name.upper()
+    if upper in _SETTING_NAMES or upper in _OTHER_KNOWN or _service_link(upper, value):
+        return None
+    ours = upper.startswith(_PREFIXES)
+    cutoff = _PREFIXED_CUTOFF if ours else _UNPREFIXED_CUTOFF
+    close = difflib.get_close_matches(upper, _SETTING_NAMES, n=1, cutoff=cutoff)
+    if not ours and not close:
+        return None
+    return UnknownSetting(name, source, close[0] if close else None)
+
+
+def _dotenv_files(env_file: object) -> list[Path]:
+    if env_file is None:
+        return []
+    if isinstance(env_file, str | os.PathLike):
+        env_file = [env_file]
+    if not isinstance(env_file, Iterable):
+        return []
+    paths = (Path(item).expanduser() for item in env_file if isinstance(item, str | os.PathLike))
+    return [path for path in paths if path.is_file()]
+
+
+def unknown_settings(
+    environ: Mapping[str, str] | None = None,
+    env_files: Iterable[str | os.PathLike[str]] | None = None,
+) -> list[UnknownSetting]:
+    """Variables that look like settings but are none, in the environment and dotenv files.
+
+    A name counts when it starts like a setting (``ALPACA_``, ``REDIS_``, ``PRICE_`` ...:
+    the first word of any setting's name) or is a near miss of one (``LOGLEVEL``); each
+    finding names the setting it most resembles (difflib). Defaults: ``os.environ`` and
+    the settings' own ``.env``. Values are never kept, nor shown.
+    """
+    environ = os.environ if environ is None else environ
+    files = _dotenv_files(Settings.model_config.get("env_file") if env_files is None else env_files)
+    found = [_finding(name, value, "the environment") for name, value in sorted(environ.items())]
+    encoding = Settings.model_config.get("env_file_encoding") or "utf-8"
+    for path in files:
+        try:
+            entries = dotenv_values(path, encoding=encoding, interpolate=False)
+        except (OSError, UnicodeDecodeError):
+            continue  # reading the settings fails on it too, naming it
+        found.extend(_finding(name, value, str(path)) for name, value in sorted(entries.items()))
+    return [finding for finding in found if finding is not None]
+
+
 def load_settings(**overrides: object) -> Settings:
-    """Read the settings, or raise :class:`SettingsError` naming every bad or missing one."""
+    """Read the settings, or raise :class:`SettingsError` naming every bad or missing one.
+
+    Variables that look like settings but are none are kept on the result
+    (:attr:`Settings.unknown_variables`, logged by :func:`log_settings`), and named in the
+    error too: a misspelt required setting shows up as missing.
+    """
+    env_file = overrides.get("_env_file", Settings.model_config.get("env_file"))
+    unknown = unknown_settings(env_files=_dotenv_files(env_file))
     try:
-        return Settings(**overrides)  # type: ignore[arg-type]
+        settings = Settings(**overrides)  # type: ignore[arg-type]
     except ValidationError as exc:
         missing: list[str] = []
         invalid: list[str] = []
@@ -263,4 +435,20 @@ def load_settings(**overrides: object) -> Settings:
         if missing:
             lines.append(f"missing settings: {', '.join(missing)}")
         lines.extend(f"invalid setting {item}" for item in invalid)
+        if unknown:
+            hints = ", ".join(finding.hint() for finding in unknown)
+            lines.append(f"ignored, not settings: {hints}")
         raise SettingsError("; ".join(lines)) from None
+    settings._unknown = tuple(unknown)
+    return settings
+
+
+def log_settings(settings: Settings, log: logging.Logger | None = None) -> None:
+    """At startup: one WARNING per variable that is no setting, then the configuration.
+
+    Names only, never a value; the configuration line is :meth:`Settings.summary`.
+    """
+    log = log or logger
+    for finding in settings.unknown_variables:
+        log.warning("%s", finding.message())
+    log.info("configuration: %s", settings.summary())

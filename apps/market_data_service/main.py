@@ -1,33 +1,60 @@
 """The FastAPI app: a thin shell over :class:`~apps.market_data_service.service.MarketDataService`.
 
 Run with ``uvicorn apps.market_data_service.main:app`` or ``market-data serve``.
+
+``app`` is built when first looked up (uvicorn does that as it starts), from the
+settings of the environment: a missing or wrong setting then ends the process with the
+one-line message ``market-data serve`` prints, and status 1, instead of a traceback of
+the startup. ``create_app()`` without settings reads them at startup instead, raising
+:class:`~apps.market_data_service.config.SettingsError`.
 """
 
 from __future__ import annotations
 
 import contextlib
-import logging
+import functools
+import sys
 from collections.abc import AsyncIterator
+from typing import Final
 
-from fastapi import Depends, FastAPI, Request, status
-from fastapi.encoders import jsonable_encoder
-from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi import Depends, FastAPI
 
+from apps.market_data_service.api import docs
+from apps.market_data_service.api.errors import (
+    document_problems,
+    install_problem_handlers,
+    problems,
+)
 from apps.market_data_service.api.routes import health, metrics, pnl, prices, subscriptions
 from apps.market_data_service.api.security import (
     UNAUTHORIZED_RESPONSES,
     document_api_key,
     require_api_key,
 )
-from apps.market_data_service.config import Settings, load_settings
-from apps.market_data_service.observability.logs import configure_logging_once, settings_secrets
+from apps.market_data_service.config import Settings, SettingsError, load_settings
+from apps.market_data_service.observability.logs import (
+    configure_logging_once,
+    log_startup,
+    settings_secrets,
+)
 from apps.market_data_service.service import MarketDataService
-from libs.market_data import InvalidSymbolError, MarketDataError
 
-__all__ = ["app", "create_app"]
+# ``app`` too, looked up by name (below); not in __all__, so a star import builds nothing.
+__all__ = ["SETTINGS_HINT", "create_app", "settings_or_exit"]
 
-logger = logging.getLogger(__name__)
+# Printed under a settings mistake, as `market-data serve` does.
+SETTINGS_HINT: Final = (
+    "Set them in the environment or a .env file (see README, Configuration). "
+    "To try the service without Alpaca keys, run `make demo`."
+)
+
+_DESCRIPTION: Final = """\
+Real-time Alpaca quotes, validated with exact decimals, cached in Redis.
+
+Every 4xx and 5xx answer is an RFC 9457 problem details body
+(`application/problem+json`): `type`, `title`, `status`, a one-line `detail`, a
+machine-readable `code`, and `errors` when several fields are wrong (schema `Problem`).
+"""
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -41,6 +68,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             service.settings.log_format,
             secrets=settings_secrets(service.settings),
         )
+        log_startup(service.settings)  # unknown variables, the configuration, quiet noise
         app.state.settings = service.settings
         app.state.service = service
         await service.start()
@@ -51,36 +79,23 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     app = FastAPI(
         title="Market Data Service",
-        description="Real-time Alpaca quotes, validated with exact decimals, cached in Redis.",
+        description=_DESCRIPTION,
         version="0.1.0",
         lifespan=lifespan,
-        # MARKET_DATA_API_KEY, on every route (routers added later too) but /health.
+        # Served from the app itself (api/docs.py): the pages work offline.
+        docs_url=None,
+        redoc_url=None,
+        # MARKET_DATA_API_KEY, on every route (routers added later too) but the public ones.
         dependencies=[Depends(require_api_key)],
-        responses=UNAUTHORIZED_RESPONSES,
+        responses={
+            **UNAUTHORIZED_RESPONSES,
+            **problems({500: "An unexpected error (`internal_error`), logged on the server"}),
+        },
     )
+    install_problem_handlers(app)
+    document_problems(app)
     document_api_key(app)
-
-    @app.exception_handler(RequestValidationError)
-    async def invalid_request(request: Request, exc: RequestValidationError) -> JSONResponse:
-        # FastAPI's own handler answers 500 when the rejected input is bytes that are not
-        # UTF-8 (a body sent without a JSON content type): show such bytes escaped.
-        detail = jsonable_encoder(
-            exc.errors(),
-            custom_encoder={bytes: lambda raw: raw.decode("utf-8", "backslashreplace")},
-        )
-        return JSONResponse(status_code=422, content={"detail": detail})
-
-    @app.exception_handler(MarketDataError)
-    async def broker_error(request: Request, exc: MarketDataError) -> JSONResponse:
-        # The broker answered a request with an error the endpoint does not map itself
-        # (406, 407, 500, a broken reply ...): a gateway error naming it, never a bare 500.
-        if isinstance(exc, InvalidSymbolError):  # bad input, wherever it is caught
-            return JSONResponse(status_code=422, content={"detail": str(exc)})
-        logger.warning("%s %s failed: %s", request.method, request.url.path, exc)
-        return JSONResponse(
-            status_code=status.HTTP_502_BAD_GATEWAY,
-            content={"detail": f"the market data broker answered with an error: {exc}"},
-        )
+    docs.add_offline_docs(app)
 
     app.include_router(health.router)
     app.include_router(subscriptions.router)
@@ -90,4 +105,24 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     return app
 
 
-app = create_app()
+def settings_or_exit() -> Settings:
+    """The environment's settings; on a mistake, the message on stderr and exit 1."""
+    try:
+        return load_settings()
+    except SettingsError as exc:
+        print(f"market-data: {exc}", file=sys.stderr)
+        print(SETTINGS_HINT, file=sys.stderr)
+        raise SystemExit(1) from None
+
+
+@functools.cache
+def _app_from_environment() -> FastAPI:
+    return create_app(settings_or_exit())
+
+
+def __getattr__(name: str) -> FastAPI:
+    # ``app``, built on first lookup (PEP 562): importing this module (tests,
+    # ``market-data serve``) reads no settings.
+    if name == "app":
+        return _app_from_environment()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -272,10 +272,13 @@ class AlpacaSimulator:
         binary = "msgpack" in headers.get("Content-Type", "").lower()
         session = Session(self._context, ws, self._encoders[binary])
         self._registry.add(session)
-        logger.debug("simulator session opened (%s)", "msgpack" if binary else "json")
+        # The connection as websockets' own records carry it: the service's log formatter
+        # shows it as the peer address and connection id.
+        where = {"websocket": ws}
+        logger.debug("simulator session opened (%s)", "msgpack" if binary else "json", extra=where)
         try:
             await session.run()
         finally:
             self._registry.discard(session)
             session.closed.set()
-            logger.debug("simulator session closed")
+            logger.debug("simulator session closed", extra=where)

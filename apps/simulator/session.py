@@ -171,7 +171,9 @@ class Session:
         except ConnectionClosed:
             pass
         except Exception:
-            logger.exception("simulator data loop failed; closing the session")
+            logger.exception(
+                "simulator data loop failed; closing the session", extra={"websocket": self.ws}
+            )
             await self.ws.close(1011, "internal error")
 
     # -- protocol --------------------------------------------------------------

@@ -9,6 +9,13 @@ from libs.market_data import exceptions
 from libs.market_data.alpaca_stream import AlpacaMarketDataStream, feed_url
 from libs.market_data.backoff import BackoffPolicy
 from libs.market_data.broker import AlpacaRestClient, Position, PositionSide, PreviousClose
+from libs.market_data.consumers import (
+    LivePrice,
+    PriceSubscriber,
+    SubscriberError,
+    SubscriberUpdate,
+    SyncPriceSubscriber,
+)
 from libs.market_data.exceptions import *  # noqa: F403 (the whole tree, listed in its __all__)
 from libs.market_data.keys import PRICE_CHANNEL_PREFIX, PRICE_KEY_PREFIX
 from libs.market_data.pnl import PnLReport, PositionPnL, PriceSource, compute_pnl
@@ -30,6 +37,7 @@ __all__ = [
     "AlpacaRestClient",
     "BackoffPolicy",
     "ConnectionState",
+    "LivePrice",
     "PnLReport",
     "Position",
     "PositionBasedSubscription",
@@ -38,9 +46,13 @@ __all__ = [
     "PreviousClose",
     "PriceData",
     "PriceSource",
+    "PriceSubscriber",
     "PriceUpdateEvent",
     "QuoteData",
     "RejectReason",
+    "SubscriberError",
+    "SubscriberUpdate",
+    "SyncPriceSubscriber",
     "check_quote",
     "compute_pnl",
     "feed_url",

@@ -70,13 +70,15 @@ class AlpacaMarketDataStream:
         stall_timeout: float | None = defaults.STALL_TIMEOUT,
         redis_write_timeout: float = defaults.REDIS_WRITE_TIMEOUT,
         namespace: str = "",
+        epoch: str | None = None,
     ) -> None:
         if price_ttl <= 0:
             raise ValueError("price_ttl must be a positive number of seconds")
         self.redis_client = redis_client
         self.event_publisher = event_publisher
         self.price_ttl = price_ttl
-        self._processor = QuoteProcessor()
+        # Sequence numbers restart per epoch: one per instance unless the caller passes one.
+        self._processor = QuoteProcessor(epoch)
         self.keys = KeySpace(namespace)
         self._sink = RedisPriceSink(
             redis_client.params, price_ttl, write_timeout=redis_write_timeout, keys=self.keys
@@ -186,6 +188,11 @@ class AlpacaMarketDataStream:
         return self._connection.state
 
     @property
+    def epoch(self) -> str:
+        """The epoch of this stream's ``seq`` numbers (in every record and event)."""
+        return self._processor.epoch
+
+    @property
     def connection(self) -> AlpacaConnection:
         return self._connection
 
@@ -257,8 +264,10 @@ class AlpacaMarketDataStream:
         For replays and tools; the stream itself takes the batched path. Raises
         :class:`~libs.market_data.exceptions.QuoteHandlingError` if Redis cannot take it.
         """
-        price = PriceData.from_quote(quote)
-        event = PriceUpdateEvent.from_quote(quote)
+        seq = self._processor.next_seq(quote.symbol)
+        epoch = self._processor.epoch
+        price = PriceData.from_quote(quote, seq=seq, epoch=epoch)
+        event = PriceUpdateEvent.from_quote(quote, seq=seq, epoch=epoch)
         update: PriceUpdate = (
             quote.symbol,
             price.model_dump_json().encode(),

@@ -5,6 +5,7 @@ redis-py and msgspec are translated where they enter (``raise ... from exc``).
 
     MarketDataError
     ├── InvalidSymbolError            a ticker that is not one; never sent to the broker
+    ├── SubscriberError               a PriceSubscriber gave up reconnecting to Redis
     ├── QuoteHandlingError            a quote could not be cached/published
     │   └── QuoteValidationError      crossed, negative or malformed; carries ``reason``
     ├── StreamConnectionError         transport-level trouble (connect, handshake, closed)
@@ -43,6 +44,7 @@ __all__ = [
     "QuoteValidationError",
     "SlowClientError",
     "StreamConnectionError",
+    "SubscriberError",
     "SubscriptionError",
 ]
 
@@ -58,6 +60,10 @@ class InvalidSymbolError(MarketDataError, ValueError):
         self.symbol = symbol
         self.why = why
         super().__init__(f"invalid symbol {symbol!r}: {why}")
+
+
+class SubscriberError(MarketDataError):
+    """A :class:`~libs.market_data.consumers.PriceSubscriber` gave up reconnecting."""
 
 
 class QuoteHandlingError(MarketDataError):

@@ -148,9 +148,14 @@ class PriceData(BaseModel):
     exchange: str | None = None
     bid_exchange: str | None = None
     ask_exchange: str | None = None
+    # The seq of the newest price.updated event published for this symbol, and the
+    # epoch it counts in (README, "What lands in Redis"). 0 / "": not sequenced (a record
+    # written by an earlier version, or by a tool outside the stream).
+    seq: int = 0
+    epoch: str = ""
 
     @classmethod
-    def from_quote(cls, quote: QuoteData) -> PriceData:
+    def from_quote(cls, quote: QuoteData, *, seq: int = 0, epoch: str = "") -> PriceData:
         """Build the cached form of a validated quote."""
         return cls(
             symbol=quote.symbol,
@@ -163,24 +168,46 @@ class PriceData(BaseModel):
             exchange=quote.exchange,
             bid_exchange=quote.bid_exchange,
             ask_exchange=quote.ask_exchange,
+            seq=seq,
+            epoch=epoch,
         )
 
 
 class PriceUpdateEvent(BaseModel):
-    """Published on ``price.updated.{SYMBOL}`` after the cache holds the new price."""
+    """Published on ``price.updated.{SYMBOL}`` after the cache holds the new price.
+
+    The spec's fields (``event_type``, ``symbol``, ``price``, ``timestamp``) keep their
+    names and meaning; the quote's sides, ``seq`` and ``epoch`` come beside them.
+    ``seq`` goes up by one per event of the symbol within an ``epoch``: a consumer drops
+    an event whose ``seq`` it has seen (a rewrite after a Redis fault republishes the
+    same JSON) and treats a jump, or a new ``epoch``, as a gap.
+    """
 
     model_config = ConfigDict(frozen=True)
 
     event_type: Literal["price.updated"] = "price.updated"
     symbol: str
     price: Decimal  # mid price
+    bid: Decimal
+    ask: Decimal
+    bid_size: int
+    ask_size: int
+    seq: int = 0  # 0 / "": not sequenced (see PriceData)
+    epoch: str = ""
+    # Last on purpose: the stream's latency sampler slices it off the end of the JSON.
     timestamp: str  # RFC 3339, the exchange's precision
 
     @classmethod
-    def from_quote(cls, quote: QuoteData) -> PriceUpdateEvent:
+    def from_quote(cls, quote: QuoteData, *, seq: int = 0, epoch: str = "") -> PriceUpdateEvent:
         """Build the event announcing a validated quote's mid price."""
         return cls(
             symbol=quote.symbol,
             price=quote.mid_price,
+            bid=quote.bid_price,
+            ask=quote.ask_price,
+            bid_size=quote.bid_size,
+            ask_size=quote.ask_size,
+            seq=seq,
+            epoch=epoch,
             timestamp=format_timestamp(quote.timestamp),
         )

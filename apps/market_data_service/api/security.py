@@ -1,15 +1,18 @@
 """The optional API key of the HTTP API (``MARKET_DATA_API_KEY``).
 
 When the setting is present, every endpoint except those in :data:`PUBLIC_PATHS`
-(``/health``, for orchestrators' probes) answers 401 unless the request carries the
-key, as ``X-API-Key: <key>`` or ``Authorization: Bearer <key>``. When it is absent the
-API is open (the service binds to loopback by default).
+(``/health`` and its probes ``/health/live`` and ``/health/ready``, for orchestrators)
+answers 401 unless the request carries the key, as ``X-API-Key: <key>`` or
+``Authorization: Bearer <key>``. When it is absent the API is open (the service binds to
+loopback by default).
 
 :func:`require_api_key` is applied to the whole app (``FastAPI(dependencies=...)``), so a
-router added later is protected without doing anything. ``/docs`` and
-``/openapi.json`` are not API routes and stay reachable: they describe the key (the
-security schemes) but contain no secret. The key is compared in constant time, on
-SHA-256 digests so even its length does not leak, and is never logged or echoed.
+router added later is protected without doing anything. The documentation (``/docs``,
+``/redoc``, ``/openapi.json`` and the pages' own scripts and styles under
+``/static-offline-docs``) is not an API route and stays reachable: it describes the key
+(the security schemes) but contains no secret, and a page that loads needs no header a
+browser would not send. The key is compared in constant time, on SHA-256 digests so
+even its length does not leak, and is never logged or echoed.
 """
 
 from __future__ import annotations
@@ -19,22 +22,23 @@ import hmac
 from collections.abc import Callable
 from typing import Annotated, Any, Final
 
-from fastapi import FastAPI, HTTPException, Request, Security, status
+from fastapi import FastAPI, Request, Security, status
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
-from pydantic import BaseModel, SecretStr
+from pydantic import SecretStr
+
+from apps.market_data_service.api.errors import ErrorCode, ProblemError, problems
 
 __all__ = [
     "API_KEY_HEADER",
     "PUBLIC_PATHS",
     "UNAUTHORIZED_RESPONSES",
-    "Unauthorized",
     "document_api_key",
     "require_api_key",
 ]
 
 API_KEY_HEADER: Final = "X-API-Key"
 # Route paths (as declared) that never need the key.
-PUBLIC_PATHS: Final = frozenset({"/health"})
+PUBLIC_PATHS: Final = frozenset({"/health", "/health/live", "/health/ready"})
 
 _MISSING: Final = "missing API key: send it as X-API-Key or as 'Authorization: Bearer <key>'"
 _WRONG: Final = "invalid API key"
@@ -54,15 +58,9 @@ _bearer = HTTPBearer(
 )
 
 
-class Unauthorized(BaseModel):
-    """The body of a 401."""
-
-    detail: str
-
-
-UNAUTHORIZED_RESPONSES: Final[dict[int | str, dict[str, Any]]] = {
-    401: {"model": Unauthorized, "description": "The API key is missing or wrong"}
-}
+UNAUTHORIZED_RESPONSES: Final[dict[int | str, dict[str, Any]]] = problems(
+    {401: "The API key is missing or wrong (`unauthorized`)"}
+)
 
 
 def _digest(value: str) -> bytes:
@@ -91,9 +89,15 @@ async def require_api_key(
         return
     presented = api_key if api_key is not None else (bearer.credentials if bearer else None)
     if not presented:
-        raise HTTPException(status.HTTP_401_UNAUTHORIZED, _MISSING, headers=_CHALLENGE)
+        raise _unauthorized(_MISSING)
     if not hmac.compare_digest(_digest(presented), _digest(expected.get_secret_value())):
-        raise HTTPException(status.HTTP_401_UNAUTHORIZED, _WRONG, headers=_CHALLENGE)
+        raise _unauthorized(_WRONG)
+
+
+def _unauthorized(detail: str) -> ProblemError:
+    return ProblemError(
+        status.HTTP_401_UNAUTHORIZED, detail, ErrorCode.UNAUTHORIZED, headers=_CHALLENGE
+    )
 
 
 def document_api_key(app: FastAPI) -> None:
@@ -120,9 +124,7 @@ def document_api_key(app: FastAPI) -> None:
                     operation.pop("security", None)
                     operation.get("responses", {}).pop("401", None)
         if not protected:
-            components = schema.get("components", {})
-            components.pop("securitySchemes", None)
-            components.get("schemas", {}).pop(Unauthorized.__name__, None)
+            schema.get("components", {}).pop("securitySchemes", None)
         app.openapi_schema = schema
         return schema
 

@@ -6,17 +6,18 @@
 from __future__ import annotations
 
 import argparse
-import json
 import logging
-import os
 import signal
 import sys
-from collections.abc import Sequence
-from pathlib import Path
-from typing import Any
+from collections.abc import Callable, Sequence
 
-import httpx
-
+from apps.market_data_service.cli.client import (
+    EXIT_CODES_HELP,
+    CommandError,
+    api_url,
+    resolve_api_key,
+)
+from apps.market_data_service.cli.tables import LIST_LIMIT
 from apps.market_data_service.config import SettingsError, load_settings
 from apps.market_data_service.observability.logs import (
     LogFormat,
@@ -90,7 +91,7 @@ def _demo(args: argparse.Namespace) -> int:
 def _status(args: argparse.Namespace) -> int:
     from apps.market_data_service.cli import status
 
-    return status.run(args.api)
+    return status.run(args.api, resolve_api_key(args.api_key), show_all=args.all)
 
 
 def _bench(args: argparse.Namespace) -> int:
@@ -109,41 +110,52 @@ def _bench(args: argparse.Namespace) -> int:
     )
 
 
-def _api_key_headers() -> dict[str, str]:
-    """``X-API-Key`` from MARKET_DATA_API_KEY (or its _FILE), for a service that needs it."""
-    key = os.environ.get("MARKET_DATA_API_KEY", "").strip()
-    key_file = os.environ.get("MARKET_DATA_API_KEY_FILE")
-    if not key and key_file:
-        try:
-            key = Path(key_file).read_text(encoding="utf-8").strip()
-        except (OSError, UnicodeDecodeError):
-            key = ""  # the service answers 401, which says what is missing
-    return {"X-API-Key": key} if key else {}
+def _remote(name: str) -> Callable[[argparse.Namespace], int]:
+    """The handler ``name`` of :mod:`apps.market_data_service.cli.remote`, imported on use."""
+
+    def handler(args: argparse.Namespace) -> int:
+        from apps.market_data_service.cli import remote
+
+        command: Callable[[argparse.Namespace], int] = getattr(remote, name)
+        return command(args)
+
+    return handler
 
 
-def _call(args: argparse.Namespace, method: str, path: str, body: Any = None) -> int:
+def _api_argument(value: str) -> str:
     try:
-        response = httpx.request(
-            method,
-            args.api.rstrip("/") + path,
-            json=body,
-            headers=_api_key_headers(),
-            timeout=15.0,
-        )
-    except httpx.HTTPError as exc:
-        print(f"market-data: cannot reach the service at {args.api}: {exc}", file=sys.stderr)
-        return 1
-    try:
-        shown: Any = response.json()
+        return api_url(value)
     except ValueError:
-        shown = response.text
-    print(json.dumps(shown, indent=2) if not isinstance(shown, str) else shown)
-    return 0 if response.is_success else 1
+        raise argparse.ArgumentTypeError(
+            f"{value!r} is not an http:// or https:// URL (e.g. {DEFAULT_API})"
+        ) from None
+
+
+def _client_options() -> argparse.ArgumentParser:
+    """--api and --api-key, shared by the commands that talk to a running service."""
+    options = argparse.ArgumentParser(add_help=False)
+    options.add_argument(
+        "--api",
+        type=_api_argument,
+        default=DEFAULT_API,
+        help=f"service URL (default {DEFAULT_API})",
+    )
+    options.add_argument(
+        "--api-key",
+        metavar="KEY",
+        help="the service's API key (default: MARKET_DATA_API_KEY or MARKET_DATA_API_KEY_FILE "
+        "from the environment or ./.env, as the service reads them); a key given here is "
+        "visible in the process list, prefer those. Never printed",
+    )
+    return options
 
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="market-data", description="Real-time market data service (Alpaca -> Redis)."
+        prog="market-data",
+        description="Real-time market data service (Alpaca -> Redis).",
+        epilog=EXIT_CODES_HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
@@ -165,7 +177,10 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument("--port", type=int, default=8004, help="service port (default 8004)")
     demo.add_argument("--rate", type=float, default=20.0, help="simulated quotes/s in total")
     demo.add_argument(
-        "--symbols", nargs="+", default=["AAPL", "MSFT", "GOOGL"], help="symbols to subscribe"
+        "--symbols",
+        nargs="+",
+        default=["AAPL", "MSFT", "GOOGL"],
+        help="symbols to subscribe; the demo account holds a position in each",
     )
     demo.add_argument("--duration", type=float, help="stop after this many seconds")
     demo.add_argument("--log-level", default="WARNING")
@@ -178,34 +193,47 @@ def _parser() -> argparse.ArgumentParser:
     bench.add_argument("--only", nargs="+", help="run only these scenarios")
     bench.set_defaults(handler=_bench)
 
-    for name, help_text in (
-        ("health", "show the service's health"),
-        ("subscriptions", "list the subscribed symbols"),
-    ):
-        sub = commands.add_parser(name, help=help_text)
-        sub.add_argument("--api", default=DEFAULT_API, help=f"service URL (default {DEFAULT_API})")
-        sub.set_defaults(
-            handler=lambda a, p="/health" if name == "health" else "/api/v1/subscriptions": _call(
-                a, "GET", p
-            )
+    client = _client_options()
+
+    def client_command(name: str, help_text: str) -> argparse.ArgumentParser:
+        return commands.add_parser(
+            name,
+            help=help_text,
+            description=help_text[0].upper() + help_text[1:] + ".",
+            parents=[client],
+            epilog=EXIT_CODES_HELP,
+            formatter_class=argparse.RawDescriptionHelpFormatter,
         )
 
-    sub = commands.add_parser("subscribe", help="subscribe to symbols")
-    sub.add_argument("symbols", nargs="+")
-    sub.add_argument("--api", default=DEFAULT_API)
-    sub.set_defaults(
-        handler=lambda a: _call(a, "POST", "/api/v1/subscribe", {"symbols": a.symbols})
-    )
+    json_help = "print the service's JSON answer instead"
+    health = client_command("health", "show the service's health")
+    health.add_argument("--json", action="store_true", help=json_help)
+    health.set_defaults(handler=_remote("health"))
 
-    unsub = commands.add_parser("unsubscribe", help="unsubscribe from a symbol")
-    unsub.add_argument("symbol")
-    unsub.add_argument("--api", default=DEFAULT_API)
-    unsub.set_defaults(handler=lambda a: _call(a, "DELETE", f"/api/v1/subscribe/{a.symbol}"))
+    listing = client_command("subscriptions", "list the subscribed symbols and their sources")
+    listing.add_argument("--json", action="store_true", help=json_help)
+    listing.set_defaults(handler=_remote("subscriptions"))
 
-    status = commands.add_parser(
-        "status", help="tables of the service's health, subscriptions and real-time P&L"
+    sub = client_command(
+        "subscribe", "subscribe to symbols (sent in batches of the API's limit per request)"
     )
-    status.add_argument("--api", default=DEFAULT_API, help=f"service URL (default {DEFAULT_API})")
+    sub.add_argument("symbols", nargs="+", metavar="SYMBOL")
+    sub.add_argument("--json", action="store_true", help=json_help)
+    sub.set_defaults(handler=_remote("subscribe"))
+
+    unsub = client_command("unsubscribe", "unsubscribe from a symbol")
+    unsub.add_argument("symbol", metavar="SYMBOL")
+    unsub.add_argument("--json", action="store_true", help=json_help)
+    unsub.set_defaults(handler=_remote("unsubscribe"))
+
+    status = client_command(
+        "status", "tables of the service's health, subscriptions and real-time P&L"
+    )
+    status.add_argument(
+        "--all",
+        action="store_true",
+        help=f"list every subscription (above {LIST_LIMIT} they are summarised)",
+    )
     status.set_defaults(handler=_status)
     return parser
 
@@ -214,6 +242,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
         result: int = args.handler(args)
+    except CommandError as exc:  # one line, never a traceback
+        print(f"market-data: {exc}", file=sys.stderr)
+        return exc.exit_code
     except KeyboardInterrupt:
         return 130
     return result

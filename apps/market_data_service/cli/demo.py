@@ -2,10 +2,11 @@
 
 Starts a private ``redis-server``, the Alpaca-protocol simulator and the service on
 loopback, subscribes through the HTTP API like any client would, and shows prices as
-they land in Redis: events from ``price.updated.*``, bid/ask read back from
-``price:{SYM}``. The simulator's account opens with a few positions (long AAPL, short
-MSFT, long GOOGL), so the real-time P&L table below the prices moves with the quotes.
-Ctrl-C stops everything it started.
+they land in Redis: events from ``price.updated.{SYM}`` of the symbols shown (the event
+counter counts those), bid/ask read back from ``price:{SYM}``. The simulator's account
+holds a position in each of ``--symbols`` (long, short, long, ... near the simulated
+prices), so the real-time P&L table below the prices moves with the quotes. Ctrl-C stops
+everything it started.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import contextlib
 import signal
 import sys
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
@@ -28,34 +30,45 @@ from rich.live import Live
 from rich.table import Table
 from rich.text import Text
 
-from apps.market_data_service.cli.status import pnl_table
+from apps.market_data_service.cli.client import problem_line
+from apps.market_data_service.cli.tables import age, count, money, pnl_table
 from apps.market_data_service.config import Settings
 from apps.market_data_service.main import create_app
 from apps.simulator import AlpacaSimulator, SimulatorConfig
 from apps.simulator.quotes import format_price, start_price_cents
-from libs.market_data import PriceData, PriceUpdateEvent
+from libs.market_data import InvalidSymbolError, PriceData, normalize_symbols
+from libs.market_data.cache.price_cache import price_age_seconds
+from libs.market_data.keys import price_channel
 from libs.redis_client import RedisClient
 from libs.redis_embedded import EmbeddedRedis
 
-__all__ = ["run"]
+__all__ = ["DEMO_SYMBOLS", "demo_positions", "run"]
 
-_event_decoder = msgspec.json.Decoder(dict[str, str])
+
+class _Event(msgspec.Struct):
+    """What the board reads of a ``price.updated`` event (other members are ignored)."""
+
+    symbol: str
+    price: Decimal  # the mid, as the exact decimal string of the event
+
+
+_event_decoder = msgspec.json.Decoder(_Event)
 PNL_PATH = "/api/v1/positions/pnl/realtime"
-# (symbol, signed qty, entry as a percent of the simulator's start price): one winner
-# each way and a loser, so both signs of P&L show from the first quote.
-_DEMO_POSITIONS = (("AAPL", 100, 98), ("MSFT", -50, 101), ("GOOGL", 25, 102))
+DEMO_SYMBOLS = ("AAPL", "MSFT", "GOOGL")
+# (signed qty, entry as a percent of the simulator's start price), taken in turn by the
+# demo's symbols: one winner each way and a loser, so both signs of P&L show at once.
+_POSITION_SHAPES = ((100, 98), (-50, 101), (25, 102))
 
 
-def demo_positions() -> tuple[dict[str, str], ...]:
-    """The demo account's positions, as the simulator's ``positions`` setting takes them."""
-    return tuple(
-        {
-            "symbol": symbol,
-            "qty": str(qty),
-            "avg_entry_price": format_price(start_price_cents(symbol) * percent // 100),
-        }
-        for symbol, qty, percent in _DEMO_POSITIONS
-    )
+def demo_positions(symbols: Sequence[str] = DEMO_SYMBOLS) -> tuple[dict[str, str], ...]:
+    """The demo account: a position in each of ``symbols``, as the simulator's
+    ``positions`` setting takes them."""
+    positions = []
+    for index, symbol in enumerate(symbols):
+        qty, percent = _POSITION_SHAPES[index % len(_POSITION_SHAPES)]
+        entry = format_price(start_price_cents(symbol) * percent // 100)
+        positions.append({"symbol": symbol, "qty": str(qty), "avg_entry_price": entry})
+    return tuple(positions)
 
 
 @dataclass
@@ -76,8 +89,14 @@ class _Board:
     pnl: dict[str, Any] | None = None  # the last GET /api/v1/positions/pnl/realtime body
     pnl_error: str | None = None
 
+    def __post_init__(self) -> None:
+        self._shown = frozenset(self.symbols)
+
     def on_event(self, payload: bytes) -> None:
-        event = PriceUpdateEvent.model_validate_json(payload)
+        """Count an event of a shown symbol (any other is not on the board: ignored)."""
+        event = _event_decoder.decode(payload)
+        if event.symbol not in self._shown:
+            return
         row = self.rows.setdefault(event.symbol, _Row())
         row.previous_mid, row.mid = row.mid, event.price
         row.updates += 1
@@ -100,11 +119,18 @@ async def _demo(args: argparse.Namespace) -> int:
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
 
+    try:
+        symbols = normalize_symbols(args.symbols)
+    except InvalidSymbolError as exc:
+        print(f"market-data: {exc}", file=sys.stderr)
+        return 2
     console.print("[bold]market-data demo[/]: starting a private Redis and the simulator ...")
     async with (
         EmbeddedRedis() as redis_server,
         AlpacaSimulator(
-            SimulatorConfig(port=0, rate=args.rate, batch_size=10, positions=demo_positions())
+            SimulatorConfig(
+                port=0, rate=args.rate, batch_size=10, positions=demo_positions(symbols)
+            )
         ) as sim,
     ):
         settings = Settings(
@@ -141,17 +167,17 @@ async def _demo(args: argparse.Namespace) -> int:
                 return 1
             base = f"http://127.0.0.1:{args.port}"
             async with httpx.AsyncClient(base_url=base, timeout=10) as http:
-                reply = await http.post("/api/v1/subscribe", json={"symbols": args.symbols})
-                if reply.status_code != 201:
-                    console.print(f"[red]subscribe failed[/]: {reply.status_code} {reply.text}")
-                    return 1
+                failure = await _subscribe(http, symbols)
+            if failure is not None:
+                console.print(f"[red]subscribe failed[/]: {failure}", markup=True, highlight=False)
+                return 1
             console.print(
                 f"service on [bold]{base}[/]  docs: {base}/docs  health: {base}/health\n"
-                f"prices: {base}/api/v1/prices/AAPL  P&L: {base}/api/v1/positions/pnl/realtime"
+                f"prices: {base}/api/v1/prices/{symbols[0]}  P&L: {base}{PNL_PATH}"
                 f"  metrics: {base}/metrics\n"
                 f"simulator {sim.url()}  redis {redis_server.url}  Ctrl-C to stop"
             )
-            board = _Board(symbols=reply.json()["subscribed_symbols"])
+            board = _Board(symbols=symbols)
             client = RedisClient(params=redis_server.params)
             try:
                 async with httpx.AsyncClient(base_url=base, timeout=10) as http:
@@ -172,6 +198,22 @@ async def _demo(args: argparse.Namespace) -> int:
                 await serving
     console.print("stopped: service, simulator and Redis are down.")
     return 0
+
+
+async def _subscribe(http: httpx.AsyncClient, symbols: list[str]) -> str | None:
+    """Subscribe like any client, in batches of the API's limit; what failed, if any."""
+    from apps.market_data_service.api.schemas import MAX_SYMBOLS_PER_REQUEST
+
+    for start in range(0, len(symbols), MAX_SYMBOLS_PER_REQUEST):
+        batch = symbols[start : start + MAX_SYMBOLS_PER_REQUEST]
+        reply = await http.post("/api/v1/subscribe", json={"symbols": batch})
+        if not reply.is_success:
+            try:
+                body: Any = reply.json()
+            except ValueError:
+                body = reply.text
+            return problem_line(reply.status_code, body, reply.reason_phrase)
+    return None
 
 
 async def _serve(server: uvicorn.Server) -> None:
@@ -200,7 +242,9 @@ async def _show(
     duration: float | None,
 ) -> None:
     pubsub = client.redis.pubsub()
-    await pubsub.psubscribe("price.updated.*")
+    # The channels of the symbols shown, not price.updated.*: a symbol another client
+    # subscribed meanwhile is not on the board, and its events are not counted.
+    await pubsub.subscribe(*(price_channel(symbol) for symbol in board.symbols))
     deadline = None if duration is None else time.monotonic() + duration
     # A terminal gets a live table; a pipe or log gets one line a second.
     live = Live(console=console, auto_refresh=False) if console.is_terminal else None
@@ -247,18 +291,24 @@ async def _refresh_pnl(board: _Board, http: httpx.AsyncClient) -> None:
     if reply.status_code == 200:
         board.pnl, board.pnl_error = reply.json(), None
     else:
-        board.pnl_error = f"P&L unavailable: HTTP {reply.status_code} {reply.text}"
+        try:
+            body: Any = reply.json()
+        except ValueError:
+            body = reply.text
+        board.pnl_error = f"P&L unavailable: {problem_line(reply.status_code, body)}"
 
 
-def _render(board: _Board) -> Group:
+def _render(board: _Board, wall_clock: float | None = None) -> Group:
+    """The live table: prices, spread, events counted, quote age; the P&L below it."""
     table = Table(title="Live prices (from Redis)", expand=False)
-    for name in ("symbol", "bid", "ask", "mid", "spread (bps)", "updates", "exchange time"):
+    for name in ("symbol", "bid", "ask", "mid", "spread (bps)", "updates", "quote age"):
         table.add_column(name, justify="right" if name not in ("symbol",) else "left")
     now = time.monotonic()
+    wall = time.time() if wall_clock is None else wall_clock
     for symbol in board.symbols:
         row = board.rows.get(symbol, _Row())
         price = row.price
-        mid_text = Text(str(row.mid) if row.mid is not None else "-")
+        mid_text = Text(money(row.mid))
         if row.mid is not None and row.previous_mid is not None and now - row.last_event_at < 1:
             mid_text.stylize("green" if row.mid >= row.previous_mid else "red")
         spread = (
@@ -266,15 +316,15 @@ def _render(board: _Board) -> Group:
         )
         table.add_row(
             symbol,
-            str(price.bid) if price else "-",
-            str(price.ask) if price else "-",
+            money(price.bid) if price else "-",
+            money(price.ask) if price else "-",
             mid_text,
             spread,
-            str(row.updates),
-            price.timestamp if price else "-",
+            count(row.updates),
+            age(price_age_seconds(price, wall)) if price else "-",
         )
     elapsed = max(now - board.started, 1e-9)
-    footer = Text(f"{board.events} events received, {board.events / elapsed:.1f}/s")
+    footer = Text(f"{board.events:,} events received, {board.events / elapsed:,.1f}/s")
     if board.pnl_error is not None:
         return Group(table, footer, Text(board.pnl_error, style="red"))
     if board.pnl is not None:

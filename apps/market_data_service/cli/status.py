@@ -2,196 +2,126 @@
 
 Reads the service's own HTTP API (``/health``, ``/api/v1/subscriptions``,
 ``/api/v1/positions/pnl/realtime``) and prints three tables: health, subscriptions with
-their sources, and real-time P&L. Exit code 0 when the service is healthy, 1 when it is
-degraded, unhealthy or unreachable, so scripts can use it as a check. A service that
-requires an API key gets ``MARKET_DATA_API_KEY`` from the environment.
+their sources and last quote, and real-time P&L. More than
+:data:`~apps.market_data_service.cli.tables.LIST_LIMIT` subscriptions are summarised
+(counts, the stalest few) unless ``--all`` asks for every one.
+
+Exit code 0 only when every call succeeded and the service is healthy; 1 when it is
+degraded, unhealthy or unreachable, or a call failed (a 401 for a missing or wrong API
+key included), so scripts can use it as a check. The API key comes from where the
+service reads it, or ``--api-key`` (:mod:`apps.market_data_service.cli.client`).
 """
 
 from __future__ import annotations
 
-import os
 import sys
 import time
-from typing import Any
+from typing import Any, Final
 
-import httpx
 from rich.console import Console, Group, RenderableType
-from rich.table import Table
 from rich.text import Text
 
-__all__ = ["fetch_status", "pnl_table", "render_status", "run"]
+from apps.market_data_service.cli import tables
+from apps.market_data_service.cli.client import (
+    EXIT_FAILED,
+    EXIT_OK,
+    ApiKey,
+    CommandError,
+    Reply,
+    ServiceClient,
+    failure_line,
+)
+from apps.market_data_service.cli.tables import (
+    LIST_LIMIT,
+    health_table,
+    pnl_table,
+    subscriptions_summary,
+    subscriptions_table,
+)
 
-_STATUS_STYLE = {"healthy": "green", "degraded": "yellow", "unhealthy": "red"}
-_WIDE = 160  # a pipe gets this many columns: the P&L table needs them
+__all__ = ["PATHS", "fetch_status", "pnl_table", "render_status", "run", "status_ok"]
 
-
-def _get(client: httpx.Client, path: str) -> tuple[int, Any]:
-    response = client.get(path)
-    try:
-        body: Any = response.json()
-    except ValueError:
-        body = response.text
-    return response.status_code, body
+HEALTH: Final = "/health"
+SUBSCRIPTIONS: Final = "/api/v1/subscriptions"
+PNL: Final = "/api/v1/positions/pnl/realtime"
+PATHS: Final = (HEALTH, SUBSCRIPTIONS, PNL)
 
 
 def fetch_status(
-    api: str, timeout: float = 10.0, api_key: str | None = None
-) -> dict[str, tuple[int, Any]]:
-    """Path -> (status code, body) of the three reads; raises ``httpx.HTTPError``.
-
-    ``api_key`` is sent as ``X-API-Key`` for a service configured with
-    ``MARKET_DATA_API_KEY``.
-    """
-    headers = {"X-API-Key": api_key} if api_key else None
-    with httpx.Client(base_url=api.rstrip("/"), timeout=timeout, headers=headers) as client:
-        return {
-            path: _get(client, path)
-            for path in ("/health", "/api/v1/subscriptions", "/api/v1/positions/pnl/realtime")
-        }
+    api: str, timeout: float = 10.0, api_key: ApiKey | None = None
+) -> dict[str, Reply]:
+    """Path -> :class:`Reply` of the three reads; :class:`CommandError` if unreachable."""
+    client = ServiceClient(api, api_key, timeout=timeout)
+    try:
+        return {path: client.request("GET", path) for path in PATHS}
+    finally:
+        client.close()
 
 
-def _ago(epoch: object, now: float) -> str:
-    if not isinstance(epoch, int | float):
-        return "never"
-    return f"{max(0.0, now - epoch):.1f}s ago"
+def _failed(what: str, reply: Reply, key: ApiKey | None) -> Text:
+    return Text(f"{what}: {failure_line(reply, key)}", style="red")
 
 
-def _seconds(value: object) -> str:
-    return f"{value:.1f}s" if isinstance(value, int | float) else "-"
-
-
-def _signed(value: object) -> Text:
-    """A decimal string, green when positive and red when negative (never re-parsed)."""
-    if not isinstance(value, str):
-        return Text("-")
-    style = "red" if value.startswith("-") else ("green" if value.strip("0.") else "")
-    return Text(value, style=style)
-
-
-def _health_table(health: dict[str, Any], now: float) -> Table:
-    table = Table(title="Health", show_header=False, title_justify="left")
-    table.add_column("what", style="bold")
-    table.add_column("value")
-    state = str(health.get("status", "?"))
-    table.add_row("status", Text(state, style=_STATUS_STYLE.get(state, "")))
-    table.add_row("stream", f"{health.get('state', '?')}")
-    table.add_row("websocket connected", str(health.get("websocket_connected")))
-    table.add_row("redis connected", str(health.get("redis_connected")))
-    table.add_row("subscribed symbols", str(health.get("subscribed_symbols")))
-    if health.get("reason"):
-        table.add_row("reason", Text(str(health["reason"]), style="yellow"))
-    sync = health.get("position_sync")
-    if isinstance(sync, dict):
-        if not sync.get("enabled"):
-            table.add_row("positions sync", "off")
-        else:
-            failing = int(sync.get("consecutive_failures") or 0)
-            text = Text(
-                f"every {sync.get('interval_seconds')}s, last success "
-                f"{_ago(sync.get('last_success_at'), now)}",
-                style="yellow" if failing else "",
-            )
-            if failing:
-                text.append(f", failing ({failing} in a row): {sync.get('last_error')}")
-            table.add_row("positions sync", text)
-    return table
-
-
-def _subscriptions_table(subs: dict[str, Any], health: dict[str, Any]) -> Table:
-    ages = health.get("last_update_age_seconds") or {}
-    table = Table(title=f"Subscriptions ({subs.get('count', 0)})", title_justify="left")
-    table.add_column("symbol", style="bold")
-    table.add_column("sources")
-    table.add_column("last quote", justify="right")
-    sources: dict[str, list[str]] = subs.get("sources") or {}
-    for symbol in subs.get("symbols") or []:
-        age = ages.get(symbol)
-        table.add_row(
-            symbol,
-            ", ".join(sources.get(symbol, [])) or "-",
-            "none yet" if age is None else f"{age:.1f}s ago",
-        )
-    return table
-
-
-def pnl_table(pnl: dict[str, Any]) -> Table:
-    """The real-time P&L body as a table, totals in the footer."""
-    table = Table(title="Real-time P&L", title_justify="left", show_footer=True)
-    totals = pnl.get("totals") or {}
-    columns: tuple[tuple[str, str | Text], ...] = (
-        ("symbol", "TOTAL"),
-        ("side", ""),
-        ("qty", ""),
-        ("avg entry", ""),
-        ("price", ""),
-        ("source", f"{totals.get('priced_positions', 0)}/{totals.get('positions', 0)} priced"),
-        ("age", ""),
-        ("cost basis", str(totals.get("total_cost_basis", "-"))),
-        ("market value", str(totals.get("total_market_value", "-"))),
-        ("P&L", _signed(totals.get("total_unrealized_pl"))),
-        ("P&L %", _signed(totals.get("total_unrealized_pl_pct"))),
-    )
-    for index, (name, footer) in enumerate(columns):
-        left = index < 2 or name == "source"
-        table.add_column(name, footer=footer, justify="left" if left else "right")
-    for row in pnl.get("positions") or []:
-        source = str(row.get("price_source"))
-        table.add_row(
-            str(row.get("symbol")),
-            str(row.get("side")),
-            str(row.get("qty")),
-            str(row.get("avg_entry_price")),
-            str(row.get("current_price") or "-"),
-            Text(source, style="" if source == "realtime" else "yellow"),
-            _seconds(row.get("price_age_seconds")),
-            str(row.get("cost_basis")),
-            str(row.get("market_value") or "-"),
-            _signed(row.get("unrealized_pl")),
-            _signed(row.get("unrealized_pl_pct")),
-        )
-    return table
-
-
-def _problem(title: str, code: int, body: Any) -> Text:
-    detail = body.get("detail", body) if isinstance(body, dict) else body
-    return Text(f"{title}: HTTP {code}: {detail}", style="red")
-
-
-def render_status(reads: dict[str, tuple[int, Any]], now: float | None = None) -> Group:
-    """The three tables (or what went wrong instead of each) from :func:`fetch_status`."""
+def render_status(
+    reads: dict[str, Reply],
+    now: float | None = None,
+    *,
+    show_all: bool = False,
+    api_key: ApiKey | None = None,
+) -> Group:
+    """The three tables (or one line saying what went wrong instead of each)."""
     current = time.time() if now is None else now
     parts: list[RenderableType] = []
-    _, health = reads["/health"]
-    health = health if isinstance(health, dict) else {}
-    parts.append(_health_table(health, current))
-    subs_code, subs = reads["/api/v1/subscriptions"]
-    if subs_code == 200 and isinstance(subs, dict):
-        parts.append(_subscriptions_table(subs, health))
+    health_reply = reads[HEALTH]
+    health: dict[str, Any] = health_reply.body if isinstance(health_reply.body, dict) else {}
+    if "status" in health:  # a 503 of an unhealthy service has the same body
+        parts.append(health_table(health, current))
     else:
-        parts.append(_problem("subscriptions", subs_code, subs))
-    pnl_code, pnl = reads["/api/v1/positions/pnl/realtime"]
-    if pnl_code == 200 and isinstance(pnl, dict):
-        parts.append(pnl_table(pnl))
+        parts.append(_failed("health", health_reply, api_key))
+    subs = reads[SUBSCRIPTIONS]
+    if subs.ok and isinstance(subs.body, dict):
+        ages = health.get("last_update_age_seconds")
+        ages = ages if isinstance(ages, dict) else {}
+        if show_all or int(subs.body.get("count") or 0) <= LIST_LIMIT:
+            parts.append(subscriptions_table(subs.body, ages))
+        else:
+            parts.extend(subscriptions_summary(subs.body, ages))
+    else:
+        parts.append(_failed("subscriptions", subs, api_key))
+    pnl = reads[PNL]
+    if pnl.ok and isinstance(pnl.body, dict):
+        if pnl.body.get("positions"):
+            parts.append(pnl_table(pnl.body))
+        else:
+            parts.append(Text("Real-time P&L: no open positions", style="italic"))
         for name in ("cache_error", "closing_prices_error"):
-            if pnl.get(name):
-                parts.append(Text(f"{name.replace('_', ' ')}: {pnl[name]}", style="yellow"))
+            if pnl.body.get(name):
+                parts.append(Text(f"{name.replace('_', ' ')}: {pnl.body[name]}", style="yellow"))
     else:
-        parts.append(_problem("real-time P&L unavailable", pnl_code, pnl))
+        parts.append(_failed("real-time P&L unavailable", pnl, api_key))
     return Group(*parts)
 
 
-def run(api: str, console: Console | None = None) -> int:
-    """Print the status of the service at ``api``; the exit code (see the module doc)."""
-    if console is None:
-        console = Console(soft_wrap=False)
-        if not console.is_terminal:
-            console = Console(soft_wrap=False, width=_WIDE)
-    try:
-        reads = fetch_status(api, api_key=os.environ.get("MARKET_DATA_API_KEY") or None)
-    except httpx.HTTPError as exc:
-        print(f"market-data: cannot reach the service at {api}: {exc}", file=sys.stderr)
-        return 1
-    console.print(render_status(reads))
-    _, health = reads["/health"]
+def status_ok(reads: dict[str, Reply]) -> bool:
+    """Every call succeeded and the service says it is healthy."""
+    health = reads[HEALTH].body
     healthy = isinstance(health, dict) and health.get("status") == "healthy"
-    return 0 if healthy else 1
+    return healthy and all(reply.ok for reply in reads.values())
+
+
+def run(
+    api: str,
+    api_key: ApiKey | None = None,
+    *,
+    show_all: bool = False,
+    console: Console | None = None,
+) -> int:
+    """Print the status of the service at ``api``; the exit code (see the module doc)."""
+    try:
+        reads = fetch_status(api, api_key=api_key)
+    except CommandError as exc:
+        print(f"market-data: {exc}", file=sys.stderr)
+        return exc.exit_code
+    out = console or tables.console()
+    out.print(render_status(reads, show_all=show_all, api_key=api_key))
+    return EXIT_OK if status_ok(reads) else EXIT_FAILED

@@ -7,16 +7,27 @@ person: ``ts LEVEL logger: message key=value ...``, a traceback folded onto the 
 
 Secrets are kept out by construction (``SecretStr`` settings, redacted URLs); the
 formatters also mask any configured secret value that still slips into a message, as
-a last line of defence.
+a last line of defence. Floats (``delay=4.91759836753689``) are printed rounded to
+three decimals (three significant digits below 1), in the fields and in the message
+arguments shown with ``%s``; ``Decimal`` prices are exact and left as they are. A
+websockets connection (its loggers add one as ``websocket``) is shown as its peer
+address and connection id instead of an object repr.
+
+At startup (:func:`log_startup`) the noise is turned down: httpx and httpcore log from
+WARNING up (``LOG_HTTP_CLIENT=true`` restores their line per request), and uvicorn's
+access log leaves out health probes and metric scrapes (``LOG_PROBES=true`` keeps them).
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import math
 import os
+import re
 import sys
-from collections.abc import Iterable
+import uuid
+from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 from typing import IO, TYPE_CHECKING, Any, Final, Literal
 
@@ -26,13 +37,18 @@ if TYPE_CHECKING:
     from apps.market_data_service.config import Settings
 
 __all__ = [
+    "HTTP_CLIENT_LOGGERS",
     "LOG_FORMATS",
+    "PROBE_PATHS",
     "JsonFormatter",
     "LogFormat",
+    "ProbeFilter",
     "TextFormatter",
     "configure_logging",
     "configure_logging_once",
     "env_log_format",
+    "log_startup",
+    "quiet_logs",
     "settings_secrets",
 ]
 
@@ -45,6 +61,16 @@ _MIN_SECRET_LENGTH: Final = 4
 _RECORD_FIELDS: Final = frozenset(
     vars(logging.LogRecord("", 0, "", 0, "", None, None)).keys()
     | {"message", "asctime", "taskName", "color_message"}  # uvicorn: ANSI copy of message
+)
+# Loggers of the HTTP client (the broker's REST calls: one INFO line per request).
+HTTP_CLIENT_LOGGERS: Final = ("httpx", "httpcore")
+# Requests that probes and scrapers repeat every few seconds.
+PROBE_PATHS: Final = frozenset({"/health", "/health/live", "/health/ready", "/metrics"})
+ACCESS_LOGGER: Final = "uvicorn.access"
+# A %-conversion: optional (key), flags, width, precision, length, then the type.
+_CONVERSION: Final = re.compile(
+    r"%(?:\((?P<key>[^)]*)\))?[#0 +\-]*(?P<width>\*|\d+)?(?:\.(?P<precision>\*|\d+))?"
+    r"[hlL]?(?P<type>[diouxXeEfFgGcrsa%])"
 )
 
 
@@ -74,7 +100,7 @@ class _Formatter(logging.Formatter):
             "ts": _iso(record.created),
             "level": record.levelname,
             "logger": record.name,
-            "message": self.redact(record.getMessage()),
+            "message": self.redact(_message(record)),
         }
         for key, value in vars(record).items():
             if key not in _RECORD_FIELDS and key not in event:
@@ -86,9 +112,13 @@ class _Formatter(logging.Formatter):
         return event
 
     def _clean(self, value: object) -> object:
-        if value is None or isinstance(value, bool | int | float):
+        if isinstance(value, float):
+            return _round(value)
+        if value is None or isinstance(value, bool | int):
             return value
-        return self.redact(value if isinstance(value, str) else str(value))
+        if isinstance(value, str):
+            return self.redact(value)
+        return self.redact(_connection(value) or _text(value))
 
 
 class JsonFormatter(_Formatter):
@@ -110,6 +140,80 @@ class TextFormatter(_Formatter):
         parts.extend(f"{key}={_text_value(value)}" for key, value in event.items())
         # One event per line, whatever the message or traceback holds.
         return " ".join(parts).replace("\r", "\\r").replace("\n", "\\n")
+
+
+def _round(value: float) -> float:
+    """Three decimals, or three significant digits below 1 (latencies): 4.918, 0.000123."""
+    if not math.isfinite(value) or value == 0:
+        return value
+    return round(value, 3) if abs(value) >= 1 else float(f"{value:.3g}")
+
+
+def _message(record: logging.LogRecord) -> str:
+    """``record.getMessage()``, floats shown with ``%s``/``%r`` rounded (:func:`_round`).
+
+    Only arguments: a float written into the text by the caller stays, and so does any
+    other number (a ``Decimal`` price is exact). The record itself is left unchanged.
+    """
+    args = record.args
+    if not args or not isinstance(record.msg, str):
+        return record.getMessage()
+    shown: tuple[object, ...] | Mapping[str, object]
+    if isinstance(args, Mapping):
+        keys = set()
+        for match in _CONVERSION.finditer(record.msg):
+            if match["type"] in "rsa" and match["key"] is not None:
+                keys.add(match["key"])
+        shown = {k: _round(v) if k in keys and isinstance(v, float) else v for k, v in args.items()}
+    else:
+        rounded = list(args)
+        index = 0
+        for match in _CONVERSION.finditer(record.msg):
+            if match["type"] == "%":
+                continue
+            if match["width"] == "*" or match["precision"] == "*" or index >= len(rounded):
+                return record.getMessage()  # not worth following: print as it is
+            arg = rounded[index]
+            if match["type"] in "rsa" and isinstance(arg, float):
+                rounded[index] = _round(arg)
+            index += 1
+        shown = tuple(rounded)
+    try:
+        return record.msg % shown
+    except (TypeError, ValueError, KeyError):
+        return record.getMessage()
+
+
+def _connection(value: object) -> str | None:
+    """A websockets connection as ``peer (id)``; None for anything else.
+
+    The websockets loggers put the connection on every record (``extra={"websocket":
+    ...}``), as a weak proxy whose repr (``<...ServerConnection object at 0x...>``)
+    tells nothing.
+    """
+    try:
+        conn_id = getattr(value, "id", None)
+    except ReferenceError:
+        return "(closed connection)"  # the proxy outlived the connection
+    if not isinstance(conn_id, uuid.UUID) or not hasattr(value, "remote_address"):
+        return None
+    try:
+        peer = value.remote_address
+    except Exception:  # the transport already gone ...: the id alone then
+        peer = None
+    if isinstance(peer, tuple) and len(peer) >= 2:
+        host = str(peer[0])
+        where = f"[{host}]:{peer[1]}" if ":" in host else f"{host}:{peer[1]}"
+    else:
+        where = str(peer) if peer else "unknown peer"
+    return f"{where} ({conn_id.hex[:8]})"
+
+
+def _text(value: object) -> str:
+    try:
+        return str(value)
+    except ReferenceError:
+        return "(gone)"  # a weak proxy whose object died
 
 
 def _iso(created: float) -> str:
@@ -182,3 +286,39 @@ def settings_secrets(settings: Settings) -> list[str]:
     if password:
         secrets.append(password)
     return secrets
+
+
+class ProbeFilter(logging.Filter):
+    """Leaves out uvicorn's access-log lines of :data:`PROBE_PATHS` (any query, status)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        # uvicorn: '%s - "%s %s HTTP/%s" %d' % (client, method, path?query, version, status)
+        args = record.args
+        if isinstance(args, tuple) and len(args) >= 3 and isinstance(args[2], str):
+            return args[2].partition("?")[0] not in PROBE_PATHS
+        return True
+
+
+def quiet_logs(*, http_client: bool = False, probes: bool = False) -> None:
+    """Turn the third-party noise down, unless asked for it; calling again replaces it.
+
+    ``http_client``: httpx and httpcore at the root's level again (else WARNING: no line
+    per REST request). ``probes``: uvicorn's access log keeps probes and scrapes (else
+    :class:`ProbeFilter` leaves them out; other requests are still logged).
+    """
+    for name in HTTP_CLIENT_LOGGERS:
+        logging.getLogger(name).setLevel(logging.NOTSET if http_client else logging.WARNING)
+    access = logging.getLogger(ACCESS_LOGGER)
+    for installed in [f for f in access.filters if isinstance(f, ProbeFilter)]:
+        access.removeFilter(installed)
+    if not probes:
+        access.addFilter(ProbeFilter())
+
+
+def log_startup(settings: Settings) -> None:
+    """The app's startup, once logging is set up: quiet the noise, then warn about
+    variables that are no setting and log the effective configuration (one line)."""
+    from apps.market_data_service.config import log_settings
+
+    quiet_logs(http_client=settings.log_http_client, probes=settings.log_probes)
+    log_settings(settings)

@@ -8,6 +8,7 @@ and encodes with msgspec structs whose JSON is byte-for-byte what ``PriceData`` 
 
 from __future__ import annotations
 
+import secrets
 import time
 from collections import Counter
 from collections.abc import Collection, Iterable
@@ -29,7 +30,7 @@ from libs.market_data.stream.protocol import Quote
 from libs.market_data.types import RejectReason, check_quote
 from libs.telemetry import instant_key
 
-__all__ = ["EventRecord", "PriceRecord", "PriceUpdate", "QuoteProcessor"]
+__all__ = ["EventRecord", "PriceRecord", "PriceUpdate", "QuoteProcessor", "new_epoch"]
 
 _TWO: Final = Decimal(2)
 # The default 28 digits, with InvalidOperation trapped (check_quote relies on NaN
@@ -42,15 +43,19 @@ class PriceRecord(msgspec.Struct, frozen=True, gc=False):
     """Mirror of ``PriceData``: same fields, same order, same JSON."""
 
     symbol: str
-    bid: Decimal
-    ask: Decimal
-    mid: Decimal
+    # Decimals as their text (str(Decimal), what msgspec and pydantic write): each is
+    # formatted once per quote and shared by both records.
+    bid: str
+    ask: str
+    mid: str
     bid_size: int
     ask_size: int
     timestamp: str
     exchange: str | None
     bid_exchange: str | None
     ask_exchange: str | None
+    seq: int
+    epoch: str
 
 
 class EventRecord(msgspec.Struct, frozen=True, gc=False):
@@ -58,8 +63,25 @@ class EventRecord(msgspec.Struct, frozen=True, gc=False):
 
     event_type: str
     symbol: str
-    price: Decimal
+    price: str  # Decimal text, as in PriceRecord
+    bid: str
+    ask: str
+    bid_size: int
+    ask_size: int
+    seq: int
+    epoch: str
     timestamp: str
+
+
+def new_epoch() -> str:
+    """A fresh epoch id: UTC start time to the microsecond, then 48 random bits.
+
+    Unique per start, and ids of starts on one clock sort as the starts do
+    (``20260102T150000.123456Z-3f9a0c11d2e4``).
+    """
+    now = time.time_ns() // 1000
+    stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime(now // 1_000_000))
+    return f"{stamp}.{now % 1_000_000:06d}Z-{secrets.token_hex(6)}"
 
 
 # One accepted quote: (symbol, PriceData JSON, PriceUpdateEvent JSON). A plain tuple:
@@ -68,11 +90,19 @@ PriceUpdate = tuple[str, bytes, bytes]
 
 
 class QuoteProcessor:
-    """Validates quotes and encodes the accepted ones; counts what it drops and why."""
+    """Validates quotes and encodes the accepted ones; counts what it drops and why.
 
-    __slots__ = ("_encode", "_instants", "accepted", "last_accepted", "rejected")
+    Each accepted quote takes the next ``seq`` of its symbol (from 1) in this
+    processor's ``epoch``; a dropped quote takes none. Numbering never restarts within
+    an epoch, not even when a symbol is unsubscribed and subscribed again.
+    """
 
-    def __init__(self) -> None:
+    __slots__ = ("_encode", "_instants", "_seqs", "accepted", "epoch", "last_accepted", "rejected")
+
+    def __init__(self, epoch: str | None = None) -> None:
+        self.epoch = new_epoch() if epoch is None else epoch
+        # symbol -> seq of its last accepted quote; kept by forget() (see above)
+        self._seqs: dict[str, int] = {}
         self._encode = msgspec.json.Encoder().encode
         self.accepted = 0
         self.rejected: Counter[RejectReason] = Counter()
@@ -103,6 +133,12 @@ class QuoteProcessor:
             self.last_accepted.pop(symbol, None)
             self._instants.pop(symbol, None)
 
+    def next_seq(self, symbol: str) -> int:
+        """Take the next seq of ``symbol``, for an update built outside :meth:`process`."""
+        seq = self._seqs.get(symbol, 0) + 1
+        self._seqs[symbol] = seq
+        return seq
+
     def process(self, quotes: Iterable[Quote], subscribed: Collection[str]) -> list[PriceUpdate]:
         """Return the updates for valid quotes of subscribed symbols, in arrival order."""
         # check_quote relies on NaN comparisons trapping, and mid on the default precision:
@@ -114,6 +150,8 @@ class QuoteProcessor:
         encode = self._encode
         last_accepted = self.last_accepted
         instants = self._instants
+        seqs = self._seqs
+        epoch = self.epoch
         now = time.time()
         updates: list[PriceUpdate] = []
         append = updates.append
@@ -153,12 +191,20 @@ class QuoteProcessor:
             last_accepted[symbol] = now
             if instant:
                 instants[symbol] = instant
-            append(
-                (
-                    symbol,
-                    encode(PriceRecord(symbol, bid, ask, mid, q.bs, q.as_, q.t, q.bx, q.bx, q.ax)),
-                    encode(EventRecord("price.updated", symbol, mid, q.t)),
-                )
+            seq = seqs.get(symbol, 0) + 1
+            seqs[symbol] = seq
+            bid_text = str(bid)
+            ask_text = str(ask)
+            mid_text = str(mid)
+            bs = q.bs
+            as_ = q.as_
+            t = q.t
+            price = PriceRecord(
+                symbol, bid_text, ask_text, mid_text, bs, as_, t, q.bx, q.bx, q.ax, seq, epoch
             )
+            event = EventRecord(
+                "price.updated", symbol, mid_text, bid_text, ask_text, bs, as_, seq, epoch, t
+            )
+            append((symbol, encode(price), encode(event)))
         self.accepted += len(updates)
         return updates

@@ -3,13 +3,23 @@ errors that name the setting and never show a secret."""
 
 from __future__ import annotations
 
+import logging
 import os
 from pathlib import Path
 
 import pytest
 
-from apps.market_data_service.config import Settings, SettingsError, load_settings
+from apps.market_data_service.config import (
+    Settings,
+    SettingsError,
+    UnknownSetting,
+    load_settings,
+    log_settings,
+    unknown_settings,
+)
 from apps.market_data_service.main import create_app
+from apps.simulator import AlpacaSimulator
+from libs.redis_client import RedisConnectionParams
 from tests.fixtures.tls import make_ca
 
 API_KEY = "AKTESTKEY0123456789"
@@ -19,8 +29,9 @@ SECRET_KEY = "s3cr3t-VALUE-never-shown-0123456789"
 @pytest.fixture(autouse=True)
 def clean_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
     """No ALPACA_*/REDIS_*/service variables and a cwd without a stray ``.env``."""
-    prefixes = ("ALPACA_", "REDIS_", "RECONNECT_", "MAX_RECONNECT", "PRICE_CACHE", "MARKET_DATA_")
-    names = {"PORT", "LOG_LEVEL", "SERVICE_NAME", "SERVICE_HOST"}
+    prefixes = ("ALPACA_", "REDIS_", "RECONNECT_", "MAX_", "PRICE_", "MARKET_", "LOG_")
+    prefixes += ("SERVICE_", "POSITION_", "STALL_", "SUBSCRIPTION_")
+    names = {"PORT"}
     for name in list(os.environ):
         if name.upper().startswith(prefixes) or name.upper() in names:
             monkeypatch.delenv(name)
@@ -526,3 +537,191 @@ async def test_the_app_refuses_to_start_with_a_bad_setting_and_names_it(
     assert "REDIS_URL" in str(caught.value)
     assert "PRICE_CACHE_TTL" in str(caught.value)
     assert REDIS_SECRET not in str(caught.value)
+
+
+# -- variables that look like settings but are none (issue "The first hour") ---------------
+
+TYPO_SECRET = "typo-held-secret-Vb7Qm2Lx9Rt4"
+
+
+def test_unknown_settings_name_the_setting_each_resembles(clean_env: Path) -> None:
+    (clean_env / ".env").write_text(
+        "ALPACA_DATA_FEEED=sip\nexport REDIS_HOSTT=cache\nPRICE_CACHE_TTL=60\n# COMMENTED_OUT=1\n"
+    )
+    environ = {
+        "PRICE_CACHE_TTLL": "5",
+        "alpaca_secret_keyy": TYPO_SECRET,  # names are case-insensitive, like the settings
+        "LOGLEVEL": "DEBUG",  # no prefix of ours, but a near miss
+        "MAX_RECONNECT_ATEMPTS": "3",
+        "SUBSCRIPTION_CHECK_INTERVALL": "1",
+        "LOG_DESTINATION": "syslog",  # our prefix, nothing like it: still named
+        # Settings, other variables of the project, Kubernetes service links, strangers.
+        "ALPACA_DATA_FEED": "iex",
+        "log_format": "json",
+        "REDIS_SERVER_BIN": "/usr/bin/redis-server",
+        "REDIS_SERVICE_HOST": "10.0.0.7",
+        "REDIS_SERVICE_PORT_REDIS": "6379",
+        "MARKET_DATA_PORT": "tcp://10.0.0.8:8004",
+        "MARKET_DATA_PORT_8004_TCP_ADDR": "10.0.0.8",
+        "PATH": "/usr/bin",
+        "HOME": "/root",
+        "LOGNAME": "root",
+        "HOSTNAME": "box",
+    }
+    found = unknown_settings(environ)  # and the settings' own .env, in the working directory
+    assert found == [
+        UnknownSetting("LOGLEVEL", "the environment", "LOG_LEVEL"),
+        UnknownSetting("LOG_DESTINATION", "the environment", None),
+        UnknownSetting("MAX_RECONNECT_ATEMPTS", "the environment", "MAX_RECONNECT_ATTEMPTS"),
+        UnknownSetting("PRICE_CACHE_TTLL", "the environment", "PRICE_CACHE_TTL"),
+        UnknownSetting(
+            "SUBSCRIPTION_CHECK_INTERVALL", "the environment", "SUBSCRIPTION_CHECK_INTERVAL"
+        ),
+        UnknownSetting("alpaca_secret_keyy", "the environment", "ALPACA_SECRET_KEY"),
+        UnknownSetting("ALPACA_DATA_FEEED", ".env", "ALPACA_DATA_FEED"),
+        UnknownSetting("REDIS_HOSTT", ".env", "REDIS_HOST"),
+    ]
+    assert found[3].message() == (
+        "unknown setting PRICE_CACHE_TTLL in the environment is ignored; "
+        "did you mean PRICE_CACHE_TTL?"
+    )
+    assert "no setting resembles it" in found[1].message()
+    assert TYPO_SECRET not in repr(found)
+    assert unknown_settings(environ, env_files=[]) == found[:6]
+
+
+@pytest.mark.usefixtures("keys")
+def test_load_settings_keeps_the_misspelt_variables_it_ignored(
+    monkeypatch: pytest.MonkeyPatch, clean_env: Path
+) -> None:
+    # The issue: both typos are ignored and the defaults used without a word.
+    (clean_env / ".env").write_text("ALPACA_DATA_FEEED=sip\n")
+    monkeypatch.setenv("PRICE_CACHE_TTLL", "5")
+    settings = load_settings()
+    assert (settings.price_cache_ttl, settings.alpaca_data_feed) == (300, "iex")
+    assert [(f.name, f.source, f.suggestion) for f in settings.unknown_variables] == [
+        ("PRICE_CACHE_TTLL", "the environment", "PRICE_CACHE_TTL"),
+        ("ALPACA_DATA_FEEED", ".env", "ALPACA_DATA_FEED"),
+    ]
+    # No dotenv asked for: its entries are not findings either.
+    assert [f.name for f in load_settings(_env_file=None).unknown_variables] == ["PRICE_CACHE_TTLL"]
+    # Settings built directly (tests, the demo) chose their inputs: nothing to report.
+    assert Settings(_env_file=None).unknown_variables == ()
+
+
+def test_a_misspelt_required_setting_is_named_in_the_error(
+    monkeypatch: pytest.MonkeyPatch, clean_env: Path
+) -> None:
+    (clean_env / ".env").write_text(f"ALPACA_SECRET_KEYY={TYPO_SECRET}\n")
+    message = settings_error(monkeypatch, ALPACA_API_KEY=API_KEY)
+    assert "missing settings: ALPACA_SECRET_KEY" in message
+    assert "ALPACA_SECRET_KEYY in .env (did you mean ALPACA_SECRET_KEY?)" in message
+    assert TYPO_SECRET not in message
+
+
+@pytest.mark.usefixtures("keys")
+def test_log_settings_warns_once_per_unknown_variable_and_never_shows_its_value(
+    monkeypatch: pytest.MonkeyPatch, clean_env: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    (clean_env / ".env").write_text(f"ALPACA_DATA_FEEED=sip\nREDIS_PASSWROD={TYPO_SECRET}\n")
+    monkeypatch.setenv("PRICE_CACHE_TTLL", "5")
+    caplog.set_level(logging.INFO)
+    log_settings(load_settings())
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert warnings == [
+        "unknown setting PRICE_CACHE_TTLL in the environment is ignored; "
+        "did you mean PRICE_CACHE_TTL?",
+        "unknown setting ALPACA_DATA_FEEED in .env is ignored; did you mean ALPACA_DATA_FEED?",
+        "unknown setting REDIS_PASSWROD in .env is ignored; did you mean REDIS_PASSWORD?",
+    ]
+    assert TYPO_SECRET not in caplog.text
+    assert SECRET_KEY not in caplog.text
+
+
+# -- the effective configuration, one line -------------------------------------------------
+
+
+@pytest.mark.usefixtures("keys")
+@pytest.mark.parametrize(
+    ("env", "expected"),
+    [
+        (
+            {},
+            "feed=iex stream=wss://stream.data.alpaca.markets redis=localhost:6379/0 "
+            "redis_tls=off namespace=(none) price_cache_ttl=300s api_key=off position_sync=on",
+        ),
+        (
+            {
+                "ALPACA_DATA_FEED": "sip",
+                # A proxy whose path and query carry a token, and user info.
+                "ALPACA_DATA_URL": f"wss://user:{TYPO_SECRET}@proxy.internal:8443/t/{TYPO_SECRET}"
+                f"?token={TYPO_SECRET}",
+                "REDIS_URL": f"rediss://admin:{REDIS_SECRET}@cache.internal:6390/2",
+                "REDIS_NAMESPACE": "paper",
+                "PRICE_CACHE_TTL": "60",
+                "MARKET_DATA_API_KEY": SERVICE_KEY,
+            },
+            "feed=sip stream=wss://proxy.internal:8443 redis=cache.internal:6390/2 "
+            "redis_tls=on namespace=paper price_cache_ttl=60s api_key=on position_sync=off",
+        ),
+        (
+            {"REDIS_URL": f"unix://:{REDIS_SECRET}@/run/redis.sock?db=3", "REDIS_PORT": "7000"},
+            "feed=iex stream=wss://stream.data.alpaca.markets redis=unix:/run/redis.sock?db=3 "
+            "redis_tls=off namespace=(none) price_cache_ttl=300s api_key=off position_sync=on",
+        ),
+        (
+            # Accepted by the settings, refused by the connection later: the line still comes.
+            {"ALPACA_DATA_URL": "ws://sim.local:notaport/v2/iex"},
+            "feed=iex stream=ws://sim.local redis=localhost:6379/0 redis_tls=off "
+            "namespace=(none) price_cache_ttl=300s api_key=off position_sync=off",
+        ),
+    ],
+    ids=["defaults", "everything-set", "unix-socket", "port-not-a-number"],
+)
+def test_the_configuration_line_holds_no_secret(
+    monkeypatch: pytest.MonkeyPatch, env: dict[str, str], expected: str
+) -> None:
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    summary = load_settings().summary()
+    assert summary == expected
+    for secret in (API_KEY, SECRET_KEY, REDIS_SECRET, SERVICE_KEY, TYPO_SECRET, "admin"):
+        assert secret not in summary
+
+
+async def test_the_app_warns_about_unknown_variables_and_logs_its_configuration_at_startup(
+    monkeypatch: pytest.MonkeyPatch,
+    clean_env: Path,
+    caplog: pytest.LogCaptureFixture,
+    simulator: AlpacaSimulator,
+    redis_params: RedisConnectionParams,
+) -> None:
+    # `uvicorn apps.market_data_service.main:app`: the app reads the settings itself.
+    (clean_env / ".env").write_text("ALPACA_DATA_FEEED=sip\n")
+    for name, value in {
+        "ALPACA_API_KEY": simulator.config.api_key,
+        "ALPACA_SECRET_KEY": simulator.config.secret_key,
+        "ALPACA_DATA_URL": simulator.url(),
+        "REDIS_HOST": redis_params.host,
+        "REDIS_PORT": str(redis_params.port),
+        "PRICE_CACHE_TTLL": "5",
+        "REDIS_PASSWROD": TYPO_SECRET,
+    }.items():
+        monkeypatch.setenv(name, value)
+    caplog.set_level(logging.INFO)
+    app = create_app()
+    async with app.router.lifespan_context(app):
+        pass
+    ours = [r for r in caplog.records if r.name == "apps.market_data_service.config"]
+    assert [(r.levelname, r.getMessage().split(" is ignored")[0]) for r in ours[:-1]] == [
+        ("WARNING", "unknown setting PRICE_CACHE_TTLL in the environment"),
+        ("WARNING", "unknown setting REDIS_PASSWROD in the environment"),
+        ("WARNING", "unknown setting ALPACA_DATA_FEEED in .env"),
+    ]
+    assert ours[-1].levelname == "INFO"
+    assert ours[-1].getMessage() == (
+        f"configuration: feed=iex stream=ws://127.0.0.1:{simulator.port} "
+        f"redis={redis_params.host}:{redis_params.port}/0 redis_tls=off namespace=(none) "
+        "price_cache_ttl=300s api_key=off position_sync=off"
+    )
+    assert TYPO_SECRET not in caplog.text

@@ -7,7 +7,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import os
+import sys
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -16,7 +19,7 @@ import pytest
 from apps.simulator import AlpacaSimulator
 from libs.redis_client import RedisClient, RedisConnectionParams
 from tests.fixtures.redis import RedisFactory, closed_port
-from tests.fixtures.service import SIM_KEY, SIM_SECRET, Service, ServiceFactory
+from tests.fixtures.service import SIM_KEY, SIM_SECRET, Service, ServiceFactory, free_port
 from tests.helpers import eventually, listen_prices, quote
 
 # The harness (``service``, ``start_service``) is tests/fixtures/service.py.
@@ -45,7 +48,8 @@ async def wait_cached(
 
 
 def error_text(reply: httpx.Response) -> str:
-    """The whole error body as text (FastAPI puts messages under ``detail``)."""
+    """The whole error body as text (a problem details body: ``detail``, maybe ``errors``)."""
+    assert reply.headers["content-type"] == "application/problem+json", reply.headers
     return reply.text
 
 
@@ -385,7 +389,7 @@ async def test_bad_subscribe_body_is_422_naming_the_problem(
 async def test_missing_or_non_json_body_is_422(service: Service) -> None:
     reply = await service.http.post("/api/v1/subscribe")
     assert reply.status_code == 422
-    assert "body" in reply.text.lower()
+    assert reply.json()["detail"] == "body: a JSON body is required"
     reply = await service.http.post(
         "/api/v1/subscribe",
         content=b"symbols=AAPL",
@@ -401,7 +405,8 @@ async def test_missing_or_non_json_body_is_422(service: Service) -> None:
         "/api/v1/subscribe", content=b"\xff\xfe\x00", headers={"content-type": "application/json"}
     )
     assert reply.status_code == 400
-    assert "parsing the body" in reply.json()["detail"]
+    assert reply.json()["code"] == "invalid_json"
+    assert "UTF-8 JSON" in reply.json()["detail"]
 
 
 @pytest.mark.parametrize(
@@ -412,7 +417,7 @@ async def test_missing_or_non_json_body_is_422(service: Service) -> None:
         ("/api/v1/subscribe/AAPL!", "AAPL!"),
         ("/api/v1/subscribe/" + "A" * 21, "A" * 21),
         ("/api/v1/subscribe/" + "A" * 65, "A" * 65),
-        ("/api/v1/subscribe/" + "A" * 1000, "64"),
+        ("/api/v1/subscribe/" + "A" * 1000, "at most 20 characters"),
     ],
     ids=["blank", "space", "punctuation", "21-chars", "65-chars", "1000-chars"],
 )
@@ -526,3 +531,72 @@ async def test_shutdown_closes_the_broker_connection(
     await eventually(lambda: simulator.open_connections == 0, what="the socket closed")
     with contextlib.suppress(Exception):
         await started.http.aclose()
+
+
+# -- a bare uvicorn with a settings mistake --------------------------------------------------
+
+
+async def run_to_exit(*argv: str, cwd: Path, env: dict[str, str]) -> tuple[int, str, str]:
+    process = await asyncio.create_subprocess_exec(
+        *argv,
+        cwd=cwd,
+        env=env,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    try:
+        async with asyncio.timeout(30):
+            out, err = await process.communicate()
+    finally:
+        if process.returncode is None:
+            process.kill()
+            await process.wait()
+    assert process.returncode is not None
+    return process.returncode, out.decode(), err.decode()
+
+
+def bare_env(**settings: str) -> dict[str, str]:
+    """The environment of a fresh shell: no ALPACA_* or any other setting but ``settings``."""
+    keep = ("PATH", "HOME", "LANG", "LC_ALL", "TMPDIR", "SYSTEMROOT")
+    return {name: os.environ[name] for name in keep if name in os.environ} | settings
+
+
+@pytest.mark.parametrize(
+    ("settings", "named"),
+    [
+        ({}, "missing settings: ALPACA_API_KEY, ALPACA_SECRET_KEY"),
+        (
+            {"ALPACA_API_KEY": "k", "ALPACA_SECRET_KEY": "s", "PRICE_CACHE_TTL": "-5"},
+            "invalid setting PRICE_CACHE_TTL",
+        ),
+    ],
+    ids=["no-keys", "bad-setting"],
+)
+@pytest.mark.timeout(60)
+async def test_bare_uvicorn_with_a_settings_mistake_prints_one_line_not_a_traceback(
+    tmp_path: Path, settings: dict[str, str], named: str
+) -> None:
+    # An empty directory: no .env to read.
+    code, out, err = await run_to_exit(
+        sys.executable,
+        "-m",
+        "uvicorn",
+        "apps.market_data_service.main:app",
+        "--port",
+        str(free_port()),
+        cwd=tmp_path,
+        env=bare_env(**settings),
+    )
+    assert code == 1, (out, err)
+    assert "Traceback" not in out + err
+    lines = err.splitlines()
+    assert lines[0].startswith("market-data: ")
+    assert named in lines[0]
+    assert len(lines) <= 2, err  # the message, and where to set the settings
+    assert "make demo" in err
+    # `market-data serve` says the same.
+    market_data = Path(sys.executable).with_name("market-data")
+    _, _, serve_err = await run_to_exit(
+        str(market_data), "serve", cwd=tmp_path, env=bare_env(**settings)
+    )
+    assert serve_err.splitlines()[0] == lines[0]

@@ -185,7 +185,8 @@ async def test_quote_cached_with_ttl_and_published_with_exact_decimals(
     redis_client: RedisClient,
     redis_params: RedisConnectionParams,
 ) -> None:
-    stream = await make_stream(price_ttl=120)
+    stream = await make_stream(price_ttl=120, epoch="E-test")
+    assert stream.epoch == "E-test"
     await stream.subscribe_symbols(["AAPL"])
     await eventually(lambda: simulator.subscribed_quotes == {"AAPL"}, what="subscribed")
     async with listen_prices(redis_params) as listener:
@@ -205,6 +206,8 @@ async def test_quote_cached_with_ttl_and_published_with_exact_decimals(
         "exchange": "Q",
         "bid_exchange": "Q",
         "ask_exchange": "P",
+        "seq": 1,
+        "epoch": "E-test",
     }
     assert 115 <= await redis_client.ttl("price:AAPL") <= 120
     assert listener.events == [
@@ -212,6 +215,12 @@ async def test_quote_cached_with_ttl_and_published_with_exact_decimals(
             "event_type": "price.updated",
             "symbol": "AAPL",
             "price": "150.15",
+            "bid": "150.10",
+            "ask": "150.20",
+            "bid_size": 1,
+            "ask_size": 2,
+            "seq": 1,
+            "epoch": "E-test",
             "timestamp": "2024-07-24T07:56:53.639713735Z",
         }
     ]
@@ -415,6 +424,16 @@ async def test_handle_quote_caches_then_publishes(
     assert price.mid == Decimal("150.05")
     assert (await cached(redis_client, "AAPL") or {})["mid"] == "150.05"
     assert listener.events[0]["price"] == "150.05"
+    # Sequenced like the stream's own quotes, in the stream's epoch.
+    assert (price.seq, price.epoch) == (1, stream.epoch)
+    assert (listener.events[0]["seq"], listener.events[0]["epoch"]) == (1, stream.epoch)
+    assert (await stream.handle_quote(q)).seq == 2
+
+
+async def test_each_stream_has_its_own_epoch(make_stream: StreamFactory) -> None:
+    a = await make_stream(start=False)
+    b = await make_stream(start=False)
+    assert a.epoch and b.epoch and a.epoch != b.epoch
 
 
 async def test_cache_entries_expire_after_the_ttl(

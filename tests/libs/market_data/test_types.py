@@ -155,8 +155,27 @@ class TestPriceUpdateEvent:
             "event_type": "price.updated",
             "symbol": "AAPL",
             "price": "150.05",
+            "bid": "150.00",
+            "ask": "150.10",
+            "bid_size": 100,
+            "ask_size": 200,
+            "seq": 0,
+            "epoch": "",
             "timestamp": "2024-07-24T07:56:53.639713Z",
         }
+
+    def test_seq_and_epoch_carried_and_timestamp_last(self) -> None:
+        raw = PriceUpdateEvent.from_quote(quote(), seq=7, epoch="E").model_dump_json()
+        assert json.loads(raw)["seq"] == 7 and json.loads(raw)["epoch"] == "E"
+        # The stream's latency sampler slices the timestamp off the end of the JSON.
+        assert raw.endswith('"timestamp":"2024-07-24T07:56:53.639713Z"}')
+
+    def test_records_of_earlier_versions_still_read(self) -> None:
+        old = {"symbol": "AAPL", "bid": "1", "ask": "2", "mid": "1.5", "bid_size": 1,
+               "ask_size": 1, "timestamp": "2024-07-24T07:56:53Z"}  # fmt: skip
+        price = PriceData.model_validate_json(json.dumps(old))
+        assert (price.seq, price.epoch) == (0, "")
+        assert PriceData.from_quote(quote(), seq=3, epoch="E").seq == 3
 
 
 def test_a_refused_quote_carries_our_error_with_its_reason() -> None:

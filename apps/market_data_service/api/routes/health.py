@@ -1,12 +1,21 @@
-"""``GET /health``: the spec's fields plus state, reason and counters."""
+"""``GET /health`` (the spec's fields plus state, reason and counters) and the probes
+``GET /health/live`` and ``GET /health/ready``."""
 
 from __future__ import annotations
 
 from fastapi import APIRouter, Response, status
 
 from apps.market_data_service.api.dependencies import ServiceDep
-from apps.market_data_service.api.schemas import HealthResponse, PositionSyncHealth
+from apps.market_data_service.api.errors import ErrorCode, ProblemError, problems
+from apps.market_data_service.api.schemas import (
+    HealthResponse,
+    HealthStats,
+    LiveResponse,
+    PositionSyncHealth,
+    ReadyResponse,
+)
 from apps.market_data_service.observability.cache_health import probe_cache
+from apps.market_data_service.service import MarketDataService
 from libs.market_data import ConnectionState
 
 __all__ = ["router"]
@@ -14,8 +23,24 @@ __all__ = ["router"]
 router = APIRouter()
 
 
-@router.get("/health", response_model=HealthResponse, responses={503: {"model": HealthResponse}})
+@router.get(
+    "/health",
+    response_model=HealthResponse,
+    summary="Service health",
+    responses={
+        503: {
+            "model": HealthResponse,
+            "description": "`unhealthy`: the stream gave up (credentials refused, attempts "
+            "exhausted); restart the service",
+        }
+    },
+)
 async def health(service: ServiceDep, response: Response) -> HealthResponse:
+    """The spec's health fields, plus the connection state, the reason when not
+    `healthy`, the stream's counters, per-symbol quote ages, the price cache and the
+    positions sync. 200 `healthy` or `degraded` (route around it), 503 `unhealthy`
+    (restart). Answers within half a second even when Redis hangs. Never needs the API
+    key."""
     stream = service.stream
     stats = stream.stats()
     connection = stats.connection
@@ -56,7 +81,7 @@ async def health(service: ServiceDep, response: Response) -> HealthResponse:
         state=state.value,
         reason=reason,
         redis_connected=redis_ok,
-        stats=stats.as_dict(),
+        stats=HealthStats.model_validate(stats.as_dict()),
         position_sync=position_sync,
         last_update_age_seconds={
             symbol: None if age is None else round(age, 3)
@@ -67,6 +92,53 @@ async def health(service: ServiceDep, response: Response) -> HealthResponse:
             service.redis_client,
             stream.get_subscribed_symbols(),
             stale_after=service.settings.price_cache_ttl,
-            keys=stream.keys,
         ),
     )
+
+
+@router.get("/health/live", response_model=LiveResponse, summary="Liveness probe")
+async def live() -> LiveResponse:
+    """200 while the process serves HTTP, whatever the feed and Redis do: restart the
+    service only when this fails. Never needs the API key."""
+    return LiveResponse(status="alive")
+
+
+@router.get(
+    "/health/ready",
+    response_model=ReadyResponse,
+    summary="Readiness probe",
+    responses=problems(
+        {503: "Not ready (`not_ready`); `detail` says why: the feed, Redis, or the restore"}
+    ),
+)
+async def ready(service: ServiceDep) -> ReadyResponse:
+    """200 only when the service can serve: the broker feed is connected, Redis takes
+    the price writes, and the saved subscriptions are restored. Otherwise 503 with every
+    reason in `detail`: route traffic elsewhere meanwhile. Decided from state the service
+    holds (never waits on Redis). Never needs the API key."""
+    reasons = not_ready_reasons(service)
+    if reasons:
+        raise ProblemError(
+            status.HTTP_503_SERVICE_UNAVAILABLE,
+            f"not ready: {'; '.join(reasons)}",
+            ErrorCode.NOT_READY,
+        )
+    return ReadyResponse(status="ready")
+
+
+def not_ready_reasons(service: MarketDataService) -> list[str]:
+    """Why the service cannot serve now; empty when it can."""
+    connection = service.stream.stats().connection
+    reasons: list[str] = []
+    if connection.state is ConnectionState.FAILED:
+        reasons.append(f"the stream gave up: {connection.last_error}")
+    elif connection.state is not ConnectionState.CONNECTED:
+        reasons.append(f"stream {connection.state.value}: {connection.last_error or 'starting'}")
+    redis_problem = service.stream.sink.problem()
+    if redis_problem is not None:
+        reasons.append(redis_problem)
+    if not service.subscriptions.restored:
+        reasons.append(
+            f"subscriptions not restored yet: {service.subscriptions.last_error or 'reading'}"
+        )
+    return reasons

@@ -7,58 +7,92 @@ service of the platform uses, so these reads count as cache hits and misses.
 from __future__ import annotations
 
 import time
-from typing import Annotated, Any
+from typing import Annotated
 
-from fastapi import APIRouter, HTTPException, Path, Query, status
+from fastapi import APIRouter, Path, Query, status
 
 from apps.market_data_service.api.dependencies import ServiceDep
+from apps.market_data_service.api.errors import (
+    ErrorCode,
+    ProblemError,
+    problems,
+    symbol_message,
+)
 from apps.market_data_service.api.schemas import (
     MAX_SYMBOLS_PER_REQUEST,
+    SYMBOL_PATTERN,
     PriceResponse,
     PricesResponse,
 )
 from apps.market_data_service.service import MarketDataService
 from libs.market_data import InvalidSymbolError, PriceData, normalize_symbol, normalize_symbols
 from libs.market_data.cache.price_cache import price_age_seconds
+from libs.market_data.symbols import MAX_SYMBOL_LENGTH
 from libs.redis_client import RedisClientError
 
 __all__ = ["router"]
 
 router = APIRouter(prefix="/api/v1")
 
-_UNAVAILABLE: dict[int | str, dict[str, Any]] = {503: {"description": "Redis cannot be reached"}}
+_UNAVAILABLE = "Redis cannot be reached (`redis_unavailable`)"
 
 
 @router.get(
     # ":path" for tickers with a slash (BTC/USD), as in DELETE /subscribe/{symbol}.
     "/prices/{symbol:path}",
     response_model=PriceResponse,
-    responses={
-        404: {"description": "No fresh price cached"},
-        422: {"description": "Not a ticker"},
-        **_UNAVAILABLE,
-    },
+    summary="Latest cached price of a symbol",
+    responses=problems(
+        {
+            404: "No fresh price cached (`not_found`); `detail` says whether the symbol is "
+            "subscribed",
+            422: "Not a ticker (`invalid_symbol`)",
+            503: _UNAVAILABLE,
+        }
+    ),
 )
 async def latest_price(
-    symbol: Annotated[str, Path(max_length=64)], service: ServiceDep
+    symbol: Annotated[
+        str,
+        Path(
+            max_length=MAX_SYMBOL_LENGTH,
+            description="The ticker, any case (`aapl`, `BRK.B`, `BTC/USD`).",
+            examples=["AAPL"],
+            json_schema_extra={"pattern": SYMBOL_PATTERN},
+        ),
+    ],
+    service: ServiceDep,
 ) -> PriceResponse:
+    """The price cached under `price:{SYMBOL}` (bid, ask, exact mid, sizes, the
+    exchange timestamp) and its age in seconds from that timestamp. 404 when no price
+    is cached within `PRICE_CACHE_TTL`."""
     try:
         normalized = normalize_symbol(symbol)
     except InvalidSymbolError as exc:
-        raise HTTPException(422, str(exc)) from None
+        raise ProblemError(
+            422, f"path.symbol: {symbol_message(exc)}", ErrorCode.INVALID_SYMBOL
+        ) from None
     try:
         price = await service.prices.get(normalized)
     except RedisClientError as exc:
         raise _redis_unavailable(exc) from None
     if price is None:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, _no_price(service, normalized))
+        raise ProblemError(
+            status.HTTP_404_NOT_FOUND, _no_price(service, normalized), ErrorCode.NOT_FOUND
+        )
     return _with_age(price, time.time())
 
 
 @router.get(
     "/prices",
     response_model=PricesResponse,
-    responses={422: {"description": "Missing, bad or too many symbols"}, **_UNAVAILABLE},
+    summary="Latest cached prices of many symbols",
+    responses=problems(
+        {
+            422: "Missing, bad or too many symbols (`invalid_request`, `invalid_symbol`)",
+            503: _UNAVAILABLE,
+        }
+    ),
 )
 async def latest_prices(
     service: ServiceDep,
@@ -69,22 +103,25 @@ async def latest_prices(
                 "Comma-separated tickers (`AAPL,MSFT`); the parameter may also repeat. "
                 f"At most {MAX_SYMBOLS_PER_REQUEST} distinct symbols."
             ),
+            examples=[["AAPL,MSFT"]],
         ),
     ],
 ) -> PricesResponse:
+    """The cached prices of the symbols asked for, read in one Redis round trip, in
+    the order asked; those with no fresh price are listed under `missing`."""
     pieces = [piece for value in symbols for piece in value.split(",") if piece.strip()]
     if not pieces:
-        raise HTTPException(422, "symbols: give at least one ticker, e.g. ?symbols=AAPL,MSFT")
+        raise _bad_query("give at least one ticker, e.g. ?symbols=AAPL,MSFT")
     # Checked before and after normalising: a huge list is refused without walking it.
-    too_many = f"symbols: at most {MAX_SYMBOLS_PER_REQUEST} per request"
+    too_many = f"at most {MAX_SYMBOLS_PER_REQUEST} symbols per request"
     if len(pieces) > 10 * MAX_SYMBOLS_PER_REQUEST:
-        raise HTTPException(422, too_many)
+        raise _bad_query(too_many)
     try:
         wanted = normalize_symbols(pieces)
     except InvalidSymbolError as exc:
-        raise HTTPException(422, str(exc)) from None
+        raise _bad_query(symbol_message(exc), ErrorCode.INVALID_SYMBOL) from None
     if len(wanted) > MAX_SYMBOLS_PER_REQUEST:
-        raise HTTPException(422, f"{too_many}, got {len(wanted)}")
+        raise _bad_query(f"{too_many}, got {len(wanted)}")
     try:
         found = await service.prices.get_many(wanted)
     except RedisClientError as exc:
@@ -94,6 +131,10 @@ async def latest_prices(
         prices={s: _with_age(p, now) for s, p in found.items() if p is not None},
         missing=[s for s, p in found.items() if p is None],
     )
+
+
+def _bad_query(message: str, code: ErrorCode = ErrorCode.INVALID_REQUEST) -> ProblemError:
+    return ProblemError(422, f"query.symbols: {message}", code)
 
 
 def _with_age(price: PriceData, now: float) -> PriceResponse:
@@ -116,6 +157,10 @@ def _no_price(service: MarketDataService, symbol: str) -> str:
     )
 
 
-def _redis_unavailable(exc: RedisClientError) -> HTTPException:
+def _redis_unavailable(exc: RedisClientError) -> ProblemError:
     # The message names the Redis address with the password redacted, never the secret.
-    return HTTPException(status.HTTP_503_SERVICE_UNAVAILABLE, f"cannot read prices: {exc}")
+    return ProblemError(
+        status.HTTP_503_SERVICE_UNAVAILABLE,
+        f"cannot read prices: {exc}",
+        ErrorCode.REDIS_UNAVAILABLE,
+    )

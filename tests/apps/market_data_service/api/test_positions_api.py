@@ -105,6 +105,32 @@ async def test_a_closed_position_is_dropped_unless_subscribed_by_hand(
     assert "positions" in refused.json()["detail"]
 
 
+async def test_a_hand_unsubscribe_of_a_symbol_positions_hold_says_it_stays(
+    service: Service, simulator: AlpacaSimulator
+) -> None:
+    reply = await service.http.post("/api/v1/subscribe", json={"symbols": ["AAPL", "MSFT"]})
+    assert reply.status_code == 201
+    simulator.set_positions([pos("AAPL", "3", "100")])
+    await service.wait_sources({"AAPL": ["manual", "positions"], "MSFT": ["manual"]})
+    reply = await service.http.delete("/api/v1/subscribe/aapl")
+    assert reply.status_code == 200, reply.text
+    assert reply.json() == {
+        "message": "Released AAPL (manual); still subscribed: held by positions",
+        "remaining_subscriptions": 2,
+        "still_held_by": ["positions"],
+    }
+    # It did stay: at the broker and in the registry, for the position only.
+    assert await service.sources() == {"AAPL": ["positions"], "MSFT": ["manual"]}
+    assert simulator.subscribed_quotes == {"AAPL", "MSFT"}
+    # A symbol no other source holds leaves the broker: the spec's answer, unchanged.
+    reply = await service.http.delete("/api/v1/subscribe/MSFT")
+    assert reply.json() == {
+        "message": "Successfully unsubscribed from MSFT",
+        "remaining_subscriptions": 1,
+    }
+    await eventually(lambda: simulator.subscribed_quotes == {"AAPL"}, what="MSFT unsubscribed")
+
+
 async def test_positions_api_down_leaves_subscriptions_and_degrades_health(
     service: Service, simulator: AlpacaSimulator
 ) -> None:

@@ -54,6 +54,9 @@ async def test_latest_price_is_the_cached_one_with_its_age(
     body = reply.json()
     age = body.pop("age_seconds")
     assert 2.0 <= age < 10.0
+    # The event numbering (README, "What lands in Redis"): the first event of the symbol.
+    assert body.pop("seq") == 1
+    assert body.pop("epoch")
     assert body == {
         "symbol": "AAPL",
         "bid": "150.00",
@@ -109,7 +112,7 @@ async def test_no_price_is_404_saying_why(service: Service) -> None:
         ("/api/v1/prices/bad%20symbol", "bad symbol"),
         ("/api/v1/prices/AAPL!", "AAPL!"),
         ("/api/v1/prices/" + "A" * 21, "A" * 21),
-        ("/api/v1/prices/" + "A" * 65, "64"),
+        ("/api/v1/prices/" + "A" * 65, "at most 20 characters"),
     ],
     ids=["space", "punctuation", "21-chars", "65-chars"],
 )

@@ -72,6 +72,17 @@ def operations(openapi: dict[str, Any]) -> list[tuple[str, str]]:
     return found
 
 
+def unauthorized(detail: str) -> dict[str, Any]:
+    """The problem details body of a 401."""
+    return {
+        "type": "about:blank",
+        "title": "Unauthorized",
+        "status": 401,
+        "detail": detail,
+        "code": "unauthorized",
+    }
+
+
 async def call(http: httpx.AsyncClient, method: str, path: str, **kwargs: Any) -> httpx.Response:
     body = {"symbols": ["AAPL"]} if method == "POST" else None
     return await http.request(method, path, json=body, **kwargs)
@@ -92,14 +103,15 @@ async def test_every_route_but_health_needs_the_key(keyed: Service) -> None:
             assert reply.status_code in (200, 503), (method, path, reply.text)
             continue
         assert reply.status_code == 401, (method, path, reply.text)
-        assert reply.json() == {
-            "detail": "missing API key: send it as X-API-Key or as 'Authorization: Bearer <key>'"
-        }
+        assert reply.headers["content-type"] == "application/problem+json"
+        assert reply.json() == unauthorized(
+            "missing API key: send it as X-API-Key or as 'Authorization: Bearer <key>'"
+        )
         assert reply.headers["www-authenticate"].startswith("Bearer")
         for headers in ({"X-API-Key": WRONG_KEY}, {"Authorization": f"Bearer {WRONG_KEY}"}):
             reply = await call(keyed.http, method, path, headers=headers)
             assert reply.status_code == 401, (method, path, headers)
-            assert reply.json() == {"detail": "invalid API key"}
+            assert reply.json() == unauthorized("invalid API key")
             assert WRONG_KEY not in reply.text
             assert API_KEY not in reply.text
         for headers in ({"X-API-Key": API_KEY}, {"Authorization": f"Bearer {API_KEY}"}):
@@ -209,12 +221,13 @@ async def test_the_cli_sends_the_key_from_the_environment(
     monkeypatch.delenv("MARKET_DATA_API_KEY_FILE", raising=False)
     # The CLI is synchronous: run it off the loop that serves the API.
     assert await asyncio.to_thread(cli.main, ["subscriptions", "--api", api]) == 1
-    assert "missing API key" in capsys.readouterr().out
+    printed = capsys.readouterr()
+    assert "missing API key" in printed.out + printed.err
     monkeypatch.setenv("MARKET_DATA_API_KEY", API_KEY)
     assert await asyncio.to_thread(cli.main, ["subscribe", "AAPL", "--api", api]) == 0
     assert await asyncio.to_thread(cli.main, ["subscriptions", "--api", api]) == 0
     out = capsys.readouterr().out
-    assert '"AAPL"' in out
+    assert "AAPL" in out
     assert API_KEY not in out
 
 

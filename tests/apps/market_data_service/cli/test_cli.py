@@ -32,11 +32,12 @@ RUN_TIMEOUT = 30.0
 
 @pytest.fixture
 def env(tmp_path: Path) -> dict[str, str]:
-    """The environment without ALPACA_*/REDIS_* (the binary override kept), plain output."""
+    """The environment without ALPACA_*/REDIS_*/MARKET_DATA_* (the binary override kept),
+    plain output."""
     cleaned = {
         name: value
         for name, value in os.environ.items()
-        if not name.upper().startswith(("ALPACA_", "REDIS_", "FORCE_COLOR"))
+        if not name.upper().startswith(("ALPACA_", "REDIS_", "MARKET_DATA_", "FORCE_COLOR"))
         or name == "REDIS_SERVER_BIN"
     }
     cleaned.update(PYTHONUNBUFFERED="1", NO_COLOR="1")
@@ -171,6 +172,27 @@ def test_help_lists_the_commands(env: dict[str, str], tmp_path: Path) -> None:
         assert re.search(rf"^\s+{command}\b", result.stdout, re.MULTILINE), command
 
 
+@pytest.mark.parametrize(
+    "command", ["health", "subscriptions", "subscribe", "unsubscribe", "status"]
+)
+def test_help_of_client_commands_documents_exit_codes_and_the_key(
+    env: dict[str, str], tmp_path: Path, command: str
+) -> None:
+    result = run([command, "--help"], env, tmp_path)
+    assert result.returncode == 0, result.stderr
+    text = " ".join(result.stdout.split())
+    assert "exit status:" in text
+    assert "0 done" in text and "1 the service refused" in text and "2 usage or input error" in text
+    assert "--api-key" in text and "MARKET_DATA_API_KEY_FILE" in text
+
+
+def test_an_api_that_is_no_url_is_a_usage_error(env: dict[str, str], tmp_path: Path) -> None:
+    result = run(["health", "--api", "localhost:8004"], env, tmp_path, timeout=20)
+    assert result.returncode == 2
+    assert "not an http:// or https:// URL" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
 def test_no_command_is_a_usage_error(env: dict[str, str], tmp_path: Path) -> None:
     result = run([], env, tmp_path)
     assert result.returncode == 2
@@ -250,15 +272,22 @@ def test_client_commands_against_the_demo(env: dict[str, str], tmp_path: Path) -
         demo.wait_output(r"\bAAPL \d+\.\d+")
         redis = demo.redis_children()
 
-        health = run(["health", "--api", api], env, tmp_path)
+        health = run(["health", "--json", "--api", api], env, tmp_path)
         assert health.returncode == 0, health.stderr
         assert json.loads(health.stdout)["status"] == "healthy"
+        health = run(["health", "--api", api], env, tmp_path)
+        assert health.returncode == 0, health.stderr
+        assert re.search(r"status\s*│\s*healthy", health.stdout), health.stdout
 
         subscribed = run(["subscribe", "tsla", "--api", api], env, tmp_path)
         assert subscribed.returncode == 0, subscribed.stderr
-        assert json.loads(subscribed.stdout)["subscribed_symbols"] == ["TSLA"]
+        assert subscribed.stdout == "subscribed TSLA (4 subscriptions in total)\n"
 
         listed = run(["subscriptions", "--api", api], env, tmp_path)
+        assert listed.returncode == 0
+        assert re.search(r"TSLA\s*│\s*manual\s*│", listed.stdout), listed.stdout
+        assert re.search(r"AAPL\s*│\s*manual, positions\s*│", listed.stdout), listed.stdout
+        listed = run(["subscriptions", "--json", "--api", api], env, tmp_path)
         assert listed.returncode == 0
         assert json.loads(listed.stdout) == {
             "symbols": ["AAPL", "GOOGL", "MSFT", "TSLA"],
@@ -272,12 +301,43 @@ def test_client_commands_against_the_demo(env: dict[str, str], tmp_path: Path) -
 
         missing = run(["unsubscribe", "NVDA", "--api", api], env, tmp_path)
         assert missing.returncode == 1
-        assert "NVDA" in missing.stdout
+        assert missing.stdout == ""
+        assert missing.stderr.count("\n") == 1 and "NVDA" in missing.stderr
+
+        unsubscribed = run(["unsubscribe", "tsla", "--api", api], env, tmp_path)
+        assert unsubscribed.returncode == 0, unsubscribed.stderr
+        assert unsubscribed.stdout == "unsubscribed TSLA (3 subscriptions left)\n"
 
         demo.proc.send_signal(signal.SIGTERM)
         code = demo.wait(timeout=10)
     assert code == 0, demo.output
     assert_gone(redis)
+
+
+def test_demo_positions_follow_its_symbols(env: dict[str, str], tmp_path: Path) -> None:
+    port = closed_port()
+    api = f"http://127.0.0.1:{port}"
+    with running(["demo", "--symbols", "tsla", "NVDA", "--port", str(port)], env, tmp_path) as demo:
+        demo.wait_output(r"\bTSLA \d+\.\d+.*\bNVDA \d+\.\d+.*P&L -?\d")
+        status = run(["status", "--api", api], env, tmp_path)
+        demo.proc.send_signal(signal.SIGTERM)
+        code = demo.wait(timeout=10)
+    assert code == 0, demo.output
+    assert status.returncode == 0, status.stdout + status.stderr
+    pnl = status.stdout[status.stdout.index("Real-time P&L") :]
+    assert re.search(r"TSLA\s*│\s*long\s*│\s*100\s*│", pnl), pnl
+    assert re.search(r"NVDA\s*│\s*short\s*│\s*-50\s*│", pnl), pnl
+    assert "AAPL" not in status.stdout and "MSFT" not in status.stdout
+    assert "AAPL" not in demo.output
+
+
+def test_demo_with_a_bad_symbol_exits_2_before_starting(
+    env: dict[str, str], tmp_path: Path
+) -> None:
+    result = run(["demo", "--symbols", "AAPL", "*", "--port", str(closed_port())], env, tmp_path)
+    assert result.returncode == 2
+    assert result.stderr.count("\n") == 1 and "'*'" in result.stderr
+    assert "starting" not in result.stdout
 
 
 def test_demo_on_a_port_in_use_exits_1_with_a_message(env: dict[str, str], tmp_path: Path) -> None:

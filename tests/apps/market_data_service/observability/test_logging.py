@@ -13,15 +13,20 @@ import os
 import signal
 import sys
 from collections.abc import Iterator
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+from websockets.asyncio.client import connect
 
 from apps.market_data_service.config import SettingsError, load_settings
 from apps.market_data_service.observability.logs import (
+    ACCESS_LOGGER,
+    HTTP_CLIENT_LOGGERS,
     MASK,
+    PROBE_PATHS,
     configure_logging,
     configure_logging_once,
     env_log_format,
@@ -29,8 +34,17 @@ from apps.market_data_service.observability.logs import (
 )
 from apps.simulator import AlpacaSimulator
 from libs.redis_client import RedisConnectionParams
-from tests.fixtures.service import SIM_KEY, SIM_SECRET, Service, ServiceFactory, free_port
-from tests.helpers import UVICORN_LOGGERS, capture_logs, eventually
+from tests.fixtures.redis import RedisFactory
+from tests.fixtures.service import (
+    SIM_KEY,
+    SIM_SECRET,
+    Service,
+    ServiceFactory,
+    free_port,
+    local_broker,
+)
+from tests.fixtures.simulator import SimulatorFactory
+from tests.helpers import UVICORN_LOGGERS, CapturedLogs, capture_logs, eventually
 
 ROOT = Path(__file__).resolve().parents[4]
 SECRET = "very-secret-value-42"
@@ -47,6 +61,17 @@ def log_output() -> Iterator[io.StringIO]:
         if handler not in handlers:
             root.removeHandler(handler)
     root.setLevel(level)
+
+
+@pytest.fixture(autouse=True)
+def restore_quieted_loggers() -> Iterator[None]:
+    """A service started here quiets httpx and uvicorn's access log: put them back."""
+    loggers = [logging.getLogger(name) for name in (*HTTP_CLIENT_LOGGERS, ACCESS_LOGGER)]
+    saved = [(logger, logger.level, list(logger.filters)) for logger in loggers]
+    yield
+    for logger, level, filters in saved:
+        logger.setLevel(level)
+        logger.filters[:] = filters
 
 
 def lines(buffer: io.StringIO) -> list[str]:
@@ -95,6 +120,85 @@ def test_text_lines_stay_one_per_event(log_output: io.StringIO) -> None:
     assert got[0].endswith('cause="alpaca 406" n=3')
     assert "Traceback" in got[1]
     assert SECRET not in got[1]
+
+
+@pytest.mark.parametrize("log_format", ["text", "json"])
+def test_floats_are_rounded_in_fields_and_message_arguments(
+    log_output: io.StringIO, caplog: pytest.LogCaptureFixture, log_format: Any
+) -> None:
+    configure_logging("INFO", log_format, stream=log_output)
+    log = logging.getLogger("tests.logging")
+    delay, latency = 4.91759836753689, 0.000123456789
+    log.warning(
+        "retry in %s, latency %r, shown %.4f, %d%% done, price %s, n=%s",
+        *(delay, latency, 2.34567, 50, Decimal("433.27512"), 3),
+        extra={
+            "delay": delay,
+            "latency": latency,
+            "at": 1763000000.123456,
+            "attempt": 2,
+            "price": Decimal("433.27512"),
+            "zero": 0.0,
+        },
+    )
+    log.info("%(delay)s then %(delay).1f", {"delay": delay})
+    first, second = lines(log_output)
+    message = "retry in 4.918, latency 0.000123, shown 2.3457, 50% done, price 433.27512, n=3"
+    if log_format == "json":
+        event = json.loads(first)
+        assert event["message"] == message
+        fields = {key: event[key] for key in ("delay", "latency", "at", "attempt", "price", "zero")}
+        assert fields == {
+            "delay": 4.918,
+            "latency": 0.000123,
+            "at": 1763000000.123,
+            "attempt": 2,
+            "price": "433.27512",  # exact: a Decimal is never rounded
+            "zero": 0.0,
+        }
+        assert json.loads(second)["message"] == "4.918 then 4.9"
+    else:
+        assert first.endswith(
+            f"{message} delay=4.918 latency=0.000123 at=1763000000.123 attempt=2 "
+            "price=433.27512 zero=0.0"
+        )
+        assert second.endswith("tests.logging: 4.918 then 4.9")
+    assert "917598" not in log_output.getvalue()
+    assert "456789" not in log_output.getvalue()
+    # Only the printed form: other handlers get the record as it was logged.
+    assert str(delay) in caplog.records[0].getMessage()
+    assert caplog.records[0].__dict__["delay"] == delay
+
+
+async def test_a_websocket_connection_is_logged_as_its_peer_not_an_object_repr(
+    log_output: io.StringIO, simulator: AlpacaSimulator
+) -> None:
+    # websockets puts the connection on its records (extra "websocket"), and the
+    # simulator on its own: "<websockets...ServerConnection object at 0x...>" before.
+    configure_logging("DEBUG", "text", stream=log_output)
+    async with connect(simulator.url()) as ws:
+        await ws.recv()  # the greeting
+        host, port = ws.local_address[:2]  # the simulator's peer
+        client_id = ws.id.hex[:8]
+    await eventually(lambda: "simulator session closed" in log_output.getvalue())
+    async with httpx.AsyncClient() as http:  # a REST request: websockets answers it too
+        await http.get(f"{simulator.http_url()}/v2/positions")
+    await eventually(lambda: "HTTP response sent" in log_output.getvalue())
+    about_sockets = [line for line in lines(log_output) if "websocket=" in line]
+    assert about_sockets
+    assert not [line for line in about_sockets if "object at 0x" in line], about_sockets
+    opened = [line for line in lines(log_output) if "simulator session opened" in line]
+    assert len(opened) == 1
+    assert f'websocket="{host}:{port} (' in opened[0]
+    # The websockets server logs under the simulator's logger; the REST answer included.
+    rest = [line for line in about_sockets if "HTTP response sent (401 Unauthorized)" in line]
+    assert len(rest) == 1
+    assert 'websocket="127.0.0.1:' in rest[0]
+    client_side = [line for line in about_sockets if "websockets.client" in line]
+    assert client_side
+    assert all(
+        f'websocket="127.0.0.1:{simulator.port} ({client_id})"' in line for line in client_side
+    )
 
 
 def test_configuring_again_replaces_only_its_own_handler(log_output: io.StringIO) -> None:
@@ -210,6 +314,53 @@ async def test_uvicorn_s_loggers_never_carry_a_secret(
         assert not leaked, f"{record.name}: {text}"
 
 
+# -- quiet by default: the HTTP client and the probes -----------------------------------------
+
+
+def access_paths(logs: CapturedLogs) -> list[str]:
+    """The path (and query) of every uvicorn access-log line."""
+    return [str(r.args[2]) for r in logs.named(ACCESS_LOGGER) if isinstance(r.args, tuple)]
+
+
+async def poll_and_probe(started: Service, simulator: AlpacaSimulator) -> None:
+    """Position polls (httpx requests to the simulator), probes and one ordinary request."""
+    await eventually(lambda: simulator.rest.count("/v2/positions") >= 3, what="position polls")
+    for path in ("/health", "/health?verbose=1", "/metrics", "/health/live", "/health/ready"):
+        await started.http.get(path)
+    assert (await started.http.get("/api/v1/subscriptions")).status_code == 200
+
+
+async def test_http_client_requests_and_probes_stay_out_of_the_log_by_default(
+    start_service: ServiceFactory, simulator: AlpacaSimulator
+) -> None:
+    with capture_logs(logging.DEBUG) as logs:
+        started = await start_service(**local_broker(simulator), position_sync_interval=0.05)
+        await poll_and_probe(started, simulator)
+    http_client = [r for r in logs.named(*HTTP_CLIENT_LOGGERS) if r.levelno < logging.WARNING]
+    assert http_client == []
+    paths = access_paths(logs)
+    assert "/api/v1/subscriptions" in paths  # other requests are still logged
+    assert [p for p in paths if p.partition("?")[0] in PROBE_PATHS] == []
+
+
+async def test_log_http_client_and_log_probes_bring_them_back(
+    start_service: ServiceFactory, simulator: AlpacaSimulator
+) -> None:
+    with capture_logs(logging.DEBUG) as logs:
+        started = await start_service(
+            **local_broker(simulator),
+            position_sync_interval=0.05,
+            log_http_client=True,
+            log_probes=True,
+        )
+        await poll_and_probe(started, simulator)
+    polls = [r for r in logs.named("httpx") if "/v2/positions" in r.getMessage()]
+    assert len(polls) >= 3
+    assert all(r.levelno == logging.INFO for r in polls)
+    paths = access_paths(logs)
+    assert {"/health", "/health?verbose=1", "/metrics", "/api/v1/subscriptions"} <= set(paths)
+
+
 # -- a real process --------------------------------------------------------------------------
 
 
@@ -278,3 +429,95 @@ async def wait_healthy(http: httpx.AsyncClient, within: float = 20.0) -> None:
                 if reply.status_code == 200 and reply.json()["status"] == "healthy":
                     return
             await asyncio.sleep(0.05)
+
+
+# -- the first hour of a new user: `market-data serve` with typos -------------------------------
+
+_OUR_PREFIXES = ("ALPACA_", "REDIS_", "MARKET_", "PRICE_", "RECONNECT_", "MAX_", "STALL_")
+_OUR_PREFIXES += ("POSITION_", "SERVICE_", "LOG_", "SUBSCRIPTION_")
+NEW_USER_KEY = "AKNEWUSER7H3K9P2M5Q8"
+NEW_USER_SECRET = "new-user-secret-Wq4Zr8Tn2Jx6"
+NEW_USER_REDIS = "new-user-redis-Lp3Fv7Bc1Nd5"
+NEW_USER_API_KEY = "new-user-api-key-Gm6Ys0Hk4Rw8"
+TYPO_SECRET = "typo-held-secret-Ue9Ka3Oj7Ci1"
+
+
+async def test_serve_warns_about_typos_logs_its_configuration_and_no_secret(
+    simulator_factory: SimulatorFactory, redis_factory: RedisFactory, tmp_path: Path
+) -> None:
+    sim = await simulator_factory(api_key=NEW_USER_KEY, secret_key=NEW_USER_SECRET)
+    redis = redis_factory(password=NEW_USER_REDIS, start=False)
+    await asyncio.to_thread(redis.start)
+    port = free_port()
+    inherited = {k: v for k, v in os.environ.items() if not k.upper().startswith(_OUR_PREFIXES)}
+    env = {
+        **inherited,
+        "PYTHONPATH": str(ROOT),
+        "ALPACA_API_KEY": NEW_USER_KEY,
+        "ALPACA_SECRET_KEY": NEW_USER_SECRET,
+        "ALPACA_DATA_URL": sim.url(),
+        **{name.upper(): url for name, url in local_broker(sim).items()},
+        "REDIS_URL": redis.url,  # the password inside
+        "REDIS_NAMESPACE": "paper",
+        "MARKET_DATA_API_KEY": NEW_USER_API_KEY,
+        "POSITION_SYNC_INTERVAL": "0.05",
+        "PORT": str(port),
+        "LOG_FORMAT": "json",
+        "RECONNECT_BASE_DELAY": "0.05",
+        "RECONNECT_MAX_DELAY": "0.2",
+        # The typos: in the environment, one of them holding a secret, and in .env.
+        "PRICE_CACHE_TTLL": "5",
+        "REDIS_PASSWROD": TYPO_SECRET,
+    }
+    (tmp_path / ".env").write_text("ALPACA_DATA_FEEED=sip\n")
+    stderr_path = tmp_path / "stderr.log"
+    auth = {"X-API-Key": NEW_USER_API_KEY}
+    with stderr_path.open("wb") as stderr:
+        process = await asyncio.create_subprocess_exec(
+            *(sys.executable, "-m", "apps.market_data_service.cli", "serve"),
+            cwd=tmp_path,
+            env=env,
+            stdout=asyncio.subprocess.DEVNULL,
+            stderr=stderr,
+        )
+        try:
+            async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as http:
+                await wait_healthy(http)
+                assert (await http.get("/metrics", headers=auth)).status_code == 200
+                assert (await http.get("/api/v1/subscriptions", headers=auth)).status_code == 200
+                await eventually(lambda: sim.rest.count("/v2/positions") >= 3, timeout=10)
+                await sim.drop_connections()  # one reconnect: its delay, rounded
+                await eventually(lambda: sim.authenticated_connections == 1, timeout=10)
+                await wait_healthy(http)
+        finally:
+            with contextlib.suppress(ProcessLookupError):
+                process.send_signal(signal.SIGTERM)
+            async with asyncio.timeout(15):
+                code = await process.wait()
+    text = stderr_path.read_text()
+    assert code == 0, text
+    events = [json.loads(line) for line in text.splitlines()]
+    config = "apps.market_data_service.config"
+    warnings = [e["message"] for e in events if e["logger"] == config and e["level"] == "WARNING"]
+    assert warnings == [
+        "unknown setting PRICE_CACHE_TTLL in the environment is ignored; "
+        "did you mean PRICE_CACHE_TTL?",
+        "unknown setting REDIS_PASSWROD in the environment is ignored; "
+        "did you mean REDIS_PASSWORD?",
+        "unknown setting ALPACA_DATA_FEEED in .env is ignored; did you mean ALPACA_DATA_FEED?",
+    ]
+    configuration = [e["message"] for e in events if e["message"].startswith("configuration:")]
+    assert configuration == [
+        f"configuration: feed=iex stream=ws://127.0.0.1:{sim.port} "
+        f"redis=127.0.0.1:{redis.port}/0 redis_tls=off namespace=paper price_cache_ttl=300s "
+        "api_key=on position_sync=on"
+    ]
+    # Quiet: no line per positions poll, none per probe; other requests still logged.
+    assert [e for e in events if e["logger"] in HTTP_CLIENT_LOGGERS] == []
+    access = [e["message"] for e in events if e["logger"] == ACCESS_LOGGER]
+    assert any('"GET /api/v1/subscriptions HTTP/1.1" 200' in line for line in access), access
+    assert not [line for line in access if "/health" in line or "/metrics" in line], access
+    (reconnect,) = [e for e in events if "reconnect attempt" in e["message"]]
+    assert reconnect["delay"] == float(f"{reconnect['delay']:.3g}")
+    for secret in (NEW_USER_KEY, NEW_USER_SECRET, NEW_USER_REDIS, NEW_USER_API_KEY, TYPO_SECRET):
+        assert secret not in text

@@ -27,7 +27,9 @@ def wire(symbol: str = "AAPL", bp: str = "150.00", ap: str = "150.10", **kw: obj
 
 
 def test_same_json_as_the_pydantic_models() -> None:
-    (update,) = QuoteProcessor().process([wire()], {"AAPL"})
+    processor = QuoteProcessor(epoch="E1")
+    processor.process([wire(t="2024-07-24T07:56:53.5Z")], {"AAPL"})  # seq 1
+    (update,) = processor.process([wire()], {"AAPL"})  # seq 2
     model = QuoteData(
         symbol="AAPL",
         bid_price=Decimal("150.00"),
@@ -39,8 +41,53 @@ def test_same_json_as_the_pydantic_models() -> None:
         bid_exchange="Q",
         ask_exchange="P",
     )
-    assert update[1] == PriceData.from_quote(model).model_dump_json().encode()
-    assert update[2] == PriceUpdateEvent.from_quote(model).model_dump_json().encode()
+    price = PriceData.from_quote(model, seq=2, epoch="E1")
+    event = PriceUpdateEvent.from_quote(model, seq=2, epoch="E1")
+    assert update[1] == price.model_dump_json().encode()
+    assert update[2] == event.model_dump_json().encode()
+    # And back: the hot path's JSON reads as the models.
+    assert PriceData.model_validate_json(update[1]) == price
+    assert PriceUpdateEvent.model_validate_json(update[2]) == event
+
+
+def _seqs(updates: list[tuple[str, bytes, bytes]]) -> list[tuple[str, int, int, str]]:
+    out = []
+    for symbol, price_json, event_json in updates:
+        price, event = json.loads(price_json), json.loads(event_json)
+        assert price["epoch"] == event["epoch"]
+        out.append((symbol, price["seq"], event["seq"], event["epoch"]))
+    return out
+
+
+def test_seq_counts_accepted_quotes_per_symbol_and_dropped_ones_take_none() -> None:
+    processor = QuoteProcessor(epoch="E")
+    t0, t1, t2 = "2026-01-02T10:00:00Z", "2026-01-02T10:00:01Z", "2026-01-02T10:00:02Z"
+    first = processor.process(
+        [
+            wire("AAPL", t=t1),
+            wire("MSFT", t=t1),
+            wire("AAPL", "2", "1", t=t2),  # crossed: no seq
+            wire("AAPL", t=t0),  # stale: no seq
+            wire("TSLA", t=t2),  # unsubscribed: no seq
+            wire("AAPL", t=t2),
+        ],
+        {"AAPL", "MSFT"},
+    )
+    assert _seqs(first) == [("AAPL", 1, 1, "E"), ("MSFT", 1, 1, "E"), ("AAPL", 2, 2, "E")]
+    # The next frame carries on; unsubscribing and subscribing again does not restart.
+    processor.forget(["AAPL"])
+    again = processor.process([wire("AAPL", t=t0), wire("MSFT", t=t2)], {"AAPL", "MSFT"})
+    assert _seqs(again) == [("AAPL", 3, 3, "E"), ("MSFT", 2, 2, "E")]
+    assert processor.next_seq("AAPL") == 4
+
+
+def test_each_processor_has_its_own_epoch_unless_given_one() -> None:
+    a, b = QuoteProcessor(), QuoteProcessor()
+    assert a.epoch != b.epoch
+    assert a.epoch[:8].isdigit() and len(a.epoch) == len(b.epoch)
+    (update,) = a.process([wire()], {"AAPL"})
+    assert json.loads(update[2])["epoch"] == a.epoch
+    assert QuoteProcessor(epoch="given").epoch == "given"
 
 
 def test_nanosecond_timestamps_kept() -> None:

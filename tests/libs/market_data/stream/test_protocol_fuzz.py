@@ -490,7 +490,9 @@ def test_processor_accepts_exactly_the_valid_quotes_with_exact_decimals(
         if item.expected is not None and should_accept(item.expected, subscribed)
     ]
     assert [symbol for symbol, _, _ in updates] == [want.symbol for want in wanted]
+    seqs: dict[str, int] = {}
     for (symbol, price_json, event_json), want in zip(updates, wanted, strict=True):
+        seqs[symbol] = seq = seqs.get(symbol, 0) + 1
         record = json.loads(price_json)
         assert exact_decimal_text(record["bid"], want.bid), (record["bid"], want.bid)
         assert exact_decimal_text(record["ask"], want.ask), (record["ask"], want.ask)
@@ -505,10 +507,17 @@ def test_processor_accepts_exactly_the_valid_quotes_with_exact_decimals(
         )
         assert record["timestamp"] == want.t
         event = json.loads(event_json)
+        assert (record["seq"], record["epoch"]) == (seq, processor.epoch)
         assert event == {
             "event_type": "price.updated",
             "symbol": symbol,
             "price": record["mid"],
+            "bid": record["bid"],
+            "ask": record["ask"],
+            "bid_size": want.bid_size,
+            "ask_size": want.ask_size,
+            "seq": seq,
+            "epoch": processor.epoch,
             "timestamp": want.t,
         }
         # The spec's models read both payloads back without loss.

@@ -1,0 +1,419 @@
+"""One error body for every 4xx and 5xx answer: RFC 9457 problem details.
+
+Every failure the API reports, whoever raises it (request validation, a route, the API
+key check, Starlette's routing, an unexpected exception), leaves as
+``application/problem+json``::
+
+    {"type": "about:blank", "title": "Unprocessable Entity", "status": 422,
+     "detail": "body.symbols[1]: invalid symbol 'bad symbol!': only letters, ...",
+     "code": "invalid_symbol"}
+
+``title`` is the status's reason phrase; ``detail`` one line a person can act on;
+``code`` a stable snake_case value a program can branch on (:class:`ErrorCode`);
+``errors`` lists each field problem, only when there are several; an endpoint may add
+members of its own (the 409 of ``POST /api/v1/subscribe`` adds ``refused_symbols`` and
+``total_subscriptions``).
+
+Routes raise :class:`ProblemError`; :func:`install_problem_handlers` turns everything
+into these bodies, and :func:`document_problems` makes the OpenAPI document say so.
+"""
+
+from __future__ import annotations
+
+import http
+import logging
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from enum import StrEnum
+from typing import Any, Final
+
+from fastapi import FastAPI, HTTPException, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict, Field
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from libs.market_data import InvalidSymbolError, MarketDataError
+
+__all__ = [
+    "PROBLEM_MEDIA_TYPE",
+    "ErrorCode",
+    "FieldProblem",
+    "Problem",
+    "ProblemError",
+    "SubscriptionRefused",
+    "describe_value",
+    "document_problems",
+    "install_problem_handlers",
+    "problem_response",
+    "problems",
+    "symbol_message",
+]
+
+logger = logging.getLogger(__name__)
+
+PROBLEM_MEDIA_TYPE: Final = "application/problem+json"
+# A value shown in a message is cut past this many characters.
+_SHOWN_MAX: Final = 100
+# In a one-line detail, the field problems named before "and N more".
+_DETAIL_MAX_PROBLEMS: Final = 3
+
+
+class ErrorCode(StrEnum):
+    """The machine-readable ``code`` of a problem. Values are stable."""
+
+    INVALID_REQUEST = "invalid_request"  # a parameter or the body breaks a rule
+    INVALID_JSON = "invalid_json"  # the body is not (UTF-8) JSON
+    INVALID_SYMBOL = "invalid_symbol"  # not a ticker
+    UNKNOWN_FIELD = "unknown_field"  # a body field the endpoint does not take
+    UNAUTHORIZED = "unauthorized"  # the API key is missing or wrong
+    NOT_FOUND = "not_found"  # no such endpoint, no such subscription, no cached price
+    METHOD_NOT_ALLOWED = "method_not_allowed"
+    SUBSCRIPTION_REFUSED = "subscription_refused"  # the broker refused symbols (409)
+    NOT_READY = "not_ready"  # /health/ready: the service cannot serve yet
+    REDIS_UNAVAILABLE = "redis_unavailable"
+    BROKER_ERROR = "broker_error"  # the broker answered with an error (502)
+    INTERNAL_ERROR = "internal_error"  # a bug: logged with its traceback
+    HTTP_ERROR = "http_error"  # any other status the HTTP layer answers
+
+
+_CODE_OF_STATUS: Final[Mapping[int, ErrorCode]] = {
+    400: ErrorCode.INVALID_JSON,  # FastAPI's only 400: a body it cannot parse
+    401: ErrorCode.UNAUTHORIZED,
+    404: ErrorCode.NOT_FOUND,
+    405: ErrorCode.METHOD_NOT_ALLOWED,
+    422: ErrorCode.INVALID_REQUEST,
+    500: ErrorCode.INTERNAL_ERROR,
+    502: ErrorCode.BROKER_ERROR,
+}
+
+
+# -- the bodies ------------------------------------------------------------------------------
+
+
+class FieldProblem(BaseModel):
+    """One problem with one part of the request."""
+
+    location: str = Field(
+        description=(
+            "Where: `body`, `body.<field>`, `body.<field>[<index>]`, `path.<name>` or "
+            "`query.<name>`."
+        ),
+        examples=["body.symbols[1]"],
+    )
+    message: str = Field(
+        description="What is wrong there, in one line.",
+        examples=["invalid symbol 'bad symbol!': only letters, digits, '.' and '/' ..."],
+    )
+
+
+class Problem(BaseModel):
+    """RFC 9457 problem details, the body of every 4xx and 5xx answer
+    (``application/problem+json``)."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "type": "about:blank",
+                    "title": "Unprocessable Entity",
+                    "status": 422,
+                    "detail": "body.bars: unknown field 'bars' (the body takes: symbols)",
+                    "code": "unknown_field",
+                }
+            ]
+        }
+    )
+
+    type: str = Field(
+        default="about:blank",
+        description="A URI naming the problem type; `about:blank`: the status says it all.",
+        examples=["about:blank"],
+    )
+    title: str = Field(
+        description="The HTTP status's reason phrase.", examples=["Unprocessable Entity"]
+    )
+    status: int = Field(description="The HTTP status code, repeated.", examples=[422])
+    detail: str = Field(
+        description="What went wrong, in one line a person can act on.",
+        examples=["path.symbol: invalid symbol 'AAPL!': only letters, digits, '.' and '/' ..."],
+    )
+    code: ErrorCode = Field(
+        description="A stable machine-readable code to branch on.", examples=["invalid_symbol"]
+    )
+    errors: list[FieldProblem] | None = Field(
+        default=None,
+        description="Each field problem, present only when the request has several.",
+    )
+
+
+class SubscriptionRefused(Problem):
+    """The 409 of ``POST /api/v1/subscribe``: the broker refused some symbols."""
+
+    refused_symbols: list[str] = Field(
+        description="The symbols the broker refused, sorted; none of them was added.",
+        examples=[["NVDA", "TSLA"]],
+    )
+    total_subscriptions: int = Field(
+        description="Symbols subscribed after the refusal (the earlier ones stand).",
+        examples=[2],
+    )
+
+
+class ProblemError(HTTPException):
+    """An HTTP error with its problem code and any extension members of its body."""
+
+    def __init__(
+        self,
+        status_code: int,
+        detail: str,
+        code: ErrorCode,
+        *,
+        headers: Mapping[str, str] | None = None,
+        **extensions: Any,
+    ) -> None:
+        super().__init__(status_code, detail, dict(headers) if headers else None)
+        self.code = code
+        self.extensions = extensions
+
+
+def problem_response(
+    status: int,
+    detail: str,
+    code: ErrorCode,
+    *,
+    errors: Sequence[FieldProblem] = (),
+    headers: Mapping[str, str] | None = None,
+    **extensions: Any,
+) -> JSONResponse:
+    """The problem details answer: ``errors`` only when there are several."""
+    body = Problem(
+        title=_reason(status),
+        status=status,
+        detail=detail,
+        code=code,
+        errors=list(errors) if len(errors) > 1 else None,
+    ).model_dump(mode="json", exclude_none=True)
+    body.update(extensions)
+    return JSONResponse(
+        body, status_code=status, headers=dict(headers or {}), media_type=PROBLEM_MEDIA_TYPE
+    )
+
+
+def _reason(status: int) -> str:
+    try:
+        return http.HTTPStatus(status).phrase
+    except ValueError:
+        return "Error"
+
+
+# -- messages ----------------------------------------------------------------------------------
+
+
+def describe_value(value: object) -> str:
+    """``value`` for a message: its repr, cut past ``_SHOWN_MAX`` characters."""
+    if isinstance(value, str) and len(value) > _SHOWN_MAX:
+        return f"{value[:20]!r}... ({len(value)} characters)"
+    text = repr(value)
+    return text if len(text) <= _SHOWN_MAX else f"{text[:_SHOWN_MAX]}..."
+
+
+def symbol_message(exc: InvalidSymbolError) -> str:
+    """An invalid symbol's message, the symbol shown but never at full length."""
+    return f"invalid symbol {describe_value(exc.symbol)}: {exc.why}"
+
+
+def _location(loc: Iterable[int | str]) -> str:
+    text = ""
+    for part in loc:
+        if isinstance(part, int):
+            text += f"[{part}]"
+        else:
+            text += f".{part}" if text else str(part)
+    return text
+
+
+def _field_problem(
+    error: Mapping[str, Any], allowed: Sequence[str]
+) -> tuple[ErrorCode, FieldProblem]:
+    """One pydantic/FastAPI validation error as a code and a readable message."""
+    kind: str = error.get("type", "")
+    loc: tuple[int | str, ...] = tuple(error.get("loc", ()))
+    ctx: Mapping[str, Any] = error.get("ctx") or {}
+    given = error.get("input")
+    code = ErrorCode.INVALID_REQUEST
+    if kind == "json_invalid":
+        # FastAPI puts the character position after "body".
+        position = loc[1] if len(loc) > 1 and isinstance(loc[1], int) else None
+        where = f" at character {position}" if position is not None else ""
+        return ErrorCode.INVALID_JSON, FieldProblem(
+            location="body", message=f"not valid JSON{where}: {ctx.get('error', 'cannot parse')}"
+        )
+    location = _location(loc)
+    if kind == "invalid_symbol":
+        code, message = ErrorCode.INVALID_SYMBOL, str(error.get("msg", ""))
+    elif kind == "extra_forbidden":
+        code = ErrorCode.UNKNOWN_FIELD
+        name = loc[-1] if loc else "?"
+        message = f"unknown field {describe_value(name)}"
+        if allowed:
+            message += f" (the body takes: {', '.join(allowed)})"
+    elif kind == "missing":
+        message = "a JSON body is required" if loc == ("body",) else "is required"
+    elif loc == ("body",) and isinstance(given, bytes | bytearray):
+        code = ErrorCode.INVALID_JSON
+        message = "must be JSON, sent with Content-Type: application/json"
+    elif loc == ("body",) and kind in ("model_attributes_type", "dict_type", "model_type"):
+        message = f"must be a JSON object, got {_json_kind(given)}"
+    elif kind == "too_short":
+        message = f"needs at least {ctx.get('min_length')} item(s), got {ctx.get('actual_length')}"
+    elif kind == "too_long":
+        message = f"takes at most {ctx.get('max_length')} items, got {ctx.get('actual_length')}"
+    elif kind == "string_too_long":
+        count = len(given) if isinstance(given, str) else "more"
+        message = (
+            f"at most {ctx.get('max_length')} characters, got {count}: {describe_value(given)}"
+        )
+    else:
+        message = str(error.get("msg", "is not valid")).removeprefix("Value error, ")
+        message = message.replace("Input should be", "must be", 1)
+        if isinstance(given, str | int | float | bool) or given is None:
+            message += f", got {describe_value(given)}"
+    if loc[:2] == ("path", "symbol"):
+        code = ErrorCode.INVALID_SYMBOL
+    return code, FieldProblem(location=location, message=message)
+
+
+def _json_kind(value: object) -> str:
+    if isinstance(value, list):
+        return "an array"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, int | float):
+        return "a number"
+    return "null" if value is None else type(value).__name__
+
+
+def _body_fields(request: Request) -> list[str]:
+    """The fields the matched route's body model takes (for "unknown field" messages)."""
+    body_field = getattr(request.scope.get("route"), "body_field", None)
+    model = getattr(getattr(body_field, "field_info", None), "annotation", None)
+    if isinstance(model, type) and issubclass(model, BaseModel):
+        return list(model.model_fields)
+    return []
+
+
+def validation_problem(errors: Sequence[Any], allowed: Sequence[str] = ()) -> JSONResponse:
+    """A 422 naming every field problem; one code when they agree, else invalid_request."""
+    found = [_field_problem(e, allowed) for e in errors if isinstance(e, Mapping)]
+    if not found:
+        found = [(ErrorCode.INVALID_REQUEST, FieldProblem(location="request", message="invalid"))]
+    codes = {code for code, _ in found}
+    code = codes.pop() if len(codes) == 1 else ErrorCode.INVALID_REQUEST
+    items = [problem for _, problem in found]
+    lines = [f"{p.location}: {p.message}" for p in items[:_DETAIL_MAX_PROBLEMS]]
+    if len(items) > _DETAIL_MAX_PROBLEMS:
+        lines.append(f"and {len(items) - _DETAIL_MAX_PROBLEMS} more (see errors)")
+    detail = "; ".join(lines)
+    if len(items) > 1:
+        detail = f"{len(items)} problems: {detail}"
+    return problem_response(422, detail, code, errors=items)
+
+
+def _http_problem(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+    status = exc.status_code
+    headers = getattr(exc, "headers", None)
+    if isinstance(exc, ProblemError):
+        return problem_response(
+            status, str(exc.detail), exc.code, headers=headers, **exc.extensions
+        )
+    code = _CODE_OF_STATUS.get(status, ErrorCode.HTTP_ERROR)
+    detail = exc.detail if isinstance(exc.detail, str) else str(exc.detail)
+    path = request.url.path
+    if len(path) > _SHOWN_MAX:
+        path = f"{path[:_SHOWN_MAX]}..."
+    if status == 404 and detail == _reason(404):
+        detail = f"no endpoint {request.method} {path}; the API is listed at /docs"
+    elif status == 405 and detail == _reason(405):
+        allowed = (headers or {}).get("Allow") or (headers or {}).get("allow")
+        detail = f"{request.method} is not allowed on {path}"
+        if allowed:
+            detail += f"; allowed: {allowed}"
+    elif status == 400 and detail == "There was an error parsing the body":
+        detail = "the body cannot be read: send UTF-8 JSON with Content-Type: application/json"
+    return problem_response(status, detail, code, headers=headers)
+
+
+# -- wiring ------------------------------------------------------------------------------------
+
+
+def install_problem_handlers(app: FastAPI) -> None:
+    """Answer every error of ``app`` with problem details."""
+
+    async def http_error(request: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, StarletteHTTPException)
+        return _http_problem(request, exc)
+
+    async def invalid_request(request: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, RequestValidationError)
+        return validation_problem(exc.errors(), _body_fields(request))
+
+    async def market_data_error(request: Request, exc: Exception) -> JSONResponse:
+        if isinstance(exc, InvalidSymbolError):  # bad input, wherever it is caught
+            return problem_response(422, symbol_message(exc), ErrorCode.INVALID_SYMBOL)
+        # The broker answered a request with an error the endpoint does not map itself
+        # (406, 407, 500, a broken reply ...): a gateway error naming it, never a bare 500.
+        logger.warning("%s %s failed: %s", request.method, request.url.path, exc)
+        return problem_response(
+            502,
+            f"the market data broker answered with an error: {exc}",
+            ErrorCode.BROKER_ERROR,
+        )
+
+    async def unexpected(request: Request, exc: Exception) -> JSONResponse:
+        # Starlette re-raises the exception after this answer, so the server logs it with
+        # its traceback; the client gets no internals (the text might hold anything).
+        return problem_response(
+            500,
+            "an unexpected error occurred; it was logged on the server",
+            ErrorCode.INTERNAL_ERROR,
+        )
+
+    app.add_exception_handler(StarletteHTTPException, http_error)
+    app.add_exception_handler(RequestValidationError, invalid_request)
+    app.add_exception_handler(MarketDataError, market_data_error)
+    app.add_exception_handler(Exception, unexpected)
+
+
+def problems(
+    descriptions: Mapping[int, str], model: type[Problem] = Problem
+) -> dict[int | str, dict[str, Any]]:
+    """``responses=`` entries declaring problem bodies for the given statuses."""
+    return {status: {"model": model, "description": text} for status, text in descriptions.items()}
+
+
+def document_problems(app: FastAPI) -> None:
+    """Declare problem bodies as ``application/problem+json`` in the OpenAPI document.
+
+    FastAPI files every ``responses={...: {"model": ...}}`` under the route's media type
+    (``application/json``); this moves those of the problem models where they belong.
+    """
+    build: Callable[[], dict[str, Any]] = app.openapi
+    models: list[type[Problem]] = [Problem, *Problem.__subclasses__()]
+    names = {model.__name__ for model in models}
+
+    def openapi() -> dict[str, Any]:
+        schema = build()
+        for item in schema.get("paths", {}).values():
+            for operation in item.values():
+                if not isinstance(operation, dict):
+                    continue
+                for status, response in operation.get("responses", {}).items():
+                    content = response.get("content", {})
+                    ref = content.get("application/json", {}).get("schema", {}).get("$ref", "")
+                    if str(status)[:1] in "45" and ref.rsplit("/", 1)[-1] in names:
+                        content[PROBLEM_MEDIA_TYPE] = content.pop("application/json")
+        return schema
+
+    app.openapi = openapi  # type: ignore[method-assign]

@@ -1,0 +1,282 @@
+"""``PriceSubscriber``: live prices from Redis with no hole and no duplicate.
+
+Pub/sub is at-most-once: a subscriber that is disconnected, or dropped by Redis for
+falling behind, misses events without being told. This reader closes those holes with
+the ``seq``/``epoch`` the service puts in every record and event (README, "What lands in
+Redis")::
+
+    async with PriceSubscriber("redis://localhost:6379", symbols=["AAPL", "MSFT"]) as sub:
+        async for update in sub:  # kind: "snapshot", "update" or "resync"
+            ...
+        sub.latest("AAPL")  # the newest known price, or None
+
+- It subscribes first (``price.updated.{SYM}`` or the pattern, and
+  ``market_data.status``), then reads the cache (``MGET price:{SYM}``): events with a
+  ``seq`` at most the snapshot's (same epoch) are dropped.
+- A gap is a ``seq`` jump, an event of another epoch, a notice on ``market_data.status``
+  (anything but ``stream.disconnected``), or its own lost connection. On a gap it yields
+  a ``resync`` update naming the symbols and the reason, re-reads the cache for them
+  (yielding ``snapshot`` updates), and carries on.
+- It reconnects with :class:`~libs.market_data.backoff.BackoffPolicy` and gives up
+  (:class:`SubscriberError`) after ``max_attempts`` consecutive failures.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections import deque
+from collections.abc import Iterable
+from typing import Any, Final, Literal, Self
+
+import redis.asyncio
+from redis.asyncio.client import PubSub
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
+from libs.market_data.backoff import BackoffPolicy
+from libs.market_data.consumers.records import (
+    LivePrice,
+    SubscriberUpdate,
+    notice_event,
+    parse_price,
+)
+from libs.market_data.exceptions import SubscriberError
+from libs.market_data.keys import DEFAULT_KEYS, KeySpace
+from libs.market_data.symbols import normalize_symbols
+from libs.redis_client import RedisConnectionParams
+
+__all__ = ["DEFAULT_SUBSCRIBER_BACKOFF", "PriceSubscriber"]
+
+logger = logging.getLogger(__name__)
+
+# 0.05 s doubling to 2 s; about three minutes of failures before giving up.
+DEFAULT_SUBSCRIBER_BACKOFF: Final = BackoffPolicy(base=0.05, maximum=2.0, max_attempts=100)
+_MGET_CHUNK: Final = 500
+_POLL: Final = 1.0  # seconds one read waits for a message before checking for close()
+# Errors that mean the connection is gone (CLIENT KILL, output buffer overflow, restart).
+_LOST: Final = (RedisConnectionError, RedisTimeoutError, OSError)
+
+
+class PriceSubscriber:
+    """Typed, gap-aware live prices from the service's Redis (see the module doc).
+
+    One consumer iterates it. ``symbols="*"`` follows every symbol of the namespace.
+    """
+
+    def __init__(
+        self,
+        redis_url_or_params: str | RedisConnectionParams,
+        symbols: Iterable[str] | Literal["*"] = "*",
+        *,
+        keys: KeySpace = DEFAULT_KEYS,
+        backoff: BackoffPolicy = DEFAULT_SUBSCRIBER_BACKOFF,
+    ) -> None:
+        if isinstance(redis_url_or_params, str):
+            redis_url_or_params = RedisConnectionParams.from_url(redis_url_or_params)
+        self._params = redis_url_or_params
+        self._keys = keys
+        self._backoff = backoff
+        self._all = symbols == "*"
+        self._wanted: tuple[str, ...] = () if symbols == "*" else tuple(normalize_symbols(symbols))
+        if not self._all and not self._wanted:
+            raise ValueError('symbols: at least one, or "*"')
+        self._latest: dict[str, LivePrice] = {}
+        self._pending: deque[SubscriberUpdate] = deque()
+        self._client: redis.asyncio.Redis | None = None
+        self._pubsub: PubSub | None = None
+        self._closed = False
+        self._connected_once = False
+        self._failures = 0
+        # Counters, for tests and for a consumer's own metrics.
+        self.resyncs = 0
+        self.reconnects = 0
+        self.duplicates_dropped = 0
+        self.malformed = 0
+
+    # -- public ---------------------------------------------------------------------------
+
+    def latest(self, symbol: str) -> LivePrice | None:
+        """The newest known price of ``symbol``, or ``None``."""
+        return self._latest.get(symbol.strip().upper())
+
+    def prices(self) -> dict[str, LivePrice]:
+        """Every known symbol's newest price (a copy)."""
+        return dict(self._latest)
+
+    async def __aenter__(self) -> Self:
+        await self.connect()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    async def connect(self) -> None:
+        """Subscribe and take the snapshot (queued as ``snapshot`` updates), with backoff."""
+        while True:
+            try:
+                await self._connect()
+                return
+            except _LOST as exc:
+                await self._lost(exc)
+
+    async def close(self) -> None:
+        """Unsubscribe and close; iteration ends."""
+        self._closed = True
+        await self._teardown()
+
+    def __aiter__(self) -> Self:
+        return self
+
+    async def __anext__(self) -> SubscriberUpdate:
+        while not self._pending:
+            if self._closed:
+                raise StopAsyncIteration
+            try:
+                if self._pubsub is None:
+                    again = self._connected_once
+                    await self._connect()
+                    if again:
+                        self._resync_queue_reason("reconnected")
+                    continue
+                message = await self._pubsub.get_message(timeout=_POLL)
+                if message is not None:
+                    await self._handle(message)
+            except _LOST as exc:
+                if self._closed:
+                    raise StopAsyncIteration from None
+                await self._lost(exc)
+        return self._pending.popleft()
+
+    # -- connection -------------------------------------------------------------------------
+
+    def _redis(self) -> redis.asyncio.Redis:
+        if self._client is None:
+            # No silent retries: redis-py would reconnect the pub/sub and subscribe again
+            # on its own, and the events missed meanwhile would go unnoticed.
+            self._client = redis.asyncio.Redis(
+                **self._params.redis_kwargs(), retry=Retry(NoBackoff(), 0)
+            )
+        return self._client
+
+    async def _connect(self) -> None:
+        client = self._redis()
+        pubsub = client.pubsub()
+        try:
+            await pubsub.subscribe(self._keys.status_channel)
+            if self._all:
+                await pubsub.psubscribe(self._keys.price_channel_prefix + "*")
+            else:
+                await pubsub.subscribe(*(self._keys.price_channel(s) for s in self._wanted))
+        except BaseException:
+            await pubsub.aclose()  # type: ignore[no-untyped-call]
+            raise
+        self._pubsub = pubsub
+        self._connected_once = True
+        # Subscribed: now the snapshot; anything published from here on is in the socket.
+        await self._read_cache(await self._symbols_to_read(), announce=None)
+        self._failures = 0
+
+    async def _lost(self, exc: BaseException) -> None:
+        await self._teardown()
+        self._failures += 1
+        if self._failures > self._backoff.max_attempts:
+            raise SubscriberError(f"Redis unreachable after {self._failures - 1} attempts: {exc}")
+        self.reconnects += 1
+        logger.info("price subscriber lost Redis (%s); reconnecting", exc)
+        await asyncio.sleep(self._backoff.delay(self._failures))
+
+    async def _teardown(self) -> None:
+        pubsub, self._pubsub = self._pubsub, None
+        client, self._client = self._client, None
+        if pubsub is not None:
+            with contextlib.suppress(*_LOST):
+                await pubsub.aclose()  # type: ignore[no-untyped-call]
+        if client is not None:
+            with contextlib.suppress(*_LOST):
+                await client.aclose()
+
+    # -- the cache ---------------------------------------------------------------------------
+
+    async def _symbols_to_read(self) -> list[str]:
+        if not self._all:
+            return list(self._wanted)
+        found = set(self._latest)
+        prefix = self._keys.price_key_prefix
+        async for key in self._redis().scan_iter(match=prefix + "*", count=1000):
+            found.add(key.decode()[len(prefix) :])
+        return sorted(found)
+
+    def _resync_queue_reason(self, reason: str) -> None:
+        # _connect has already queued the snapshots: put the resync before them.
+        snapshots = list(self._pending)
+        self._pending.clear()
+        self._announce(tuple(u.symbol for u in snapshots if u.symbol), reason)
+        self._pending.extend(snapshots)
+
+    def _announce(self, symbols: tuple[str, ...], reason: str) -> None:
+        self.resyncs += 1
+        logger.info("price subscriber resync (%s): %d symbols", reason, len(symbols))
+        self._pending.append(SubscriberUpdate("resync", symbols=symbols, reason=reason))
+
+    async def _read_cache(self, symbols: list[str], announce: str | None) -> None:
+        """Re-read ``symbols`` from the cache, queueing a snapshot per cached symbol."""
+        if announce is not None:
+            self._announce(tuple(symbols), announce)
+        client = self._redis()
+        prefix = self._keys.price_key_prefix
+        for start in range(0, len(symbols), _MGET_CHUNK):
+            chunk = symbols[start : start + _MGET_CHUNK]
+            raws: list[Any] = await client.mget([prefix + s for s in chunk])
+            for symbol, raw in zip(chunk, raws, strict=True):
+                if raw is None:
+                    continue
+                price = parse_price(raw)
+                if price is None or price.symbol != symbol:
+                    self.malformed += 1
+                    continue
+                current = self._latest.get(symbol)
+                if (
+                    current is not None
+                    and current.epoch
+                    and price.epoch == current.epoch
+                    and price.seq < current.seq
+                ):
+                    price = current  # never go back within an epoch
+                self._latest[symbol] = price
+                self._pending.append(SubscriberUpdate("snapshot", symbol, price))
+
+    # -- messages ------------------------------------------------------------------------------
+
+    async def _handle(self, message: dict[str, Any]) -> None:
+        if message["type"] not in ("message", "pmessage"):
+            return  # (p)subscribe confirmations
+        channel = message["channel"].decode()
+        data: bytes = message["data"]
+        if channel == self._keys.status_channel:
+            event = notice_event(data)
+            if event != "stream.disconnected":  # the gap is announced at reconnect
+                await self._read_cache(await self._symbols_to_read(), f"notice:{event}")
+            return
+        price = parse_price(data)
+        if price is None:
+            self.malformed += 1
+            return
+        symbol = price.symbol
+        current = self._latest.get(symbol)
+        if current is None or not price.epoch or not current.epoch:
+            pass  # first sight of the symbol (nothing cached), or not sequenced
+        elif price.epoch != current.epoch:
+            await self._read_cache([symbol], "epoch")
+            return
+        elif price.seq <= current.seq:
+            self.duplicates_dropped += 1
+            return
+        elif price.seq != current.seq + 1:
+            await self._read_cache([symbol], "seq_gap")
+            return
+        self._latest[symbol] = price
+        self._pending.append(SubscriberUpdate("update", symbol, price))
