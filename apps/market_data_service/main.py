@@ -4,8 +4,9 @@ Run with ``uvicorn apps.market_data_service.main:app`` or ``market-data serve``.
 
 ``app`` is built when first looked up (uvicorn does that as it starts), from the
 settings of the environment: a missing or wrong setting then ends the process with the
-one-line message ``market-data serve`` prints, and status 1, instead of a traceback of
-the startup. ``create_app()`` without settings reads them at startup instead, raising
+one-line message ``market-data serve`` prints, and status 1 (uvicorn's own status for an
+app it cannot load), instead of a traceback of the startup and status 3.
+``create_app()`` without settings reads them at startup instead, raising
 :class:`~apps.market_data_service.config.SettingsError`.
 """
 

@@ -304,7 +304,7 @@ def _body_fields(request: Request) -> list[str]:
     return []
 
 
-def validation_problem(errors: Sequence[Any], allowed: Sequence[str] = ()) -> JSONResponse:
+def _validation_problem(errors: Sequence[Any], allowed: Sequence[str] = ()) -> JSONResponse:
     """A 422 naming every field problem; one code when they agree, else invalid_request."""
     found = [_field_problem(e, allowed) for e in errors if isinstance(e, Mapping)]
     if not found:
@@ -357,7 +357,7 @@ def install_problem_handlers(app: FastAPI) -> None:
 
     async def invalid_request(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, RequestValidationError)
-        return validation_problem(exc.errors(), _body_fields(request))
+        return _validation_problem(exc.errors(), _body_fields(request))
 
     async def market_data_error(request: Request, exc: Exception) -> JSONResponse:
         if isinstance(exc, InvalidSymbolError):  # bad input, wherever it is caught

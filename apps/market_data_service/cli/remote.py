@@ -46,7 +46,10 @@ def health(args: argparse.Namespace) -> int:
         reply = client.request("GET", "/health")
         if not (isinstance(reply.body, dict) and "status" in reply.body):
             raise client.error(reply)  # not a health body: say what came instead
-    _print_json(reply.body)
+    if args.json:
+        _print_json(reply.body)
+    else:
+        console().print(health_table(reply.body))
     return EXIT_OK if reply.ok else EXIT_FAILED
 
 
@@ -54,7 +57,7 @@ def subscriptions(args: argparse.Namespace) -> int:
     """``GET /api/v1/subscriptions``: every subscribed symbol and its sources."""
     with service_client(args.api, args.api_key) as client:
         reply = client.call("GET", "/api/v1/subscriptions")
-    if True:
+    if args.json:
         _print_json(reply.body)
     elif isinstance(reply.body, dict) and not reply.body.get("symbols"):
         print("no subscriptions")

@@ -15,10 +15,12 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
+from fastapi.routing import APIRoute, iter_route_contexts
 
 from apps.market_data_service.api.errors import PROBLEM_MEDIA_TYPE
 from apps.market_data_service.api.schemas import DECIMAL_PATTERN, HealthStats, PriceResponse
 from apps.market_data_service.api.security import PUBLIC_PATHS
+from apps.market_data_service.main import create_app
 from apps.simulator import AlpacaSimulator
 from libs.market_data import PriceData
 from libs.market_data.symbols import MAX_SYMBOL_LENGTH
@@ -56,6 +58,16 @@ def test_every_operation_has_a_summary_and_a_description(document: dict[str, Any
     for path, method, operation in found:
         assert operation.get("summary", "").strip(), (method, path)
         assert operation.get("description", "").strip(), (method, path)
+
+
+def test_every_summary_is_written_not_made_from_the_function_name() -> None:
+    # FastAPI makes a summary from the function name ("Latest Price") when none is given.
+    contexts = iter_route_contexts(create_app().routes)  # through the included routers
+    routes = [c.original_route for c in contexts if isinstance(c.original_route, APIRoute)]
+    assert len(routes) >= 10
+    for route in routes:
+        assert route.summary, route.path
+        assert route.summary != route.name.replace("_", " ").title(), route.path
 
 
 def test_every_property_of_every_schema_is_described(document: dict[str, Any]) -> None:
