@@ -322,6 +322,10 @@ async def test_secrets_never_reach_logs_or_answers(
             redis_url=redis.url,  # the password travels inside the URL
             market_data_api_key=API_KEY,
             log_level="DEBUG",
+            # httpx and the probes are quiet by default: turned on, their lines are
+            # checked for secrets too.
+            log_http_client=True,
+            log_probes=True,
         )
         answers = await exercise(started, sim, redis)
     finally:
