@@ -11,17 +11,14 @@ startup, next to one line with the effective configuration (:meth:`Settings.summ
 from __future__ import annotations
 
 import dataclasses
-import difflib
 import logging
 import os
-import re
 import ssl
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Annotated, Final, Literal, Self
 from urllib.parse import urlsplit
 
-from dotenv import dotenv_values
 from pydantic import (
     Field,
     FilePath,
@@ -33,6 +30,7 @@ from pydantic import (
 )
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from apps.market_data_service.settings_typos import UnknownSetting, dotenv_files, find_unknown
 from libs.market_data import defaults, feed_url
 from libs.redis_client import RedisConnectionParams
 
@@ -63,32 +61,6 @@ def _check_api_key(key: str, name: str) -> None:
 
 class SettingsError(Exception):
     """The settings are incomplete or wrong; the message names each setting."""
-
-
-@dataclasses.dataclass(frozen=True)
-class UnknownSetting:
-    """A variable that looks like a setting but is none, so nothing reads it: a typo.
-
-    Only its name: the value may be a secret (``ALPACA_SECRET_KEYY=...``).
-    """
-
-    name: str  # as written
-    source: str  # "the environment" or the dotenv file
-    suggestion: str | None  # the setting it most resembles, if any does
-
-    def hint(self) -> str:
-        """``NAME in SOURCE (did you mean SETTING?)``."""
-        guess = f"did you mean {self.suggestion}?" if self.suggestion else "no setting like it"
-        return f"{self.name} in {self.source} ({guess})"
-
-    def message(self) -> str:
-        """The startup warning."""
-        guess = (
-            f"did you mean {self.suggestion}?"
-            if self.suggestion
-            else "no setting resembles it (README, Configuration)"
-        )
-        return f"unknown setting {self.name} in {self.source} is ignored; {guess}"
 
 
 class Settings(BaseSettings):
@@ -338,76 +310,20 @@ def _on(flag: bool) -> str:
     return "on" if flag else "off"
 
 
-# -- variables that look like settings but are none ------------------------------------------
-
-_SETTING_NAMES: Final = frozenset(name.upper() for name in Settings.model_fields)
-# The first word of every setting's name: ALPACA_, REDIS_, MARKET_, PRICE_, RECONNECT_ ...
-_PREFIXES: Final = tuple(
-    sorted({name.split("_")[0] + "_" for name in _SETTING_NAMES if "_" in name})
-)
-# Read by other parts of the project, not by Settings (libs/redis_embedded/binary.py).
-_OTHER_KNOWN: Final = frozenset({"REDIS_SERVER_BIN"})
-# Kubernetes sets these for every service of the namespace (a service named "redis" or
-# "market-data" gives REDIS_SERVICE_HOST, MARKET_DATA_PORT=tcp://..., ...): not typos.
-_SERVICE_LINK: Final = re.compile(
-    r"[A-Z0-9_]+_(SERVICE_HOST|SERVICE_PORT(_[A-Z0-9_]+)?|PORT_\d+_(TCP|UDP|SCTP)(_[A-Z]+)?)"
-)
-_SERVICE_LINK_URL: Final = re.compile(r"(tcp|udp|sctp)://", re.IGNORECASE)
-_PREFIXED_CUTOFF: Final = 0.6  # difflib ratio for a hint when the prefix is ours
-_UNPREFIXED_CUTOFF: Final = 0.85  # without our prefix only a near miss counts (LOGLEVEL)
-
-
-def _service_link(name: str, value: str | None) -> bool:
-    if _SERVICE_LINK.fullmatch(name):
-        return True
-    return name.endswith("_PORT") and value is not None and bool(_SERVICE_LINK_URL.match(value))
-
-
-def _finding(name: str, value: str | None, source: str) -> UnknownSetting | None:
-    upper = name.upper()
-    if upper in _SETTING_NAMES or upper in _OTHER_KNOWN or _service_link(upper, value):
-        return None
-    ours = upper.startswith(_PREFIXES)
-    cutoff = _PREFIXED_CUTOFF if ours else _UNPREFIXED_CUTOFF
-    close = difflib.get_close_matches(upper, _SETTING_NAMES, n=1, cutoff=cutoff)
-    if not ours and not close:
-        return None
-    return UnknownSetting(name, source, close[0] if close else None)
-
-
-def _dotenv_files(env_file: object) -> list[Path]:
-    if env_file is None:
-        return []
-    if isinstance(env_file, str | os.PathLike):
-        env_file = [env_file]
-    if not isinstance(env_file, Iterable):
-        return []
-    paths = (Path(item).expanduser() for item in env_file if isinstance(item, str | os.PathLike))
-    return [path for path in paths if path.is_file()]
-
-
 def unknown_settings(
     environ: Mapping[str, str] | None = None,
     env_files: Iterable[str | os.PathLike[str]] | None = None,
 ) -> list[UnknownSetting]:
-    """Variables that look like settings but are none, in the environment and dotenv files.
-
-    A name counts when it starts like a setting (``ALPACA_``, ``REDIS_``, ``PRICE_`` ...:
-    the first word of any setting's name) or is a near miss of one (``LOGLEVEL``); each
-    finding names the setting it most resembles (difflib). Defaults: ``os.environ`` and
-    the settings' own ``.env``. Values are never kept, nor shown.
-    """
-    environ = os.environ if environ is None else environ
-    files = _dotenv_files(Settings.model_config.get("env_file") if env_files is None else env_files)
-    found = [_finding(name, value, "the environment") for name, value in sorted(environ.items())]
-    encoding = Settings.model_config.get("env_file_encoding") or "utf-8"
-    for path in files:
-        try:
-            entries = dotenv_values(path, encoding=encoding, interpolate=False)
-        except (OSError, UnicodeDecodeError):
-            continue  # reading the settings fails on it too, naming it
-        found.extend(_finding(name, value, str(path)) for name, value in sorted(entries.items()))
-    return [finding for finding in found if finding is not None]
+    """Variables that look like settings but are none, in the environment and dotenv files
+    (``settings_typos.find_unknown`` over this ``Settings``' field names). Defaults:
+    ``os.environ`` and the settings' own ``.env``. Values are never kept, nor shown."""
+    files = dotenv_files(Settings.model_config.get("env_file") if env_files is None else env_files)
+    return find_unknown(
+        frozenset(name.upper() for name in Settings.model_fields),
+        os.environ if environ is None else environ,
+        files,
+        Settings.model_config.get("env_file_encoding") or "utf-8",
+    )
 
 
 def load_settings(**overrides: object) -> Settings:
@@ -418,7 +334,7 @@ def load_settings(**overrides: object) -> Settings:
     error too: a misspelt required setting shows up as missing.
     """
     env_file = overrides.get("_env_file", Settings.model_config.get("env_file"))
-    unknown = unknown_settings(env_files=_dotenv_files(env_file))
+    unknown = unknown_settings(env_files=dotenv_files(env_file))
     try:
         settings = Settings(**overrides)  # type: ignore[arg-type]
     except ValidationError as exc:
