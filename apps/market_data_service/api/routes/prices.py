@@ -9,7 +9,7 @@ from __future__ import annotations
 import time
 from typing import Annotated
 
-from fastapi import APIRouter, Path, Query, status
+from fastapi import APIRouter, Query, status
 
 from apps.market_data_service.api.dependencies import ServiceDep
 from apps.market_data_service.api.errors import (
@@ -20,14 +20,13 @@ from apps.market_data_service.api.errors import (
 )
 from apps.market_data_service.api.schemas import (
     MAX_SYMBOLS_PER_REQUEST,
-    SYMBOL_PATTERN,
     PriceResponse,
     PricesResponse,
+    SymbolPath,
 )
 from apps.market_data_service.service import MarketDataService
 from libs.market_data import InvalidSymbolError, PriceData, normalize_symbol, normalize_symbols
 from libs.market_data.cache.price_cache import price_age_seconds
-from libs.market_data.symbols import MAX_SYMBOL_LENGTH
 from libs.redis_client import RedisClientError
 
 __all__ = ["router"]
@@ -52,15 +51,7 @@ _UNAVAILABLE = "Redis cannot be reached (`redis_unavailable`)"
     ),
 )
 async def latest_price(
-    symbol: Annotated[
-        str,
-        Path(
-            max_length=MAX_SYMBOL_LENGTH,
-            description="The ticker, any case (`aapl`, `BRK.B`, `BTC/USD`).",
-            examples=["AAPL"],
-            json_schema_extra={"pattern": SYMBOL_PATTERN},
-        ),
-    ],
+    symbol: SymbolPath,
     service: ServiceDep,
 ) -> PriceResponse:
     """The price cached under `price:{SYMBOL}` (bid, ask, exact mid, sizes, the

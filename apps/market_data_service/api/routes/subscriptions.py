@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
-
-from fastapi import APIRouter, Path, status
+from fastapi import APIRouter, status
 
 from apps.market_data_service.api.dependencies import ServiceDep
 from apps.market_data_service.api.errors import (
@@ -15,15 +13,14 @@ from apps.market_data_service.api.errors import (
     symbol_message,
 )
 from apps.market_data_service.api.schemas import (
-    SYMBOL_PATTERN,
     SubscribeRequest,
     SubscribeResponse,
     SubscriptionsResponse,
+    SymbolPath,
     UnsubscribeResponse,
 )
 from libs.market_data import InvalidSymbolError, SubscriptionError, normalize_symbol
 from libs.market_data.subscriptions.registry import SubscriptionSource
-from libs.market_data.symbols import MAX_SYMBOL_LENGTH
 
 __all__ = ["router"]
 
@@ -96,15 +93,7 @@ async def subscribe(body: SubscribeRequest, service: ServiceDep) -> SubscribeRes
     ),
 )
 async def unsubscribe(
-    symbol: Annotated[
-        str,
-        Path(
-            max_length=MAX_SYMBOL_LENGTH,
-            description="The ticker, any case (`aapl`, `BRK.B`, `BTC/USD`).",
-            examples=["AAPL"],
-            json_schema_extra={"pattern": SYMBOL_PATTERN},
-        ),
-    ],
+    symbol: SymbolPath,
     service: ServiceDep,
 ) -> UnsubscribeResponse:
     """Release the `manual` subscription of a symbol. The symbol leaves the broker only

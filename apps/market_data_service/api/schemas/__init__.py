@@ -10,6 +10,7 @@ from apps.market_data_service.api.schemas.common import (
     MAX_SYMBOLS_PER_REQUEST,
     SYMBOL_PATTERN,
     DecimalString,
+    SymbolPath,
 )
 from apps.market_data_service.api.schemas.health import (
     CacheHealth,
@@ -51,5 +52,6 @@ __all__ = [
     "SubscribeRequest",
     "SubscribeResponse",
     "SubscriptionsResponse",
+    "SymbolPath",
     "UnsubscribeResponse",
 ]

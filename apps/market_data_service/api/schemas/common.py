@@ -5,6 +5,7 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Annotated, Final
 
+from fastapi import Path
 from pydantic import (
     BeforeValidator,
     Field,
@@ -22,6 +23,7 @@ __all__ = [
     "SYMBOL_PATTERN",
     "DecimalString",
     "Symbol",
+    "SymbolPath",
 ]
 
 MAX_SYMBOLS_PER_REQUEST: Final = 100
@@ -59,6 +61,18 @@ Symbol = Annotated[
             f"A ticker: letters, digits, '.' and '/', at most {MAX_SYMBOL_LENGTH} characters; "
             "upper-cased, surrounding blanks ignored."
         ),
+        examples=["AAPL"],
+        json_schema_extra={"pattern": SYMBOL_PATTERN},
+    ),
+]
+
+
+# The ``{symbol}`` path parameter of the routes that take one: the same rule as the body's.
+SymbolPath = Annotated[
+    str,
+    Path(
+        max_length=MAX_SYMBOL_LENGTH,
+        description="The ticker, any case (`aapl`, `BRK.B`, `BTC/USD`).",
         examples=["AAPL"],
         json_schema_extra={"pattern": SYMBOL_PATTERN},
     ),
