@@ -10,7 +10,7 @@ import asyncio
 import contextlib
 import json
 import logging
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from decimal import Decimal
 from typing import Any
 
@@ -24,8 +24,10 @@ __all__ = [
     "PriceListener",
     "capture_logs",
     "eventually",
+    "listen",
     "listen_prices",
     "quote",
+    "status_notices",
 ]
 
 
@@ -57,30 +59,59 @@ class PriceListener:
 
 
 @contextlib.asynccontextmanager
-async def listen_prices(params: RedisConnectionParams) -> AsyncIterator[PriceListener]:
-    """A real Redis subscriber on ``price.updated.*`` for the duration of the block."""
+async def listen(
+    params: RedisConnectionParams,
+    on_message: Callable[[str, Any], None],
+    *,
+    channels: Sequence[str] = (),
+    patterns: Sequence[str] = (),
+) -> AsyncIterator[None]:
+    """A real Redis subscriber for the block: ``on_message(channel, parsed JSON)`` each."""
     # No read timeout: a quiet channel is not an error for a subscriber.
     client = redis.asyncio.Redis(**{**params.redis_kwargs(), "socket_timeout": None})
     pubsub = client.pubsub()
-    await pubsub.psubscribe("price.updated.*")
-    listener = PriceListener()
+    if channels:
+        await pubsub.subscribe(*channels)
+    if patterns:
+        await pubsub.psubscribe(*patterns)
 
     async def pump() -> None:
         async for message in pubsub.listen():
-            if message["type"] == "pmessage":
-                event = json.loads(message["data"])
-                assert message["channel"].decode() == f"price.updated.{event['symbol']}"
-                listener.events.append(event)
+            if message["type"] in ("message", "pmessage"):
+                on_message(message["channel"].decode(), json.loads(message["data"]))
 
     task = asyncio.create_task(pump())
     try:
-        yield listener
+        yield
     finally:
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await task
         await pubsub.aclose()
         await client.aclose()
+
+
+@contextlib.asynccontextmanager
+async def listen_prices(params: RedisConnectionParams) -> AsyncIterator[PriceListener]:
+    """A real Redis subscriber on ``price.updated.*`` for the duration of the block."""
+    listener = PriceListener()
+
+    def take(channel: str, event: Any) -> None:
+        assert channel == f"price.updated.{event['symbol']}"
+        listener.events.append(event)
+
+    async with listen(params, take, patterns=["price.updated.*"]):
+        yield listener
+
+
+@contextlib.asynccontextmanager
+async def status_notices(
+    params: RedisConnectionParams, channel: str = "market_data.status"
+) -> AsyncIterator[list[dict[str, Any]]]:
+    """Every notice published on ``market_data.status`` while the block runs."""
+    notices: list[dict[str, Any]] = []
+    async with listen(params, lambda _, notice: notices.append(notice), channels=[channel]):
+        yield notices
 
 
 # uvicorn's loggers: under uvicorn's own logging config (its default, e.g. ``uvicorn

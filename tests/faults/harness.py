@@ -42,7 +42,6 @@ __all__ = [
     "free_port",
     "harness",
     "service_process",
-    "status_notices",
     "wait_healthy",
     "watch_health",
 ]
@@ -101,6 +100,17 @@ class Harness:
             lambda: all(self.cached_mid(s) is not None for s in symbols), what="prices cached"
         )
 
+    async def stream_via(self, port: int) -> None:
+        """Subscribe through a service process's API on ``port``; stream until cached."""
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as http:
+            await wait_healthy(http)
+            reply = await http.post("/api/v1/subscribe", json={"symbols": SYMBOLS})
+            assert reply.status_code == 201, reply.text
+        self.sim.set_rate(RATE, batch_size=5)
+        await eventually(
+            lambda: all(self.cached_mid(s) is not None for s in SYMBOLS), what="streaming"
+        )
+
     def admin(self, *command: str) -> Any:
         """Run one command on the Redis server from outside the service."""
         with redis.Redis(**self.redis_server.params.redis_kwargs()) as client:
@@ -142,30 +152,6 @@ async def harness(
     finally:
         for running in list(h.running):
             await h.stop(running)
-
-
-@contextlib.asynccontextmanager
-async def status_notices(server: EmbeddedRedis) -> AsyncIterator[list[dict[str, Any]]]:
-    """Every notice published on ``market_data.status`` while the block runs."""
-    client = redis.asyncio.Redis(**{**server.params.redis_kwargs(), "socket_timeout": None})
-    pubsub = client.pubsub()
-    await pubsub.subscribe("market_data.status")
-    notices: list[dict[str, Any]] = []
-
-    async def pump() -> None:
-        async for message in pubsub.listen():
-            if message["type"] == "message":
-                notices.append(json.loads(message["data"]))
-
-    task = asyncio.create_task(pump())
-    try:
-        yield notices
-    finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
-        await pubsub.aclose()
-        await client.aclose()
 
 
 @dataclass

@@ -9,7 +9,6 @@ import time
 from decimal import Decimal
 from pathlib import Path
 
-import httpx
 from websockets.asyncio.server import ServerConnection, serve
 from websockets.datastructures import Headers
 from websockets.http11 import Request, Response
@@ -18,16 +17,13 @@ from libs.market_data import BackoffPolicy
 from libs.market_data.stream.connection import AlpacaConnection
 from libs.market_data.stream.protocol import DecodedFrame
 from tests.faults.harness import (
-    RATE,
     SYMBOLS,
     Harness,
     free_port,
     service_process,
-    status_notices,
-    wait_healthy,
 )
 from tests.fixtures.fault_report import FaultReport
-from tests.helpers import eventually
+from tests.helpers import eventually, status_notices
 
 __all__: list[str] = []
 
@@ -38,7 +34,7 @@ async def test_server_drops_the_connection_mid_stream(
     with fault_report.row("connection dropped mid-stream") as row:
         running = await harness.start()
         await harness.stream_symbols(running)
-        async with status_notices(harness.redis_server) as notices:
+        async with status_notices(harness.redis_server.params) as notices:
             before = harness.sim.total_connections
             await harness.sim.drop_connections(clean=False)
             await eventually(lambda: harness.sim.total_connections > before, what="reconnect")
@@ -264,14 +260,7 @@ async def test_sigterm_closes_cleanly_and_exits_fast(
         port = free_port()
         process = service_process(harness, port, tmp_path)
         try:
-            async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as http:
-                await wait_healthy(http)
-                reply = await http.post("/api/v1/subscribe", json={"symbols": SYMBOLS})
-                assert reply.status_code == 201
-            harness.sim.set_rate(RATE, batch_size=5)
-            await eventually(
-                lambda: all(harness.cached_mid(s) is not None for s in SYMBOLS), what="streaming"
-            )
+            await harness.stream_via(port)
             harness.sim.set_rate(0.0)
             await asyncio.sleep(0.2)
             sent = time.monotonic()

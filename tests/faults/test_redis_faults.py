@@ -29,13 +29,12 @@ from tests.faults.harness import (
     Harness,
     free_port,
     service_process,
-    status_notices,
     wait_healthy,
     watch_health,
 )
 from tests.fixtures.fault_report import FaultReport
 from tests.fixtures.monitor import monitor
-from tests.helpers import eventually, quote
+from tests.helpers import eventually, quote, status_notices
 
 __all__: list[str] = []
 
@@ -57,7 +56,7 @@ async def test_refused_writes_while_streaming(
         stats = running.service.stream.get_connection_stats
         async with (
             monitor(harness.redis_server.params) as log,
-            status_notices(harness.redis_server) as notices,
+            status_notices(harness.redis_server.params) as notices,
             watch_health(running) as health,
         ):
             await log.wait_cached(SYMBOLS)
@@ -240,20 +239,18 @@ async def test_sigkill_and_restart_announces_the_gap(
         process = service_process(harness, port, tmp_path)
         second = None
         try:
-            async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as http:
-                await wait_healthy(http)
-                reply = await http.post("/api/v1/subscribe", json={"symbols": SYMBOLS})
-                assert reply.status_code == 201
-            harness.sim.set_rate(RATE, batch_size=5)
+            await harness.stream_via(port)
+            # At least one heartbeat since streaming started (it holds the beat's time).
+            started = time.time()
             await eventually(
-                lambda: all(harness.cached_mid(s) is not None for s in SYMBOLS), what="streaming"
+                lambda: float(harness.admin("GET", "market_data:heartbeat") or 0) > started,
+                what="a heartbeat",
             )
-            await asyncio.sleep(1.2)  # at least one heartbeat after streaming started
             process.kill()
             await asyncio.to_thread(process.wait, 10)
             killed = time.time()
             row.injected = f"exit {process.returncode}"
-            async with status_notices(harness.redis_server) as notices:
+            async with status_notices(harness.redis_server.params) as notices:
                 await asyncio.sleep(0.5)  # prices are frozen meanwhile
                 second = service_process(harness, port, tmp_path)
                 async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as http:

@@ -20,18 +20,26 @@ into these bodies, and :func:`document_problems` makes the OpenAPI document say 
 
 from __future__ import annotations
 
-import http
 import logging
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from enum import StrEnum
 from typing import Any, Final
 
-from fastapi import FastAPI, HTTPException, Request
+from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from apps.market_data_service.api.problems import (
+    PROBLEM_MEDIA_TYPE,
+    ErrorCode,
+    FieldProblem,
+    Problem,
+    ProblemError,
+    SubscriptionRefused,
+    problem_response,
+    reason_phrase,
+)
 from libs.market_data import InvalidSymbolError, MarketDataError
 
 __all__ = [
@@ -51,30 +59,10 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-PROBLEM_MEDIA_TYPE: Final = "application/problem+json"
 # A value shown in a message is cut past this many characters.
 _SHOWN_MAX: Final = 100
 # In a one-line detail, the field problems named before "and N more".
 _DETAIL_MAX_PROBLEMS: Final = 3
-
-
-class ErrorCode(StrEnum):
-    """The machine-readable ``code`` of a problem. Values are stable."""
-
-    INVALID_REQUEST = "invalid_request"  # a parameter or the body breaks a rule
-    INVALID_JSON = "invalid_json"  # the body is not (UTF-8) JSON
-    INVALID_SYMBOL = "invalid_symbol"  # not a ticker
-    UNKNOWN_FIELD = "unknown_field"  # a body field the endpoint does not take
-    UNAUTHORIZED = "unauthorized"  # the API key is missing or wrong
-    NOT_FOUND = "not_found"  # no such endpoint, no such subscription, no cached price
-    METHOD_NOT_ALLOWED = "method_not_allowed"
-    SUBSCRIPTION_REFUSED = "subscription_refused"  # the broker refused symbols (409)
-    NOT_READY = "not_ready"  # /health/ready: the service cannot serve yet
-    REDIS_UNAVAILABLE = "redis_unavailable"
-    BROKER_ERROR = "broker_error"  # the broker answered with an error (502)
-    INTERNAL_ERROR = "internal_error"  # a bug: logged with its traceback
-    HTTP_ERROR = "http_error"  # any other status the HTTP layer answers
-
 
 _CODE_OF_STATUS: Final[Mapping[int, ErrorCode]] = {
     400: ErrorCode.INVALID_JSON,  # FastAPI's only 400: a body it cannot parse
@@ -85,126 +73,6 @@ _CODE_OF_STATUS: Final[Mapping[int, ErrorCode]] = {
     500: ErrorCode.INTERNAL_ERROR,
     502: ErrorCode.BROKER_ERROR,
 }
-
-
-# -- the bodies ------------------------------------------------------------------------------
-
-
-class FieldProblem(BaseModel):
-    """One problem with one part of the request."""
-
-    location: str = Field(
-        description=(
-            "Where: `body`, `body.<field>`, `body.<field>[<index>]`, `path.<name>` or "
-            "`query.<name>`."
-        ),
-        examples=["body.symbols[1]"],
-    )
-    message: str = Field(
-        description="What is wrong there, in one line.",
-        examples=["invalid symbol 'bad symbol!': only letters, digits, '.' and '/' ..."],
-    )
-
-
-class Problem(BaseModel):
-    """RFC 9457 problem details, the body of every 4xx and 5xx answer
-    (``application/problem+json``)."""
-
-    model_config = ConfigDict(
-        json_schema_extra={
-            "examples": [
-                {
-                    "type": "about:blank",
-                    "title": "Unprocessable Entity",
-                    "status": 422,
-                    "detail": "body.bars: unknown field 'bars' (the body takes: symbols)",
-                    "code": "unknown_field",
-                }
-            ]
-        }
-    )
-
-    type: str = Field(
-        default="about:blank",
-        description="A URI naming the problem type; `about:blank`: the status says it all.",
-        examples=["about:blank"],
-    )
-    title: str = Field(
-        description="The HTTP status's reason phrase.", examples=["Unprocessable Entity"]
-    )
-    status: int = Field(description="The HTTP status code, repeated.", examples=[422])
-    detail: str = Field(
-        description="What went wrong, in one line a person can act on.",
-        examples=["path.symbol: invalid symbol 'AAPL!': only letters, digits, '.' and '/' ..."],
-    )
-    code: ErrorCode = Field(
-        description="A stable machine-readable code to branch on.", examples=["invalid_symbol"]
-    )
-    errors: list[FieldProblem] | None = Field(
-        default=None,
-        description="Each field problem, present only when the request has several.",
-    )
-
-
-class SubscriptionRefused(Problem):
-    """The 409 of ``POST /api/v1/subscribe``: the broker refused some symbols."""
-
-    refused_symbols: list[str] = Field(
-        description="The symbols the broker refused, sorted; none of them was added.",
-        examples=[["NVDA", "TSLA"]],
-    )
-    total_subscriptions: int = Field(
-        description="Symbols subscribed after the refusal (the earlier ones stand).",
-        examples=[2],
-    )
-
-
-class ProblemError(HTTPException):
-    """An HTTP error with its problem code and any extension members of its body."""
-
-    def __init__(
-        self,
-        status_code: int,
-        detail: str,
-        code: ErrorCode,
-        *,
-        headers: Mapping[str, str] | None = None,
-        **extensions: Any,
-    ) -> None:
-        super().__init__(status_code, detail, dict(headers) if headers else None)
-        self.code = code
-        self.extensions = extensions
-
-
-def problem_response(
-    status: int,
-    detail: str,
-    code: ErrorCode,
-    *,
-    errors: Sequence[FieldProblem] = (),
-    headers: Mapping[str, str] | None = None,
-    **extensions: Any,
-) -> JSONResponse:
-    """The problem details answer: ``errors`` only when there are several."""
-    body = Problem(
-        title=_reason(status),
-        status=status,
-        detail=detail,
-        code=code,
-        errors=list(errors) if len(errors) > 1 else None,
-    ).model_dump(mode="json", exclude_none=True)
-    body.update(extensions)
-    return JSONResponse(
-        body, status_code=status, headers=dict(headers or {}), media_type=PROBLEM_MEDIA_TYPE
-    )
-
-
-def _reason(status: int) -> str:
-    try:
-        return http.HTTPStatus(status).phrase
-    except ValueError:
-        return "Error"
-
 
 # -- messages ----------------------------------------------------------------------------------
 
@@ -333,9 +201,9 @@ def _http_problem(request: Request, exc: StarletteHTTPException) -> JSONResponse
     path = request.url.path
     if len(path) > _SHOWN_MAX:
         path = f"{path[:_SHOWN_MAX]}..."
-    if status == 404 and detail == _reason(404):
+    if status == 404 and detail == reason_phrase(404):
         detail = f"no endpoint {request.method} {path}; the API is listed at /docs"
-    elif status == 405 and detail == _reason(405):
+    elif status == 405 and detail == reason_phrase(405):
         allowed = (headers or {}).get("Allow") or (headers or {}).get("allow")
         detail = f"{request.method} is not allowed on {path}"
         if allowed:

@@ -8,13 +8,11 @@ clears, a state that names the fault meanwhile, and ``redis.recovered`` afterwar
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import json
 import os
 import signal
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -26,7 +24,7 @@ from libs.market_data.pipeline.sink import RedisPriceSink, SinkState
 from libs.redis_client import RedisConnectionParams
 from libs.redis_embedded import EmbeddedRedis
 from tests.fixtures.monitor import monitor
-from tests.helpers import eventually
+from tests.helpers import eventually, status_notices
 
 SYMBOLS = ("AAPL", "MSFT")
 
@@ -42,29 +40,6 @@ def cached(params: RedisConnectionParams, symbol: str) -> str | None:
     with redis.Redis(**params.redis_kwargs()) as client:
         raw = client.get(f"price:{symbol}")
     return None if raw is None else str(json.loads(raw)["mid"])
-
-
-@contextlib.asynccontextmanager
-async def notices(params: RedisConnectionParams) -> AsyncIterator[list[dict[str, Any]]]:
-    client = redis.asyncio.Redis(**{**params.redis_kwargs(), "socket_timeout": None})
-    pubsub = client.pubsub()
-    await pubsub.subscribe("market_data.status")
-    seen: list[dict[str, Any]] = []
-
-    async def pump() -> None:
-        async for message in pubsub.listen():
-            if message["type"] == "message":
-                seen.append(json.loads(message["data"]))
-
-    task = asyncio.create_task(pump())
-    try:
-        yield seen
-    finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
-        await pubsub.aclose()
-        await client.aclose()
 
 
 def admin(params: RedisConnectionParams, *command: str) -> Any:
@@ -89,7 +64,7 @@ async def test_refused_writes_publish_nothing_and_are_rewritten_when_accepted_ag
     sink = RedisPriceSink(params, ttl=60)
     await sink.start()
     try:
-        async with notices(params) as seen, monitor(params) as log:
+        async with status_notices(params) as seen, monitor(params) as log:
             await sink.write([update(s, 1) for s in SYMBOLS])
             assert await sink.flush(5)
             admin(params, *inject)
@@ -136,7 +111,7 @@ async def test_a_hung_redis_never_holds_the_writer_past_its_timeout(
     sink = RedisPriceSink(params, ttl=60, max_in_flight=4, write_timeout=0.3)
     await sink.start()
     try:
-        async with notices(params) as seen:
+        async with status_notices(params) as seen:
             await sink.write([update(s, 0) for s in SYMBOLS])
             assert await sink.flush(5)
             os.kill(pid, signal.SIGSTOP)
