@@ -9,7 +9,7 @@ export UV_PYTHON_DOWNLOADS := never
 export UV_PROJECT_ENVIRONMENT := $(VENV)
 
 .DEFAULT_GOAL := help
-.PHONY: help setup demo test lint market-data sim bench clean
+.PHONY: help setup demo test test-browser lint market-data sim bench failover-drill clean
 
 help: ## Show the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -32,6 +32,9 @@ test: setup ## Lint, type-check and run the whole test suite
 	$(BIN)/mypy
 	$(BIN)/pytest
 
+test-browser: setup ## The status page in headless chromium (needs /usr/bin/chromium, or CHROMIUM=...)
+	$(BIN)/pytest -m browser tests/browser -rP --show-capture=stdout
+
 lint: setup ## ruff + mypy only
 	$(BIN)/ruff check libs apps tests
 	$(BIN)/ruff format --check libs apps tests
@@ -48,6 +51,9 @@ status: setup ## Health, subscriptions and real-time P&L of the service on :8004
 
 bench: setup ## Throughput/latency benchmark (simulator -> service pipeline -> Redis -> subscriber)
 	$(BIN)/market-data bench
+
+failover-drill: setup ## 10 SIGKILL + 10 SIGTERM leader failovers: price gap p50/max, connections
+	$(BIN)/python -m apps.bench.failover
 
 clean: ## Remove the virtualenv and caches
 	rm -rf $(VENV) .uv .pytest_cache .mypy_cache .ruff_cache

@@ -3,6 +3,7 @@ service served on them in the test's loop."""
 
 pytest_plugins = [
     "tests.fixtures.redis",
+    "tests.fixtures.cluster",
     "tests.fixtures.simulator",
     "tests.fixtures.service",
     "tests.fixtures.tls",

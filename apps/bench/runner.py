@@ -22,16 +22,26 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from apps.bench.ceiling import ceiling_figures, ceiling_lines, measure_ceiling
+from apps.bench.cluster import (
+    cluster_client,
+    cluster_lines,
+    cluster_subscriber_main,
+    measure_redis,
+    shard_channels,
+)
+from apps.bench.fencing import armed_guard
 from apps.bench.naive import NaiveMarketDataStream
 from apps.bench.processes import simulator_main, subscriber_main
 from apps.simulator import SimulatorConfig
 from libs.market_data import AlpacaMarketDataStream
 from libs.redis_client import EventPublisher, RedisClient, RedisConnectionParams
 from libs.redis_embedded import EmbeddedRedis
+from libs.redis_embedded.cluster import EmbeddedRedisCluster
 
 __all__ = ["BenchOptions", "Result", "Scenario", "run_bench"]
 
-Mode = Literal["pipelined", "naive"]
+Mode = Literal["pipelined", "naive", "cluster"]
 
 
 @dataclass(frozen=True)
@@ -43,6 +53,8 @@ class Scenario:
     rate: float  # offered quotes/s; above capacity the socket's backpressure paces the sender
     duration: float
     sample_every: int  # latency of every n-th event
+    # Leader election's connection fencing armed on the writer (docs/leadership.md)
+    fenced: bool = False
 
 
 @dataclass
@@ -74,7 +86,13 @@ def scenarios(options: BenchOptions) -> list[Scenario]:
     d = options.duration
     return [
         Scenario("throughput", "pipelined", 100, 200, 2_000_000, d, 50),
+        # The same with connection fencing (LEADER_ELECTION=redis): its ratio to the above.
+        Scenario("throughput-fenced", "pipelined", 100, 200, 2_000_000, d, 50, fenced=True),
         Scenario("throughput-naive", "naive", 100, 200, 2_000_000, d, 5),
+        # The throughput scenario on a private 3-primary Redis Cluster (docs/cluster.md).
+        Scenario("cluster-3", "cluster", 100, 200, 2_000_000, d, 50),
+        # symbols=0: "*", the simulator's 10,000-symbol Zipf-skewed universe (issue 14).
+        Scenario("whole-market", "pipelined", 0, 200, 2_000_000, d, 50),
         Scenario("one-per-frame", "pipelined", 100, 1, 200_000, d, 20),
         Scenario("latency-20k", "pipelined", 100, 10, 20_000, d, 1),
         Scenario(
@@ -132,10 +150,19 @@ class _Peer:
 
 
 async def _run_scenario(
-    scenario: Scenario, sim: _Peer, sim_url: str, params: RedisConnectionParams
+    scenario: Scenario,
+    sim: _Peer,
+    sim_url: str,
+    params: RedisConnectionParams,
+    *,
+    cluster: EmbeddedRedisCluster | None = None,
+    redis_pids: tuple[int, ...] = (),
 ) -> Result:
-    client = RedisClient(params=params)
-    stream_class = AlpacaMarketDataStream if scenario.mode == "pipelined" else NaiveMarketDataStream
+    client = RedisClient(params=params) if cluster is None else cluster_client(cluster)
+    stream_class = NaiveMarketDataStream if scenario.mode == "naive" else AlpacaMarketDataStream
+    fencing: dict[str, Any] = {}
+    if scenario.fenced:
+        fencing["connection_guard"] = await armed_guard(client)
     stream = stream_class(
         "bench-key",
         "bench-secret",
@@ -146,10 +173,17 @@ async def _run_scenario(
         compression=None,
         reconnect_base_delay=0.5,
         reconnect_max_delay=2.0,
+        **fencing,
     )
-    await stream.subscribe_symbols([f"SYM{i:03d}" for i in range(scenario.symbols)])
+    names = [f"SYM{i:03d}" for i in range(scenario.symbols)] if scenario.symbols else ["*"]
+    await stream.subscribe_symbols(names)
     task = asyncio.create_task(stream.start())
-    subscriber = _Peer(subscriber_main, params, scenario.sample_every)
+    if cluster is None:
+        subscriber = _Peer(subscriber_main, params, scenario.sample_every)
+    else:
+        names = [f"SYM{i:03d}" for i in range(scenario.symbols)]
+        nodes = await shard_channels(cluster, names)
+        subscriber = _Peer(cluster_subscriber_main, nodes, scenario.sample_every)
     try:
         await subscriber.reply()  # subscribed
         while not stream.is_connected():  # noqa: ASYNC110 (the stream exposes no event)
@@ -157,10 +191,14 @@ async def _run_scenario(
         sent_before = (await sim.ask(("stats",)))[1]
         rss_start = _rss_mb()
         cpu_start = time.process_time()
+        redis_start = measure_redis(list(redis_pids))
         sim.tell(("rate", scenario.rate, scenario.batch))
         await asyncio.sleep(scenario.duration)
         window = await subscriber.ask(("report",))
         cpu = time.process_time() - cpu_start
+        redis_cpu = [
+            b - a for a, b in zip(redis_start, measure_redis(list(redis_pids)), strict=True)
+        ]
         sim.tell(("rate", 0.0, None))
         rss_end = _rss_mb()
         # A frame being written when the rate dropped is counted once its send completes.
@@ -190,9 +228,17 @@ async def _run_scenario(
         lost=None if scenario.mode == "naive" else sent - received,
         rss_start_mb=rss_start,
         rss_end_mb=rss_end,
-        extra={"latency_samples": len(latencies), "mean_ms": statistics.fmean(latencies) / 1e6}
-        if latencies
-        else {},
+        extra={
+            **(
+                {"latency_samples": len(latencies), "mean_ms": statistics.fmean(latencies) / 1e6}
+                if latencies
+                else {}
+            ),
+            # Each Redis process's CPU per delivered quote (one server, or each primary).
+            "redis_cpu_us_per_quote_each": [c / window_count * 1e6 for c in redis_cpu]
+            if window_count
+            else [],
+        },
     )
 
 
@@ -242,6 +288,7 @@ def _table(results: list[Result]) -> str:
                 f"CPU per quote: {naive.cpu_us_per_quote / fast.cpu_us_per_quote:.0f}x less "
                 f"({fast.cpu_us_per_quote:.2f} vs {naive.cpu_us_per_quote:.2f} µs)"
             )
+    lines.extend(cluster_lines(by_name))
     return "\n".join(lines)
 
 
@@ -261,14 +308,36 @@ async def _bench(options: BenchOptions) -> list[Result]:
                 compression=False,
                 connection_limit=None,
                 seed=7,
+                # What "*" streams (the whole-market scenario): a Zipf-skewed tape.
+                universe_size=10_000,
+                universe_skew=1.0,
             ),
         )
         try:
             _, port = await sim.reply()
             sim_url = f"ws://127.0.0.1:{port}/v2/sip"
+            # One Redis's ceiling at SET + PUBLISH per quote, measured beside the scenarios.
+            ceiling = await measure_ceiling(redis_server.params)
             for scenario in chosen:
                 print(f"running {scenario.name} ({scenario.duration:g}s) ...", flush=True)
-                results.append(await _run_scenario(scenario, sim, sim_url, redis_server.params))
+                if scenario.mode == "cluster":
+                    async with EmbeddedRedisCluster(primaries=3) as cluster:
+                        pids = tuple(n.pid for n in cluster.primaries() if n.pid is not None)
+                        result = await _run_scenario(
+                            scenario, sim, sim_url, cluster.params, cluster=cluster, redis_pids=pids
+                        )
+                else:
+                    pid = redis_server.pid
+                    result = await _run_scenario(
+                        scenario,
+                        sim,
+                        sim_url,
+                        redis_server.params,
+                        redis_pids=(pid,) if pid else (),
+                    )
+                if ceiling is not None and scenario.mode == "pipelined":
+                    result.extra.update(ceiling_figures(ceiling, result.quotes_per_s))
+                results.append(result)
         finally:
             sim.close()
     return results
@@ -277,6 +346,8 @@ async def _bench(options: BenchOptions) -> list[Result]:
 def run_bench(options: BenchOptions) -> int:
     import uvloop
 
+    if options.only == ("fanout",):  # the live stream's fan-out alone (apps/bench/fanout.py)
+        return _fanout(options)
     print(
         f"market-data bench on {os.cpu_count()} CPUs, Python {platform.python_version()}: "
         "simulator and subscriber in their own processes, private redis-server",
@@ -285,6 +356,8 @@ def run_bench(options: BenchOptions) -> int:
     results = uvloop.run(_bench(options))
     print()
     print(_table(results))
+    for line in ceiling_lines(results):
+        print(line)
     document = {
         "machine": {
             "cpus": os.cpu_count(),
@@ -295,4 +368,13 @@ def run_bench(options: BenchOptions) -> int:
     }
     options.output.write_text(json.dumps(document, indent=2))
     print(f"\nfigures written to {options.output}")
+    if not options.only or "fanout" in options.only:
+        return _fanout(options)
+    return 0
+
+
+def _fanout(options: BenchOptions) -> int:
+    from apps.bench.fanout import FanoutOptions, run_fanout
+
+    run_fanout(FanoutOptions(duration=options.duration))
     return 0

@@ -32,7 +32,10 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from apps.market_data_service.settings_typos import UnknownSetting, dotenv_files, find_unknown
 from libs.market_data import defaults, feed_url
+from libs.market_data.leadership.fencing import INSTANCE_ID_PATTERN, default_instance_id
+from libs.market_data.stream.feeds import crypto_feed_url
 from libs.redis_client import RedisConnectionParams
+from libs.redis_client.cluster import ClusterParams
 
 __all__ = [
     "KNOWN_FEEDS",
@@ -84,6 +87,11 @@ class Settings(BaseSettings):
     alpaca_data_base_url: str = "https://data.alpaca.markets"
     alpaca_data_feed: str = "iex"
     alpaca_data_url: str | None = None  # full WebSocket URL; overrides the feed's URL
+    # Crypto pairs (BTC/USD) stream from Alpaca's crypto feed, on a connection of their own:
+    # us (Alpaca), us-1 (Kraken US), eu-1 (Kraken EU). ALPACA_CRYPTO_URL overrides the
+    # URL; unset, it is the crypto path on ALPACA_DATA_URL's host when that is set.
+    alpaca_crypto_feed: Annotated[str, Field(pattern=r"^[a-z0-9-]{1,16}$")] = "us"
+    alpaca_crypto_url: str | None = None
 
     # Redis
     redis_host: str = "localhost"
@@ -95,6 +103,9 @@ class Settings(BaseSettings):
     # REDIS_PASSWORD when it holds a password). A secret, since it may hold one.
     redis_url: SecretStr | None = None
     redis_ssl_ca_certs: FilePath | None = None  # CA bundle (PEM) that signed Redis's cert
+    # host:port,host:port of a Redis Cluster (a few seed nodes): replaces REDIS_HOST/PORT
+    # and a REDIS_URL's address; password and TLS still come from the settings above.
+    redis_cluster_nodes: str | None = None
     # Prefix of every key and channel ("paper" -> paper:price:AAPL), so deployments can
     # share one Redis; empty keeps the spec's names exactly (libs/market_data/keys.py).
     redis_namespace: Annotated[str, Field(pattern=r"^([A-Za-z0-9_.-]{1,32})?$")] = ""
@@ -138,6 +149,25 @@ class Settings(BaseSettings):
     # Doubles while fresh connections stay silent too (closed market), up to an hour;
     # 0 turns the data clock off. Per connection, so a quiet symbol never triggers it.
     stall_timeout: Annotated[float, Field(ge=0, allow_inf_nan=False)] = defaults.STALL_TIMEOUT
+    # Gap fill (docs/architecture.md, "Gap fill"): after a reconnect, a Redis recovery or
+    # a new subscription, read the latest quotes over REST. Unset: on when the stream is
+    # Alpaca's own or ALPACA_DATA_BASE_URL is set (as POSITION_SYNC_ENABLED decides).
+    gap_fill: bool | None = None
+    gap_fill_timeout: Annotated[float, Field(gt=0, le=60, allow_inf_nan=False)] = (
+        defaults.GAP_FILL_TIMEOUT
+    )
+    gap_fill_max_calls: Annotated[int, Field(ge=1, le=100)] = defaults.GAP_FILL_MAX_CALLS
+    # Leader election (docs/leadership.md): "redis" makes the instances that share a Redis
+    # (and namespace) one group, one leader streaming, standbys taking over; "off": alone.
+    leader_election: Literal["off", "redis"] = defaults.LEADER_ELECTION
+    # Seconds of lease (fractions allowed): a killed leader is replaced after about this.
+    leader_lease_ttl: Annotated[float, Field(ge=0.3, le=60, allow_inf_nan=False)] = (
+        defaults.LEADER_LEASE_TTL
+    )
+    # This instance's name in the election, /health and logs; unique per group.
+    instance_id: Annotated[str, Field(pattern=INSTANCE_ID_PATTERN)] = Field(
+        default_factory=default_instance_id
+    )
     # Set by load_settings: variables that look like settings but are none.
     _unknown: tuple[UnknownSetting, ...] = PrivateAttr(default=())
 
@@ -145,6 +175,11 @@ class Settings(BaseSettings):
     @classmethod
     def _upper(cls, value: object) -> object:
         return value.upper() if isinstance(value, str) else value
+
+    @field_validator("leader_election", mode="before")
+    @classmethod
+    def _lower_election(cls, value: object) -> object:
+        return value.strip().lower() if isinstance(value, str) else value
 
     @field_validator("log_format", mode="before")
     @classmethod
@@ -158,7 +193,7 @@ class Settings(BaseSettings):
             raise ValueError(f"unknown feed {value!r}; one of {', '.join(sorted(KNOWN_FEEDS))}")
         return value
 
-    @field_validator("alpaca_data_url")
+    @field_validator("alpaca_data_url", "alpaca_crypto_url")
     @classmethod
     def _websocket_url(cls, value: str | None) -> str | None:
         if value is not None:
@@ -237,7 +272,17 @@ class Settings(BaseSettings):
             raise ValueError(
                 "REDIS_SSL_CA_CERTS needs TLS: set REDIS_SSL=true or use a rediss:// REDIS_URL"
             )
+        if self.redis_cluster_nodes is not None:
+            # docs/cluster.md: host:port list, database 0, no socket. Leader election
+            # works there too (docs/leadership.md, "On a Redis Cluster").
+            self.cluster_params()
         return self
+
+    def cluster_params(self) -> ClusterParams | None:
+        """The Redis Cluster's seed nodes with the Redis credentials; None: one Redis."""
+        if self.redis_cluster_nodes is None:
+            return None
+        return ClusterParams.parse(self.redis_cluster_nodes, self.redis_params())
 
     @property
     def position_sync_on(self) -> bool:
@@ -247,8 +292,25 @@ class Settings(BaseSettings):
         return self.alpaca_data_url is None or "alpaca_base_url" in self.model_fields_set
 
     @property
+    def gap_fill_on(self) -> bool:
+        """GAP_FILL, or when unset: see the comment on that setting."""
+        if self.gap_fill is not None:
+            return self.gap_fill
+        return self.alpaca_data_url is None or "alpaca_data_base_url" in self.model_fields_set
+
+    @property
     def stream_url(self) -> str:
         return self.alpaca_data_url or feed_url(self.alpaca_data_feed)
+
+    @property
+    def crypto_stream_url(self) -> str:
+        """ALPACA_CRYPTO_URL, else the crypto path next to ALPACA_DATA_URL, else Alpaca's."""
+        if self.alpaca_crypto_url is not None:
+            return self.alpaca_crypto_url
+        if self.alpaca_data_url is not None:
+            parts = urlsplit(self.alpaca_data_url)
+            return f"{parts.scheme}://{parts.netloc}/v1beta3/crypto/{self.alpaca_crypto_feed}"
+        return crypto_feed_url(self.alpaca_crypto_feed)
 
     @property
     def unknown_variables(self) -> tuple[UnknownSetting, ...]:
@@ -277,13 +339,19 @@ class Settings(BaseSettings):
         items = {
             "feed": self.alpaca_data_feed,
             "stream": f"{stream.scheme}://{host}{port}",
-            "redis": where,
+            "redis": where
+            if self.redis_cluster_nodes is None
+            else f"cluster:{self.redis_cluster_nodes}",
             "redis_tls": _on(redis.ssl),
             "namespace": self.redis_namespace or "(none)",
             "price_cache_ttl": f"{self.price_cache_ttl}s",
             "api_key": _on(self.market_data_api_key is not None),
             "position_sync": _on(self.position_sync_on),
         }
+        if self.leader_election != "off":
+            items["leader_election"] = self.leader_election
+            items["lease_ttl"] = f"{self.leader_lease_ttl:g}s"
+            items["instance"] = self.instance_id
         return " ".join(f"{key}={value}" for key, value in items.items())
 
     def redis_params(self) -> RedisConnectionParams:

@@ -26,7 +26,8 @@ from apps.market_data_service.api.errors import (
     install_problem_handlers,
     problems,
 )
-from apps.market_data_service.api.routes import health, metrics, pnl, prices, subscriptions
+from apps.market_data_service.api.routes import health, metrics, pnl, prices, stream, subscriptions
+from apps.market_data_service.api.routes.page import add_page
 from apps.market_data_service.api.security import (
     UNAUTHORIZED_RESPONSES,
     document_api_key,
@@ -97,12 +98,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     document_problems(app)
     document_api_key(app)
     docs.add_offline_docs(app)
+    add_page(app)  # the status page at / (apps/market_data_service/web/)
 
     app.include_router(health.router)
     app.include_router(subscriptions.router)
     app.include_router(pnl.router)
     app.include_router(prices.router)
     app.include_router(metrics.router)
+    app.include_router(stream.router)
     return app
 
 

@@ -11,14 +11,18 @@ import contextlib
 import logging
 
 from apps.market_data_service.config import Settings
+from apps.market_data_service.election import Election
 from apps.market_data_service.observability.metrics import build_registry
+from apps.market_data_service.streaming import StreamHub, TicketBook
 from libs.market_data import AlpacaMarketDataStream, MarketDataError
 from libs.market_data.broker import AlpacaRestClient, PreviousCloseCache, RecentPositions
 from libs.market_data.cache.price_cache import PriceCache
+from libs.market_data.gapfill import GapFillPolicy
 from libs.market_data.pnl.service import PnLService
 from libs.market_data.subscriptions.positions import PositionBasedSubscription
 from libs.market_data.subscriptions.registry import SubscriptionRegistry
 from libs.redis_client import EventPublisher, RedisClient
+from libs.redis_client.cluster import ClusterRedisClient
 
 __all__ = ["MarketDataService"]
 
@@ -32,28 +36,16 @@ class MarketDataService:
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self.redis_client = RedisClient(params=settings.redis_params())
+        # REDIS_CLUSTER_NODES: every part below runs on the cluster (docs/cluster.md).
+        cluster = settings.cluster_params()
+        self.redis_client = (
+            RedisClient(params=settings.redis_params())
+            if cluster is None
+            else ClusterRedisClient(cluster)
+        )
         self.publisher = EventPublisher(client=self.redis_client)
-        self.stream = AlpacaMarketDataStream(
-            api_key=settings.alpaca_api_key.get_secret_value(),
-            secret_key=settings.alpaca_secret_key.get_secret_value(),
-            redis_client=self.redis_client,
-            event_publisher=self.publisher,
-            price_ttl=settings.price_cache_ttl,
-            url=settings.stream_url,
-            max_reconnect_attempts=settings.max_reconnect_attempts,
-            reconnect_base_delay=settings.reconnect_base_delay,
-            reconnect_max_delay=settings.reconnect_max_delay,
-            stall_timeout=settings.stall_timeout or None,
-            namespace=settings.redis_namespace,
-            redis_write_timeout=settings.redis_write_timeout,
-        )
-        keys = self.stream.keys
-        self.subscriptions = SubscriptionRegistry(
-            self.stream, self.redis_client, key=keys.subscriptions_key
-        )
-        self.prices = PriceCache(self.redis_client, keys)
-        # Positions (docs/positions.md): the broker's REST API, and the sync task.
+        # The broker's REST API: positions (docs/positions.md) and the gap fill's latest
+        # quotes (docs/architecture.md, "Gap fill").
         self.broker = AlpacaRestClient(
             settings.alpaca_api_key.get_secret_value(),
             settings.alpaca_secret_key.get_secret_value(),
@@ -62,6 +54,36 @@ class MarketDataService:
             feed=settings.alpaca_data_feed,
             timeout=settings.alpaca_rest_timeout,
         )
+        # Leader election (docs/leadership.md): None with LEADER_ELECTION=off.
+        self.election = (
+            Election(settings, self.redis_client) if settings.leader_election == "redis" else None
+        )
+        self.stream = AlpacaMarketDataStream(
+            api_key=settings.alpaca_api_key.get_secret_value(),
+            secret_key=settings.alpaca_secret_key.get_secret_value(),
+            redis_client=self.redis_client,
+            event_publisher=self.publisher,
+            price_ttl=settings.price_cache_ttl,
+            url=settings.stream_url,
+            crypto_url=settings.crypto_stream_url,
+            max_reconnect_attempts=settings.max_reconnect_attempts,
+            reconnect_base_delay=settings.reconnect_base_delay,
+            reconnect_max_delay=settings.reconnect_max_delay,
+            stall_timeout=settings.stall_timeout or None,
+            namespace=settings.redis_namespace,
+            redis_write_timeout=settings.redis_write_timeout,
+            connection_guard=None if self.election is None else self.election.guard,
+            latest_quotes=self.broker if settings.gap_fill_on else None,
+            gap_fill=GapFillPolicy(
+                timeout=settings.gap_fill_timeout, max_calls=settings.gap_fill_max_calls
+            ),
+        )
+        keys = self.stream.keys
+        self.subscriptions = SubscriptionRegistry(
+            self.stream, self.redis_client, key=keys.subscriptions_key
+        )
+        self.prices = PriceCache(self.redis_client, keys)
+        # Positions (docs/positions.md): real-time P&L, and the sync task.
         self.pnl = PnLService(
             RecentPositions(self.broker), self.prices, PreviousCloseCache(self.broker)
         )
@@ -73,7 +95,12 @@ class MarketDataService:
             else None
         )
         self.metrics_registry = build_registry(self.stream, self.prices)
+        # The live stream (docs/streaming.md): its Redis reader starts with the first client.
+        self.stream_hub = StreamHub(cluster or settings.redis_params(), keys)
+        self.stream_tickets = TicketBook()
         self._tasks: list[asyncio.Task[None]] = []
+        if self.election is not None:
+            self.election.attach(self)
 
     async def start(self) -> None:
         """Restore the saved subscriptions, then connect in the background.
@@ -82,6 +109,14 @@ class MarketDataService:
         keeps retrying in the background and ``/health`` says so meanwhile.
         """
         await self.subscriptions.restore(timeout=_RESTORE_AT_START)
+        if self.election is not None:
+            await self.election.start()  # the leader's work starts once elected
+            return
+        await self.start_duties()
+
+    async def start_duties(self) -> None:
+        """The leader's work (a single instance's too): subscription upkeep, the position
+        sync, the broker stream."""
         self._tasks.append(
             asyncio.create_task(
                 self.subscriptions.maintain(
@@ -107,7 +142,18 @@ class MarketDataService:
             logger.error("market data stream stopped: %s", exc)
 
     async def stop(self) -> None:
-        """Close the socket cleanly, flush Redis writes, cancel background work."""
+        """Close the socket cleanly, flush Redis writes, cancel background work; a leader
+        then releases the lease, so a standby takes over at once."""
+        if self.election is not None:
+            await self.election.stop()  # a leader's work stops first, then the release
+        await self.stop_duties()
+        await self.stream_hub.stop()
+        await self.broker.aclose()
+        await self.publisher.close()
+        await self.redis_client.close()
+
+    async def stop_duties(self) -> None:
+        """Stop the leader's work: position sync, stream (socket closed, writes flushed)."""
         if self.position_sync is not None:
             # First: a sync racing the shutdown would subscribe on a closing stream.
             await self.position_sync.stop()
@@ -118,6 +164,3 @@ class MarketDataService:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         self._tasks.clear()
-        await self.broker.aclose()
-        await self.publisher.close()
-        await self.redis_client.close()

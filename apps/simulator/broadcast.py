@@ -32,6 +32,10 @@ async def _gather(sends: Iterable[Awaitable[None]]) -> None:
             logger.warning("simulator send failed: %r", result)
 
 
+def _encoding(frame: list[dict[str, Any]]) -> Callable[[WireEncoder], bytes]:
+    return lambda encoder: encoder.encode(frame)
+
+
 class Broadcaster:
     """Sends test-chosen frames to the registry's authenticated sessions."""
 
@@ -40,7 +44,11 @@ class Broadcaster:
         self._record = record
 
     async def send_quotes(self, quotes: Iterable[Mapping[str, Any]]) -> None:
-        """One frame of these quote objects; missing ``T`` is ``"q"``, missing ``t`` now."""
+        """One frame of these quote objects; missing ``T`` is ``"q"``, missing ``t`` now.
+
+        Objects of crypto pairs (``S`` with a slash) go to the crypto-feed sessions, the
+        others to the stock-feed ones, as each feed only carries its own symbols.
+        """
         now = time.time_ns()
         frame: list[dict[str, Any]] = []
         for quote in quotes:
@@ -48,7 +56,11 @@ class Broadcaster:
             message.update(quote)
             message.setdefault("t", rfc3339_ns(now))
             frame.append(message)
-        await self.send_encoded(lambda encoder: encoder.encode(frame))
+        crypto = [m for m in frame if "/" in str(m.get("S", ""))]
+        stocks = [m for m in frame if "/" not in str(m.get("S", ""))]
+        for part, is_crypto in ((stocks, False), (crypto, True)):
+            if part or not frame:
+                await self.send_encoded(_encoding(part), crypto=is_crypto)
         self._record.quotes_injected(frame)
 
     async def send_raw(self, frame: str | bytes) -> None:
@@ -60,11 +72,16 @@ class Broadcaster:
         message = error_message(code, msg)
         await self.send_encoded(lambda encoder: encoder.encode([message]))
 
-    async def send_encoded(self, encode: Callable[[WireEncoder], bytes]) -> None:
-        """``encode``'s frame, built once per codec in use."""
+    async def send_encoded(
+        self, encode: Callable[[WireEncoder], bytes], *, crypto: bool | None = None
+    ) -> None:
+        """``encode``'s frame, built once per codec in use; ``crypto``: to the sessions of
+        that feed only (``None``: every session)."""
         frames: dict[bool, bytes] = {}
         sends = []
         for session in self._registry.authenticated():
+            if crypto is not None and session.crypto is not crypto:
+                continue
             encoder = session.encoder
             if encoder.binary not in frames:
                 frames[encoder.binary] = encode(encoder)

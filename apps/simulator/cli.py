@@ -61,6 +61,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="authenticated sessions at once, 0 = unlimited (%(default)s)",
     )
     parser.add_argument(
+        "--connection-release-delay",
+        type=float,
+        default=defaults.connection_release_delay,
+        metavar="SECONDS",
+        help="how long a socket that died without closing keeps its slot (%(default)s)",
+    )
+    parser.add_argument(
         "--symbol-limit",
         type=_optional_limit,
         default=defaults.symbol_limit or 0,
@@ -97,6 +104,7 @@ def config_from_args(args: argparse.Namespace) -> SimulatorConfig:
         batch_size=args.batch_size,
         seed=args.seed,
         connection_limit=args.connection_limit or None,
+        connection_release_delay=args.connection_release_delay,
         symbol_limit=args.symbol_limit or None,
         auth_timeout=args.auth_timeout,
         compression=args.compression,

@@ -24,7 +24,10 @@ class SimulatorConfig:
     ``connection_limit`` (authenticated sessions at once) and ``symbol_limit``
     (distinct symbols over all channels of one session, ``"*"`` counting as one)
     model the plan limits of the real service (406 and 405); ``None`` means
-    unlimited. ``port=0`` picks a free port.
+    unlimited. The connection limit counts per API key and feed, as Alpaca's does;
+    ``connection_release_delay`` keeps the slot of a socket that died without a
+    closing handshake (a crash, a network drop) taken that many seconds more, as the
+    real server is slow to notice a dead peer. ``port=0`` picks a free port.
     """
 
     host: str = "127.0.0.1"
@@ -35,6 +38,12 @@ class SimulatorConfig:
     batch_size: int = 10
     seed: int | None = None
     connection_limit: int | None = 1
+    connection_release_delay: float = 0.0
+    # What "*" streams: 0 = the ten default tickers; N = those and S0010... up to N
+    # symbols. universe_skew > 0 makes their activity Zipf-like (symbol k comes up in
+    # proportion to 1/k**skew), as a real tape: apps/simulator/market.py.
+    universe_size: int = 0
+    universe_skew: float = 0.0
     symbol_limit: int | None = None
     auth_timeout: float = 10.0
     # Alpaca offers permessage-deflate; a benchmark may want the bytes uncompressed.
@@ -54,6 +63,14 @@ class SimulatorConfig:
             raise ValueError(f"batch_size must be >= 1, got {self.batch_size}")
         if self.connection_limit is not None and self.connection_limit < 1:
             raise ValueError(f"connection_limit must be >= 1 or None, got {self.connection_limit}")
+        delay = self.connection_release_delay
+        if not math.isfinite(delay) or delay < 0:
+            raise ValueError(f"connection_release_delay must be a finite number >= 0, got {delay}")
+        if not 0 <= self.universe_size <= 1_000_000:
+            raise ValueError(f"universe_size must be within 0..1000000, got {self.universe_size}")
+        skew = self.universe_skew
+        if not math.isfinite(skew) or skew < 0:
+            raise ValueError(f"universe_skew must be a finite number >= 0, got {skew}")
         if self.symbol_limit is not None and self.symbol_limit < 1:
             raise ValueError(f"symbol_limit must be >= 1 or None, got {self.symbol_limit}")
         if not self.auth_timeout > 0:

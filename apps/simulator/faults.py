@@ -17,7 +17,7 @@ from typing import Literal
 
 __all__ = ["Endpoint", "FaultPlan", "Pacing", "RestFailure"]
 
-Endpoint = Literal["positions", "snapshots"]
+Endpoint = Literal["positions", "snapshots", "latest_quotes"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,6 +76,7 @@ class FaultPlan:
         self._rest_failures: dict[Endpoint, deque[RestFailure]] = {
             "positions": deque(),
             "snapshots": deque(),
+            "latest_quotes": deque(),
         }
 
     # -- pacing ----------------------------------------------------------------------

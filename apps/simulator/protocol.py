@@ -140,10 +140,14 @@ def apply_change(
     return updated
 
 
-def quote_symbols(subscriptions: Subscriptions) -> tuple[str, ...]:
-    """The symbols whose quotes a session streams, ``"*"`` expanded to the default universe."""
+def quote_symbols(
+    subscriptions: Subscriptions, universe: tuple[str, ...] = DEFAULT_UNIVERSE
+) -> tuple[str, ...]:
+    """The symbols whose quotes a session streams, ``"*"`` expanded to ``universe``."""
     quotes = subscriptions["quotes"]
-    expanded = dict.fromkeys(DEFAULT_UNIVERSE) if _WILDCARD in quotes else {}
+    if _WILDCARD in quotes and len(quotes) == 1:
+        return universe  # as is: a skewed universe repeats symbols, in its walk order
+    expanded = dict.fromkeys(universe) if _WILDCARD in quotes else {}
     expanded.update((symbol, None) for symbol in quotes if symbol != _WILDCARD)
     return tuple(expanded)
 

@@ -2,6 +2,7 @@
 
 - ``GET /v2/positions`` (trading API): the open positions.
 - ``GET /v2/stocks/snapshots?symbols=A,B`` (data API): a map of snapshots by symbol.
+- ``GET /v2/stocks/quotes/latest?symbols=A,B`` (data API): each symbol's current quote.
 
 This module routes a request to its endpoint, checks the ``APCA-API-KEY-ID`` /
 ``APCA-API-SECRET-KEY`` headers (401 on the trading API, 403 on the data API, as
@@ -31,6 +32,7 @@ from apps.simulator.protocol import SYMBOL
 from apps.simulator.rest_data import RestData
 
 __all__ = [
+    "LATEST_QUOTES_PATH",
     "POSITIONS_PATH",
     "SNAPSHOTS_PATH",
     "Endpoint",
@@ -42,6 +44,7 @@ __all__ = [
 
 POSITIONS_PATH: Final = "/v2/positions"
 SNAPSHOTS_PATH: Final = "/v2/stocks/snapshots"
+LATEST_QUOTES_PATH: Final = "/v2/stocks/quotes/latest"
 
 _RATE_LIMIT: Final = 200  # requests a minute, Alpaca's default plan
 _RATE_WINDOW_S: Final = 60.0
@@ -106,6 +109,15 @@ class SimulatorRest:
         """The previous close the snapshots report for ``symbol``."""
         return self._data.previous_close(symbol)
 
+    def set_latest_quote(self, quote: Mapping[str, Any]) -> None:
+        """Make ``quote`` the symbol's current quote for REST without streaming it."""
+        self._data.set_latest_quote(quote)
+
+    def latest_quote(self, symbol: str) -> dict[str, Any] | None:
+        """The quote the REST endpoints take as ``symbol``'s current one (a copy), or ``None``."""
+        quote = self._data.latest_quote(symbol.upper())
+        return None if quote is None else dict(quote)
+
     def clear_failures(self) -> None:
         """Forget every queued failure."""
         self._faults.clear_rest_failures()
@@ -124,6 +136,8 @@ class SimulatorRest:
             endpoint: Endpoint = "positions"
         elif path == SNAPSHOTS_PATH:
             endpoint = "snapshots"
+        elif path == LATEST_QUOTES_PATH:
+            endpoint = "latest_quotes"
         else:
             return None
         response = self._answer(endpoint, request, parse_qs(parts.query))
@@ -168,6 +182,8 @@ class SimulatorRest:
         bad = [s for s in symbols if SYMBOL.fullmatch(s) is None]
         if bad:
             return self._error(400, limits, f"invalid symbol: {bad[0]}")
+        if endpoint == "latest_quotes":
+            return self._json(200, self._data.latest_quotes_body(symbols), limits)
         return self._json(200, self._data.snapshots_body(symbols), limits)
 
     def _json(self, status: int, body: object, headers: list[tuple[str, str]]) -> Response:

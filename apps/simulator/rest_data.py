@@ -1,10 +1,14 @@
-"""What the REST endpoints report: positions valued at the simulated quotes, and snapshots.
+"""What the REST endpoints report: positions valued at the simulated quotes, snapshots and
+latest quotes.
 
 Positions carry every number as a JSON string, a short with a negative ``qty`` and side
 ``short`` (reference §9.2). Snapshots carry ``prevDailyBar``, ``dailyBar`` and, once
-quoted, ``latestQuote`` (reference §9.3). The previous close is the symbol's
-random-walk start price unless a test sets one; the current price is the mid of the
-last quote sent.
+quoted, ``latestQuote``; latest quotes are ``{"quotes": {SYM: {...}}}`` (reference §9.3).
+The previous close is the symbol's random-walk start price unless a test sets one; the
+current quote is the newer of the last one sent and one a test set off the stream (a
+quote made while nobody listened, :meth:`RestData.set_latest_quote`); the current price
+is its mid. A symbol never quoted has no latest quote: it is left out, as Alpaca leaves
+out a symbol without data.
 """
 
 from __future__ import annotations
@@ -13,11 +17,24 @@ import uuid
 from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
-from typing import Any
+from typing import Any, Final
 
 from apps.simulator.positions import SimulatedPosition, parse_decimal, parse_positions
+from apps.simulator.quotes import parse_rfc3339_ns
 
 __all__ = ["RestData"]
+
+
+# A REST quote's fields: the stream's without T and S (reference §9.3).
+_QUOTE_FIELDS: Final = ("t", "ax", "ap", "as", "bx", "bp", "bs", "c", "z")
+
+
+def _stamp(quote: Mapping[str, Any]) -> int:
+    """A quote's time in ns; an unreadable one sorts first (tests inject odd times)."""
+    try:
+        return parse_rfc3339_ns(str(quote.get("t", "")))
+    except ValueError:
+        return 0
 
 
 def _text(value: Decimal) -> str:
@@ -52,6 +69,8 @@ class RestData:
         self._start_price = start_price
         self._positions: list[SimulatedPosition] = []
         self._previous_closes: dict[str, Decimal] = {}
+        # symbol -> a quote set off the stream (tests: what happened during a gap)
+        self._off_stream: dict[str, dict[str, Any]] = {}
         self.set_positions(positions)
 
     # -- state ------------------------------------------------------------------------
@@ -78,6 +97,19 @@ class RestData:
         price = self._previous_closes.get(symbol)
         return self._start_price(symbol) if price is None else price
 
+    def set_latest_quote(self, quote: Mapping[str, Any]) -> None:
+        """Make ``quote`` (a quote object with ``S``, ``t``, prices as ``Decimal``) the
+        symbol's current quote unless a newer one is sent; it is not streamed."""
+        self._off_stream[str(quote["S"]).upper()] = dict(quote)
+
+    def latest_quote(self, symbol: str) -> Mapping[str, Any] | None:
+        """The newer of the last quote sent and the one set off the stream, or ``None``."""
+        sent = self._quote_of(symbol)
+        off = self._off_stream.get(symbol)
+        if sent is None or off is None:
+            return off if sent is None else sent
+        return off if _stamp(off) > _stamp(sent) else sent
+
     # -- bodies -----------------------------------------------------------------------
 
     def positions_body(self) -> list[dict[str, Any]]:
@@ -88,8 +120,18 @@ class RestData:
         """``GET /v2/stocks/snapshots``: one snapshot per distinct symbol, in order."""
         return {s: self._snapshot(s) for s in dict.fromkeys(symbols)}
 
+    def latest_quotes_body(self, symbols: Iterable[str]) -> dict[str, Any]:
+        """``GET /v2/stocks/quotes/latest``: the current quote of every distinct symbol
+        that has one."""
+        quotes: dict[str, Any] = {}
+        for symbol in dict.fromkeys(symbols):
+            quote = self.latest_quote(symbol)
+            if quote is not None:
+                quotes[symbol] = {k: quote[k] for k in _QUOTE_FIELDS if k in quote}
+        return {"quotes": quotes}
+
     def _current_price(self, symbol: str) -> Decimal:
-        quote = self._quote_of(symbol)
+        quote = self.latest_quote(symbol)
         if quote is not None:
             bid, ask = quote.get("bp"), quote.get("ap")
             if isinstance(bid, Decimal) and isinstance(ask, Decimal):
@@ -159,11 +201,7 @@ class RestData:
                 "vw": close,
             },
         }
-        quote = self._quote_of(symbol)
+        quote = self.latest_quote(symbol)
         if quote is not None:
-            snapshot["latestQuote"] = {
-                k: quote[k]
-                for k in ("t", "ax", "ap", "as", "bx", "bp", "bs", "c", "z")
-                if k in quote
-            }
+            snapshot["latestQuote"] = {k: quote[k] for k in _QUOTE_FIELDS if k in quote}
         return snapshot

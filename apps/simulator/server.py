@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import re
+import time
 from collections.abc import Iterable, Mapping
 from decimal import Decimal
 from http import HTTPStatus
@@ -26,9 +27,10 @@ from apps.simulator.broadcast import Broadcaster
 from apps.simulator.config import SimulatorConfig
 from apps.simulator.encoding import JsonEncoder, MsgpackEncoder, WireEncoder
 from apps.simulator.faults import FaultPlan
+from apps.simulator.market import build_universe
 from apps.simulator.positions import SimulatedPosition
 from apps.simulator.protocol import ERROR_MESSAGES
-from apps.simulator.quotes import QuoteGenerator, format_price, start_price_cents
+from apps.simulator.quotes import QuoteGenerator, format_price, rfc3339_ns, start_price_cents
 from apps.simulator.record import WireRecord
 from apps.simulator.registry import SessionRegistry
 from apps.simulator.rest import SimulatorRest
@@ -38,7 +40,8 @@ __all__ = ["ERROR_MESSAGES", "AlpacaSimulator"]
 
 logger = logging.getLogger(__name__)
 
-_PATH: Final = re.compile(r"/(?:v2|v1beta1)/[A-Za-z0-9_.\-]+/?")
+# Stock feeds, and the crypto feed (v1beta3/crypto/{us,us-1,eu-1}).
+_PATH: Final = re.compile(r"/(?:v2|v1beta1|v1beta3/crypto)/[A-Za-z0-9_.\-]+/?")
 _CLOSE_TIMEOUT_S: Final = 2.0
 
 
@@ -66,11 +69,13 @@ class AlpacaSimulator:
             generator=QuoteGenerator(cfg.seed),
             record=self._record,
             registry=self._registry,
+            universe=build_universe(cfg.universe_size, cfg.universe_skew, cfg.seed),
         )
         self._encoders: dict[bool, WireEncoder] = {False: JsonEncoder(), True: MsgpackEncoder()}
         self._server: Server | None = None
         self._port = cfg.port
-        # REST endpoints (/v2/positions, /v2/stocks/snapshots) on the same port.
+        # REST endpoints (/v2/positions, /v2/stocks/snapshots, /v2/stocks/quotes/latest)
+        # on the same port.
         self.rest = SimulatorRest(
             cfg.api_key,
             cfg.secret_key,
@@ -122,6 +127,10 @@ class AlpacaSimulator:
         """The bound port once started (the configured one before)."""
         return self._port
 
+    def crypto_url(self, location: str = "us") -> str:
+        """``ws://host:port/v1beta3/crypto/{location}``: the crypto feed's path."""
+        return self.url().removesuffix("/v2/iex") + f"/v1beta3/crypto/{location}"
+
     def url(self, feed: str = "iex") -> str:
         """``ws://host:port/v2/{feed}``, with a wildcard host mapped to loopback."""
         host = self.config.host
@@ -160,9 +169,19 @@ class AlpacaSimulator:
         return self._registry.total_connections
 
     @property
+    def connection_times(self) -> list[float]:
+        """When each socket was accepted (``time.monotonic()``), oldest first."""
+        return list(self._registry.accepted_at)
+
+    @property
     def open_connections(self) -> int:
         """Sockets currently open (authenticated or not)."""
         return self._registry.open_count
+
+    @property
+    def held_connections(self) -> int:
+        """Connection-limit slots still held by dead sockets (``connection_release_delay``)."""
+        return self._registry.held_count()
 
     @property
     def authenticated_connections(self) -> int:
@@ -215,6 +234,10 @@ class AlpacaSimulator:
         """
         self._faults.fail_next_auth(*codes)
 
+    def release_held_connections(self) -> None:
+        """Free the slots dead sockets still hold, as when the broker finally notices."""
+        self._registry.release_held()
+
     def reject_next_subscribe(self, code: int = 405) -> None:
         """Answer the next subscribe request with this error; its subscriptions are not applied."""
         self._faults.reject_next_subscribe(code)
@@ -228,6 +251,40 @@ class AlpacaSimulator:
     ) -> None:
         """Answer the next ``times`` ``GET /v2/positions`` with ``status`` (5xx, 429, 401...)."""
         self._faults.fail_rest("positions", status, times, retry_after=retry_after)
+
+    def fail_latest_quotes(
+        self, status: int = 503, times: int = 1, *, retry_after: float | None = None
+    ) -> None:
+        """Answer the next ``times`` ``GET /v2/stocks/quotes/latest`` with ``status``."""
+        self._faults.fail_rest("latest_quotes", status, times, retry_after=retry_after)
+
+    def set_latest_quote(
+        self,
+        symbol: str,
+        bid: Decimal | str,
+        ask: Decimal | str,
+        *,
+        bid_size: int = 1,
+        ask_size: int = 1,
+        timestamp: str | None = None,
+    ) -> dict[str, Any]:
+        """A quote made while nobody listened: REST reports it as ``symbol``'s current
+        quote (until a newer one is sent), the stream never sends it. Returns it."""
+        quote: dict[str, Any] = {
+            "T": "q",
+            "S": symbol.upper(),
+            "bx": "Q",
+            "bp": Decimal(bid),
+            "bs": bid_size,
+            "ax": "Q",
+            "ap": Decimal(ask),
+            "as": ask_size,
+            "c": ["R"],
+            "z": "C",
+            "t": timestamp or rfc3339_ns(time.time_ns()),
+        }
+        self.rest.set_latest_quote(quote)
+        return quote
 
     # -- injected frames -----------------------------------------------------------------
 
@@ -279,6 +336,10 @@ class AlpacaSimulator:
         try:
             await session.run()
         finally:
-            self._registry.discard(session)
+            # A socket that died without the client's closing handshake (a crash, a
+            # network drop) keeps its slot until the server notices: Alpaca takes up to
+            # 90 s (docs/concepts/websocket-streaming.md).
+            dead = ws.protocol.close_rcvd is None
+            self._registry.discard(session, self.config.connection_release_delay if dead else 0.0)
             session.closed.set()
             logger.debug("simulator session closed", extra=where)

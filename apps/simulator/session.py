@@ -21,6 +21,7 @@ from websockets.exceptions import ConnectionClosed
 from apps.simulator.config import SimulatorConfig
 from apps.simulator.encoding import WireEncoder
 from apps.simulator.faults import FaultPlan
+from apps.simulator.market import SessionMarket
 from apps.simulator.protocol import (
     FATAL_AUTH_CODES,
     InvalidSyntax,
@@ -32,9 +33,9 @@ from apps.simulator.protocol import (
     quote_symbols,
     subscription_ack,
 )
-from apps.simulator.quotes import QuoteGenerator
+from apps.simulator.quotes import DEFAULT_UNIVERSE, QuoteGenerator
 from apps.simulator.record import WireRecord
-from apps.simulator.registry import SessionRegistry
+from apps.simulator.registry import SessionRegistry, Slot
 
 __all__ = ["Session", "SessionContext"]
 
@@ -72,6 +73,8 @@ class SessionContext:
     generator: QuoteGenerator
     record: WireRecord
     registry: SessionRegistry
+    # What "*" streams on the stock path (SimulatorConfig.universe_size, universe_skew).
+    universe: tuple[str, ...] = DEFAULT_UNIVERSE
 
 
 class Session:
@@ -82,7 +85,13 @@ class Session:
         self.encoder = encoder
         self.authenticated = False
         self.subscriptions = empty_subscriptions()
-        self.quote_symbols: tuple[str, ...] = ()
+        self.quote_symbols: tuple[str, ...] = ()  # the symbols the data loop walks
+        # Trades, bars or crypto wanted: the frames come from here (apps/simulator/market.py).
+        self.market: SessionMarket | None = None
+        path = ws.request.path if ws.request is not None else ""
+        self.crypto = path.startswith("/v1beta3/crypto/")
+        # The connection-limit slot this session holds once authenticated (key, feed).
+        self.slot: Slot | None = None
         self.closed = asyncio.Event()
         self._context = context
         self._cursor = 0
@@ -161,7 +170,11 @@ class Session:
                     self.quote_symbols, self._cursor, per_frame
                 )
                 ns = time.time_ns()
-                await self.send_bytes(self.encoder.encode_ticks(ticks, ns))
+                market = self.market
+                if market is None:  # stock quotes only: the fast path
+                    await self.send_bytes(self.encoder.encode_ticks(ticks, ns))
+                else:
+                    await self.send_bytes(self.encoder.encode(market.frame(ticks, ns)))
                 record.ticks_sent(ticks, ns)
                 frames += 1
                 burst += 1
@@ -214,17 +227,25 @@ class Session:
                 code = 402
             elif (
                 config.connection_limit is not None
-                and context.registry.authenticated_count() >= config.connection_limit
+                and context.registry.slots_taken(self._slot()) >= config.connection_limit
             ):
                 code = 406
+                logger.debug("simulator: connection limit exceeded", extra={"websocket": self.ws})
             else:
                 self.authenticated = True
+                self.slot = self._slot()
                 await self.send_control({"T": "success", "msg": "authenticated"})
                 self.wake()
                 return
         await self.send_error(code)
         if code in FATAL_AUTH_CODES:
             await self.ws.close(1008, error_text(code))
+
+    def _slot(self) -> Slot:
+        # Alpaca's limit is per account and per endpoint: iex and sip count apart
+        # (docs/deployment.md, "Rehearsing against the simulator").
+        path = self.ws.request.path if self.ws.request is not None else ""
+        return (self._context.config.api_key, path.partition("?")[0].rstrip("/"))
 
     async def _change_subscriptions(self, message: dict[str, Any], *, subscribe: bool) -> None:
         context = self._context
@@ -243,7 +264,12 @@ class Session:
             await self.send_error(405)
             return
         self.subscriptions = updated
-        self.quote_symbols = quote_symbols(updated)
+        self.quote_symbols = quote_symbols(updated, self._context.universe)
+        self.market = None
+        if self.crypto or updated["trades"] or updated["bars"]:
+            market = SessionMarket.of(updated, self._context.universe, crypto=self.crypto)
+            self.market = market
+            self.quote_symbols = market.symbols
         await self.send_control(subscription_ack(updated))
         self.wake()
 

@@ -3,7 +3,9 @@
 Wires :class:`~libs.market_data.stream.connection.AlpacaConnection` (socket, auth,
 subscriptions, reconnects) to :class:`~libs.market_data.pipeline.processor.QuoteProcessor`
 (exact-decimal validation and encoding) and :class:`~libs.market_data.pipeline.sink.RedisPriceSink`
-(one pipelined Redis write per received frame).
+(one pipelined Redis write per received frame). Trades and bars take
+:class:`~libs.market_data.pipeline.events.EventProcessor` into the same write; crypto
+pairs go to a second connection, on Alpaca's crypto feed (docs/architecture.md, "Feeds").
 """
 
 from __future__ import annotations
@@ -12,37 +14,36 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Set
 from typing import Any, Final
 
 from libs.market_data import defaults
 from libs.market_data.backoff import BackoffPolicy
+from libs.market_data.broker.models import LatestQuotesReader
 from libs.market_data.exceptions import QuoteHandlingError
+from libs.market_data.gapfill import FillTrigger, GapFiller, GapFillPolicy, StreamFillTarget
 from libs.market_data.heartbeat import Heartbeat
-from libs.market_data.keys import KeySpace
+from libs.market_data.pipeline.events import EventProcessor
 from libs.market_data.pipeline.processor import PriceUpdate, QuoteProcessor
-from libs.market_data.pipeline.sink import RedisPriceSink
+from libs.market_data.pipeline.sinks import PriceSink, build_sink, keyspace_for
 from libs.market_data.stats import StreamStats
 from libs.market_data.stream.connection import AlpacaConnection, ConnectionState
-from libs.market_data.stream.protocol import DecodedFrame
+from libs.market_data.stream.feeds import ALPACA_STREAM_HOST, Feeds, crypto_feed_url, feed_url
+from libs.market_data.stream.protocol import DecodedFrame, decode_crypto_frame
 from libs.market_data.stream.records import ConnectionStats, StatusNotice
-from libs.market_data.symbols import normalize_symbols
+from libs.market_data.symbols import WILDCARD
+from libs.market_data.topics import Channel, channel_topics, normalize_topics, parse_topic
 from libs.market_data.types import PriceData, PriceUpdateEvent, QuoteData
 from libs.redis_client import EventPublisher, RedisClient
+from libs.redis_client.writer import ConnectionGuard
 from libs.telemetry import LATENCY_BUCKETS, Histogram, epoch_seconds
 
-__all__ = ["ALPACA_STREAM_HOST", "AlpacaMarketDataStream", "feed_url"]
+__all__ = ["ALPACA_STREAM_HOST", "AlpacaMarketDataStream", "crypto_feed_url", "feed_url"]
 
 logger = logging.getLogger(__name__)
 
-ALPACA_STREAM_HOST: Final = "wss://stream.data.alpaca.markets"
-_V1BETA1_FEEDS: Final = frozenset({"boats", "overnight"})
-
-
-def feed_url(feed: str, host: str = ALPACA_STREAM_HOST) -> str:
-    """The stock stream URL of a feed (``iex``, ``sip``, ``delayed_sip``, ``test``, ...)."""
-    version = "v1beta1" if feed in _V1BETA1_FEEDS else "v2"
-    return f"{host}/{version}/{feed}"
+# How many of the stalest symbols age_summary() names by default.
+_STALEST: Final = 10
 
 
 class AlpacaMarketDataStream:
@@ -71,6 +72,11 @@ class AlpacaMarketDataStream:
         redis_write_timeout: float = defaults.REDIS_WRITE_TIMEOUT,
         namespace: str = "",
         epoch: str | None = None,
+        connection_guard: ConnectionGuard | None = None,
+        latest_quotes: LatestQuotesReader | None = None,
+        gap_fill: GapFillPolicy | None = None,
+        crypto_feed: str = "us",
+        crypto_url: str | None = None,
     ) -> None:
         if price_ttl <= 0:
             raise ValueError("price_ttl must be a positive number of seconds")
@@ -79,29 +85,54 @@ class AlpacaMarketDataStream:
         self.price_ttl = price_ttl
         # Sequence numbers restart per epoch: one per instance unless the caller passes one.
         self._processor = QuoteProcessor(epoch)
-        self.keys = KeySpace(namespace)
-        self._sink = RedisPriceSink(
-            redis_client.params, price_ttl, write_timeout=redis_write_timeout, keys=self.keys
+        self._events = EventProcessor(self._processor)
+        # Hash-tagged names and one writer per primary on a Redis Cluster (docs/cluster.md).
+        self.keys = keyspace_for(redis_client, namespace)
+        self._sink: PriceSink = build_sink(
+            redis_client,
+            price_ttl,
+            write_timeout=redis_write_timeout,
+            keys=self.keys,
+            guard=connection_guard,
         )
-        self._connection = AlpacaConnection(
-            url or feed_url(feed),
-            api_key,
-            secret_key,
-            on_frame=self._handle_frame,
-            backoff=BackoffPolicy(
+        options: dict[str, Any] = {
+            "backoff": BackoffPolicy(
                 base=reconnect_base_delay,
                 maximum=reconnect_max_delay,
                 max_attempts=max_reconnect_attempts,
             ),
-            step_timeout=step_timeout,
-            compression=compression,
-            stall_timeout=stall_timeout,
-            on_notice=self._forward_notice,
+            "step_timeout": step_timeout,
+            "compression": compression,
+            "stall_timeout": stall_timeout,
+            "on_notice": self._forward_notice,
+        }
+        self._connection = AlpacaConnection(
+            url or feed_url(feed), api_key, secret_key, on_frame=self._handle_frame, **options
         )
+        # Crypto pairs: the same policies, on a connection of its own to the crypto feed.
+        crypto = AlpacaConnection(
+            crypto_url or crypto_feed_url(crypto_feed),
+            api_key,
+            secret_key,
+            on_frame=self._handle_crypto_frame,
+            decode=decode_crypto_frame,
+            **options,
+        )
+        self._feeds = Feeds(self._connection, crypto, first_wait=2 * step_timeout)
+        self._crypto_subscribed = crypto.desired
         self._heartbeat = Heartbeat(redis_client, self._connection.is_connected, self.keys)
         # The connection's live, read-only view of the wanted symbols: read per frame, so
         # held here rather than looked up through the connection each time.
         self._subscribed = self._connection.desired
+        # Gap fill from REST latest quotes, when a reader is given (docs/architecture.md,
+        # "Gap fill"): after reconnects, Redis recoveries and new subscriptions.
+        self.gap_fill: GapFiller | None = None
+        if latest_quotes is not None:
+            target = StreamFillTarget(
+                self._processor, self._sink, self._subscribed, redis_client, self.keys
+            )
+            self.gap_fill = GapFiller(latest_quotes, target, gap_fill)
+            self._sink.notice_listener = self.gap_fill.on_notice
         self._running = False
         self._sink_started = False
         self._finished = asyncio.Event()
@@ -117,29 +148,76 @@ class AlpacaMarketDataStream:
     # -- subscriptions ----------------------------------------------------------------
 
     async def subscribe_symbols(self, symbols: Iterable[str]) -> list[str]:
-        """Subscribe to quotes; returns the symbols newly added (duplicates filtered).
+        """Subscribe to topics; returns those newly added (duplicates filtered).
 
-        Works before :meth:`start` and while connected. Raises
-        :class:`~libs.market_data.exceptions.InvalidSymbolError` for a bad ticker and
+        A topic is a ticker or crypto pair for its quotes (``AAPL``, ``BTC/USD``),
+        ``trades:AAPL`` or ``bars:AAPL`` for the other channels, ``*`` for the whole
+        market (:mod:`libs.market_data.topics`). Works before :meth:`start` and while
+        connected. Raises :class:`~libs.market_data.exceptions.InvalidSymbolError` for a
+        bad ticker or an option symbol and
         :class:`~libs.market_data.exceptions.SubscriptionError` if the server refuses.
         """
-        return await self._connection.subscribe(normalize_symbols(symbols))
+        added = await self._feeds.subscribe(channel_topics(symbols))
+        # The REST fill knows stock quotes only: not the wildcard, other channels, crypto.
+        quotes = [t for t in added if t != WILDCARD and ":" not in t and "/" not in t]
+        if quotes and self.gap_fill is not None:
+            # A quiet symbol would have no price until its next quote.
+            self.gap_fill.request(FillTrigger.SUBSCRIBE, quotes)
+        return added
+
+    async def subscribe(
+        self, symbols: Iterable[str], channels: Iterable[Channel | str] = (Channel.QUOTES,)
+    ) -> list[str]:
+        """Subscribe ``symbols`` (or ``*``) on ``channels``; returns the new topics."""
+        return await self.subscribe_symbols(normalize_topics(symbols, channels))
 
     async def unsubscribe_symbols(self, symbols: Iterable[str]) -> list[str]:
-        """Unsubscribe; returns the symbols that were subscribed and now are not."""
-        removed = await self._connection.unsubscribe(normalize_symbols(symbols))
-        self._processor.forget(removed)
-        self._sink.forget(removed)
+        """Unsubscribe topics; returns those that were subscribed and now are not.
+
+        Dropping ``*`` keeps the named symbols; the state of the others is forgotten.
+        """
+        removed = await self._feeds.unsubscribe(channel_topics(symbols))
+        forget = [t for t in removed if t != WILDCARD]
+        if WILDCARD in removed:
+            named = self._subscribed
+            forget += [s for s in self._processor.last_accepted if s not in named]
+        self._processor.forget(forget)
+        self._events.forget(forget)
+        self._sink.forget(forget)
         return removed
 
+    def get_subscribed_topics(self) -> list[str]:
+        """Every topic wanted on either feed, sorted."""
+        return self._feeds.topics()
+
     def get_subscribed_symbols(self) -> list[str]:
-        """The symbols we want quotes for, sorted."""
-        return sorted(self._subscribed)
+        """The symbols wanted on any channel (``*`` for the whole market), sorted."""
+        return sorted({parse_topic(t)[1] for t in self._feeds.topics()})
+
+    def named_quote_symbols(self) -> list[str]:
+        """The symbols whose quotes are wanted by name (not through ``*``), sorted."""
+        return [t for t in self._feeds.topics() if t != WILDCARD and ":" not in t]
+
+    @property
+    def wildcard(self) -> bool:
+        """The whole market's quotes are wanted."""
+        return WILDCARD in self._subscribed
 
     def last_update_ages(self, now: float | None = None) -> dict[str, float | None]:
-        """Seconds since each subscribed symbol's last accepted quote (None: none yet)."""
+        """Seconds since each named symbol's last accepted quote (None: none yet).
+
+        The wildcard's symbols are not listed (:meth:`age_summary` sums them up), so a
+        reader of this stays bounded by what was asked for by name.
+        """
         current = time.time() if now is None else now
-        return self._processor.ages(sorted(self._subscribed), current)
+        return self._processor.ages(self.named_quote_symbols(), current)
+
+    def age_summary(
+        self, now: float | None = None, limit: int = _STALEST
+    ) -> tuple[int, list[tuple[str, float]]]:
+        """Symbols with quote state (the wildcard's included), and the ``limit`` stalest."""
+        current = time.time() if now is None else now
+        return self._processor.tracked, self._processor.stalest(current, limit)
 
     # -- lifecycle ----------------------------------------------------------------------
 
@@ -157,6 +235,7 @@ class AlpacaMarketDataStream:
         # Before any await: a stop() from here on must be seen by the connection loop.
         self._connection.reset()
         heartbeat: asyncio.Task[None] | None = None
+        filler: asyncio.Task[None] | None = None
         try:
             await self._ensure_sink()
             if self._connection.disconnected_at is None:  # else: in-process restart
@@ -164,15 +243,22 @@ class AlpacaMarketDataStream:
                 if last is not None:
                     self._connection.resume_gap(last)
             heartbeat = asyncio.create_task(self._heartbeat.run(), name="market-data-heartbeat")
+            if self.gap_fill is not None:
+                filler = asyncio.create_task(self.gap_fill.run(), name="market-data-gap-fill")
+            self._feeds.running(True)
             await self._connection.run()
         finally:
+            self._feeds.running(False)
             if heartbeat is not None:
                 heartbeat.cancel()
+            if filler is not None:
+                filler.cancel()
             self._running = False
             self._finished.set()
 
     async def stop(self, timeout: float = 5.0) -> None:
         """Close the socket cleanly, flush pending Redis writes, release connections."""
+        await self._feeds.stop_crypto(timeout)
         await self._connection.stop()
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._finished.wait(), timeout)
@@ -192,13 +278,28 @@ class AlpacaMarketDataStream:
         """The epoch of this stream's ``seq`` numbers (in every record and event)."""
         return self._processor.epoch
 
+    def begin_epoch(self, epoch: str) -> None:
+        """Number from 1 again in a new epoch (a leadership term, docs/leadership.md)."""
+        if self._running:
+            raise RuntimeError("the epoch changes only while the stream is stopped")
+        self._processor.begin_epoch(epoch)
+        self._sink.forget_all()  # held records of the old epoch must never be rewritten
+
+    async def open_sink(self) -> None:
+        """Connect the Redis writer now (``start`` does it too), so notices can go first."""
+        await self._ensure_sink()
+
     @property
     def connection(self) -> AlpacaConnection:
         return self._connection
 
     @property
-    def sink(self) -> RedisPriceSink:
+    def sink(self) -> PriceSink:
         return self._sink
+
+    @property
+    def crypto_connection(self) -> AlpacaConnection:
+        return self._feeds.crypto
 
     def connection_stats(self) -> ConnectionStats:
         """The broker connection's counters, as a typed record."""
@@ -210,6 +311,8 @@ class AlpacaMarketDataStream:
             connection=self._connection.stats(),
             processor=self._processor.snapshot(),
             sink=self._sink.snapshot(),
+            events=self._events.snapshot(),
+            crypto=self._feeds.crypto_stats(),
         )
 
     def get_connection_stats(self) -> dict[str, Any]:
@@ -227,14 +330,26 @@ class AlpacaMarketDataStream:
     # -- quotes ---------------------------------------------------------------------------
 
     async def _handle_frame(self, frame: DecodedFrame) -> None:
-        updates = self._processor.process(frame.quotes, self._subscribed)
+        await self._write(frame, self._subscribed, False)
+
+    async def _handle_crypto_frame(self, frame: DecodedFrame) -> None:
+        await self._write(frame, self._crypto_subscribed, True)
+
+    async def _write(self, frame: DecodedFrame, wanted: Set[str], fractional: bool) -> None:
+        # A frame's quotes, trades, then bars: one write (each topic keeps its order).
+        updates = self._processor.process(frame.quotes, wanted, fractional=fractional)
+        quotes = len(updates)
+        if frame.trades:
+            updates += self._events.trades_of(frame.trades, wanted)
+        if frame.bars:
+            updates += self._events.bars_of(frame.bars, wanted)
         if updates:
             await self._sink.write(updates)
             # Monotonic: a wall clock set back must not pause the sampling.
             tick = time.monotonic()
-            if tick >= self._next_latency_sample:
+            if quotes and tick >= self._next_latency_sample:
                 self._next_latency_sample = tick + self.latency_sample_interval
-                self._observe_latency(updates[-1][2])
+                self._observe_latency(updates[quotes - 1][2])
 
     def _observe_latency(self, event_json: bytes) -> None:
         if not self._sink.connected:

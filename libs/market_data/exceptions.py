@@ -6,6 +6,7 @@ redis-py and msgspec are translated where they enter (``raise ... from exc``).
     MarketDataError
     ├── InvalidSymbolError            a ticker that is not one; never sent to the broker
     ├── SubscriberError               a PriceSubscriber gave up reconnecting to Redis
+    ├── LeadershipError               a standby could not get a change to a live leader
     ├── QuoteHandlingError            a quote could not be cached/published
     │   └── QuoteValidationError      crossed, negative or malformed; carries ``reason``
     ├── StreamConnectionError         transport-level trouble (connect, handshake, closed)
@@ -38,6 +39,7 @@ __all__ = [
     "ConnectionLimitError",
     "HandshakeError",
     "InvalidSymbolError",
+    "LeadershipError",
     "MarketDataError",
     "ProtocolError",
     "QuoteHandlingError",
@@ -64,6 +66,10 @@ class InvalidSymbolError(MarketDataError, ValueError):
 
 class SubscriberError(MarketDataError):
     """A :class:`~libs.market_data.consumers.PriceSubscriber` gave up reconnecting."""
+
+
+class LeadershipError(MarketDataError):
+    """A standby could not hand a change to the leader: none live, or no answer in time."""
 
 
 class QuoteHandlingError(MarketDataError):

@@ -7,10 +7,10 @@ so a counter renamed in a stage is a type error, not a silently missing key.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
-from libs.market_data.pipeline.stats import ProcessorStats, SinkStats
+from libs.market_data.pipeline.stats import EventStats, ProcessorStats, SinkStats
 from libs.market_data.stream.records import ConnectionStats
 
 __all__ = ["StreamStats"]
@@ -21,6 +21,8 @@ class StreamStats:
     connection: ConnectionStats
     processor: ProcessorStats
     sink: SinkStats
+    events: EventStats = field(default_factory=EventStats)  # trades and bars
+    crypto: ConnectionStats | None = None  # the crypto feed's connection, once it ran
 
     def as_dict(self) -> dict[str, Any]:
         """The flat dict of ``get_connection_stats()``: keys and order as documented."""
@@ -48,4 +50,11 @@ class StreamStats:
             "last_data_at": c.last_data_at,
             "reconnect_causes": dict(c.reconnect_causes),
             **asdict(self.sink),
+            **asdict(self.events),
+            "crypto": None if self.crypto is None else _connection_dict(self.crypto),
         }
+
+
+def _connection_dict(c: ConnectionStats) -> dict[str, Any]:
+    values = {f.name: getattr(c, f.name) for f in fields(c)}  # asdict cannot copy a mappingproxy
+    return {**values, "state": c.state.value, "reconnect_causes": dict(c.reconnect_causes)}

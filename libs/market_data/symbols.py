@@ -12,6 +12,9 @@ __all__ = [
     "MAX_SYMBOL_LENGTH",
     "TICKER_PATTERN",
     "TICKER_PATTERN_ANY_CASE",
+    "WILDCARD",
+    "is_crypto",
+    "is_option",
     "normalize_symbol",
     "normalize_symbols",
 ]
@@ -32,6 +35,21 @@ def _ticker(letters: str) -> str:
 TICKER_PATTERN: Final = _ticker("A-Z")
 TICKER_PATTERN_ANY_CASE: Final = _ticker("A-Za-z")
 _TICKER: Final = re.compile(TICKER_PATTERN)
+# Alpaca's wildcard: every symbol of the feed (docs/architecture.md, "The whole market").
+WILDCARD: Final = "*"
+# An OCC option symbol: root (1-6 letters), expiry YYMMDD, C or P, strike x 1000 on 8
+# digits (AAPL240621C00190000). Options are out of scope: Alpaca serves them msgpack-only.
+_OCC_OPTION: Final = re.compile(r"[A-Z]{1,6}[0-9]{6}[CP][0-9]{8}")
+
+
+def is_crypto(symbol: str) -> bool:
+    """A crypto pair (``BTC/USD``): the only symbols with a slash; served by the crypto feed."""
+    return "/" in symbol
+
+
+def is_option(symbol: str) -> bool:
+    """An OCC option contract symbol (normalised, upper-case)."""
+    return _OCC_OPTION.fullmatch(symbol) is not None
 
 
 def normalize_symbol(symbol: object) -> str:

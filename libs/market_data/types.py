@@ -44,9 +44,13 @@ class RejectReason(StrEnum):
     MALFORMED = "malformed"
     UNSUBSCRIBED = "unsubscribed"
     STALE = "stale"  # older than the symbol's last accepted quote (docs/architecture.md)
+    # A bar whose high is below its low, or whose open or close lies outside them.
+    OUT_OF_RANGE = "out_of_range"
 
 
-def check_quote(bid: Decimal, ask: Decimal, bid_size: int, ask_size: int) -> RejectReason | None:
+def check_quote(
+    bid: Decimal, ask: Decimal, bid_size: int | Decimal, ask_size: int | Decimal
+) -> RejectReason | None:
     """Return why a quote is invalid, or ``None`` if it is valid.
 
     A locked market (``ask == bid``) is valid; a crossed one (``ask < bid``) is not.
@@ -142,8 +146,10 @@ class PriceData(BaseModel):
     bid: Decimal
     ask: Decimal
     mid: Decimal
-    bid_size: int
-    ask_size: int
+    # Stocks: an integer. Crypto pairs: the exact fractional size in the base asset,
+    # serialised as a decimal string ("0.27994"), never rounded (README, "Crypto").
+    bid_size: int | Decimal
+    ask_size: int | Decimal
     timestamp: str  # RFC 3339, the exchange's precision
     exchange: str | None = None
     bid_exchange: str | None = None
@@ -190,8 +196,8 @@ class PriceUpdateEvent(BaseModel):
     price: Decimal  # mid price
     bid: Decimal
     ask: Decimal
-    bid_size: int
-    ask_size: int
+    bid_size: int | Decimal  # as in PriceData
+    ask_size: int | Decimal
     seq: int = 0  # 0 / "": not sequenced (see PriceData)
     epoch: str = ""
     # Last on purpose: the stream's latency sampler slices it off the end of the JSON.

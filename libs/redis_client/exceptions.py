@@ -7,15 +7,17 @@ this package (``raise ... from exc``), so the original stays on ``__cause__``.
     │                           would not start, bad use of the API
     ├── RedisConnectionError    Redis cannot be reached or answered too late: network,
     │                           timeout, refused authentication. Retrying may help.
-    └── RedisCommandError       Redis answered with an error (WRONGTYPE, bad TTL, ...).
-                                Retrying the same command will not help.
+    ├── RedisCommandError       Redis answered with an error (WRONGTYPE, bad TTL, ...).
+    │                           Retrying the same command will not help.
+    └── RedisFencedError        a writer's connection guard refused a new connection: a
+                                newer writer holds the epoch (docs/leadership.md).
 
 Messages name the server by its redacted URL and never carry a password.
 """
 
 from __future__ import annotations
 
-__all__ = ["RedisClientError", "RedisCommandError", "RedisConnectionError"]
+__all__ = ["RedisClientError", "RedisCommandError", "RedisConnectionError", "RedisFencedError"]
 
 
 class RedisClientError(Exception):
@@ -28,3 +30,7 @@ class RedisConnectionError(RedisClientError):
 
 class RedisCommandError(RedisClientError):
     """Redis executed the command and answered with an error."""
+
+
+class RedisFencedError(RedisClientError):
+    """A connection guard refused the connection: another writer holds a newer epoch."""

@@ -1,5 +1,7 @@
 """RESP for the one command pair on the hot path: ``SET key value EX ttl`` + ``PUBLISH``.
 
+(``SPUBLISH`` on a Redis Cluster, docs/cluster.md.)
+
 ``hiredis.pack_command`` costs about 0.4 µs a command from Python; the hot path sends two
 per quote. Here the parts that never change for a symbol (command, key, channel, TTL)
 are encoded once and each quote costs one bytes formatting. The output is byte-for-byte
@@ -14,21 +16,23 @@ __all__ = ["SetPublishPacker"]
 class SetPublishPacker:
     """Packs ``SET key value EX ttl`` followed by ``PUBLISH channel message``."""
 
-    __slots__ = ("set_suffix",)
+    __slots__ = ("_publish", "set_suffix")
 
-    def __init__(self, ttl: int) -> None:
+    def __init__(self, ttl: int, publish: str = "PUBLISH") -> None:
         if ttl <= 0:
             raise ValueError("ttl must be positive")
+        if publish not in ("PUBLISH", "SPUBLISH"):
+            raise ValueError("publish must be PUBLISH or SPUBLISH (Redis Cluster)")
+        self._publish = b"$%d\r\n%s\r\n" % (len(publish), publish.encode())
         ttl_text = b"%d" % ttl
         # What follows a SET's value: "EX <ttl>" (a caller inlining pack_set uses it).
         self.set_suffix = b"\r\n$2\r\nEX\r\n$%d\r\n%s\r\n" % (len(ttl_text), ttl_text)
 
-    @staticmethod
-    def heads(key: bytes, channel: bytes) -> tuple[bytes, bytes]:
+    def heads(self, key: bytes, channel: bytes) -> tuple[bytes, bytes]:
         """The fixed prefixes of both commands for one key/channel pair; cache them."""
         return (
             b"*5\r\n$3\r\nSET\r\n$%d\r\n%s\r\n" % (len(key), key),
-            b"*3\r\n$7\r\nPUBLISH\r\n$%d\r\n%s\r\n" % (len(channel), channel),
+            b"*3\r\n%s$%d\r\n%s\r\n" % (self._publish, len(channel), channel),
         )
 
     def pack_set(self, head: bytes, value: bytes) -> bytes:

@@ -13,6 +13,11 @@ goes to ``on_reply`` with the positions of the commands Redis refused (``-OOM``,
 price sink sends an event only for a price whose cache write landed. When the
 connection is lost, the tokens of the batches whose replies never came are handed to
 ``on_lost`` in send order, so the caller can rewrite what may not have landed.
+
+A :class:`ConnectionGuard`, when given, adds its commands to every (re)connection's
+setup and checks their replies before the connection carries a write: leader election
+names the connection with its epoch and refuses it once a newer epoch exists
+(connection fencing, docs/leadership.md).
 """
 
 from __future__ import annotations
@@ -24,7 +29,7 @@ import ssl
 import time
 from collections import deque
 from collections.abc import Callable, Sequence
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, Protocol, TypeVar
 
 import hiredis
 
@@ -33,7 +38,7 @@ from libs.redis_client.params import RedisConnectionParams
 from libs.redis_client.replies import RedisProtocolError, ReplyCounter
 from libs.telemetry import ROUND_TRIP_BUCKETS, Histogram
 
-__all__ = ["PipelinedWriter", "pack_commands"]
+__all__ = ["ConnectionGuard", "PipelinedWriter", "pack_commands"]
 
 logger = logging.getLogger(__name__)
 
@@ -48,6 +53,20 @@ def pack_commands(commands: Sequence[Sequence[Any]]) -> bytes:
     return b"".join([pack(tuple(command)) for command in commands])
 
 
+class ConnectionGuard(Protocol):
+    """Setup commands sent on every new connection, and the check of their replies."""
+
+    def commands(self) -> Sequence[tuple[Any, ...]]: ...
+
+    def check(self, replies: Sequence[Any]) -> None:
+        """Raise (``RedisFencedError``) to refuse the connection before any write."""
+
+    async def confirm(self) -> None:
+        """After ``check``, still before any write: a check made on another connection
+        (on a Redis Cluster the stamp lives on one node, docs/leadership.md). Raise to
+        refuse."""
+
+
 class PipelinedWriter(Generic[T]):
     """Write command batches without waiting for their replies; retire them in order."""
 
@@ -58,8 +77,10 @@ class PipelinedWriter(Generic[T]):
         max_in_flight: int = 32,
         on_lost: Callable[[list[T], BaseException], None] | None = None,
         on_reply: Callable[[T, Sequence[tuple[int, str]]], None] | None = None,
+        guard: ConnectionGuard | None = None,
     ) -> None:
         self._params = params
+        self._guard = guard
         self._max_in_flight = max_in_flight
         self._on_lost = on_lost
         self._on_reply = on_reply
@@ -125,9 +146,16 @@ class PipelinedWriter(Generic[T]):
             setup.append(auth)
         if p.db:
             setup.append(("SELECT", p.db))
+        guard = self._guard
+        checked = len(setup)
+        if guard is not None:
+            setup.extend(guard.commands())
         if setup:
             try:
-                await asyncio.wait_for(self._handshake(reader, writer, setup), timeout)
+                replies = await asyncio.wait_for(self._handshake(reader, writer, setup), timeout)
+                if guard is not None:
+                    guard.check(replies[checked:])
+                    await guard.confirm()
             except BaseException:
                 writer.close()
                 raise
@@ -141,7 +169,7 @@ class PipelinedWriter(Generic[T]):
     @staticmethod
     async def _handshake(
         reader: asyncio.StreamReader, writer: asyncio.StreamWriter, commands: list[tuple[Any, ...]]
-    ) -> None:
+    ) -> list[Any]:
         parser = hiredis.Reader()
         writer.write(pack_commands(commands))
         replies: list[Any] = []
@@ -159,6 +187,7 @@ class PipelinedWriter(Generic[T]):
             if isinstance(reply, hiredis.ReplyError):
                 # The reply text names the failed step (e.g. WRONGPASS) but never the secret.
                 raise RedisCommandError(f"Redis refused connection setup: {reply}")
+        return replies
 
     def send(self, payload: bytes, replies: int, token: T) -> None:
         """Write one packed batch expecting ``replies`` replies; never waits."""

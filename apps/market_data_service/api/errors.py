@@ -41,6 +41,7 @@ from apps.market_data_service.api.problems import (
     reason_phrase,
 )
 from libs.market_data import InvalidSymbolError, MarketDataError
+from libs.market_data.exceptions import LeadershipError
 
 __all__ = [
     "PROBLEM_MEDIA_TYPE",
@@ -230,6 +231,8 @@ def install_problem_handlers(app: FastAPI) -> None:
     async def market_data_error(request: Request, exc: Exception) -> JSONResponse:
         if isinstance(exc, InvalidSymbolError):  # bad input, wherever it is caught
             return problem_response(422, symbol_message(exc), ErrorCode.INVALID_SYMBOL)
+        if isinstance(exc, LeadershipError):  # a standby without a leader (docs/leadership.md)
+            return problem_response(503, str(exc), ErrorCode.NO_LEADER)
         # The broker answered a request with an error the endpoint does not map itself
         # (406, 407, 500, a broken reply ...): a gateway error naming it, never a bare 500.
         logger.warning("%s %s failed: %s", request.method, request.url.path, exc)

@@ -43,6 +43,7 @@ class ErrorCode(StrEnum):
     NOT_READY = "not_ready"  # /health/ready: the service cannot serve yet
     REDIS_UNAVAILABLE = "redis_unavailable"
     BROKER_ERROR = "broker_error"  # the broker answered with an error (502)
+    NO_LEADER = "no_leader"  # a standby found no live leader to apply a change (503)
     INTERNAL_ERROR = "internal_error"  # a bug: logged with its traceback
     HTTP_ERROR = "http_error"  # any other status the HTTP layer answers
 

@@ -22,16 +22,20 @@ import hmac
 from collections.abc import Callable
 from typing import Annotated, Any, Final
 
-from fastapi import FastAPI, Request, Security, status
+from fastapi import FastAPI, Security, status
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import SecretStr
+from starlette.requests import HTTPConnection
 
 from apps.market_data_service.api.errors import ErrorCode, ProblemError, problems
 
 __all__ = [
     "API_KEY_HEADER",
     "PUBLIC_PATHS",
+    "SELF_CHECKED_PATHS",
     "UNAUTHORIZED_RESPONSES",
+    "api_key_configured",
+    "check_api_key",
     "document_api_key",
     "require_api_key",
 ]
@@ -39,6 +43,9 @@ __all__ = [
 API_KEY_HEADER: Final = "X-API-Key"
 # Route paths (as declared) that never need the key.
 PUBLIC_PATHS: Final = frozenset({"/health", "/health/live", "/health/ready"})
+# Routes that check the key themselves (``check_api_key``), for they also take a one-time
+# ticket in the URL: browsers cannot set headers on WebSocket/EventSource (docs/streaming.md).
+SELF_CHECKED_PATHS: Final = frozenset({"/api/v1/stream", "/api/v1/stream/sse"})
 
 _MISSING: Final = "missing API key: send it as X-API-Key or as 'Authorization: Bearer <key>'"
 _WRONG: Final = "invalid API key"
@@ -68,14 +75,14 @@ def _digest(value: str) -> bytes:
     return hashlib.sha256(value.encode("utf-8", "surrogatepass")).digest()
 
 
-def _configured_key(request: Request) -> SecretStr | None:
+def _configured_key(request: HTTPConnection) -> SecretStr | None:
     settings = getattr(request.app.state, "settings", None)
     key: SecretStr | None = getattr(settings, "market_data_api_key", None)
     return key
 
 
 async def require_api_key(
-    request: Request,
+    request: HTTPConnection,  # not Request: it runs on WebSocket routes too
     api_key: Annotated[str | None, Security(_api_key_header)],
     bearer: Annotated[HTTPAuthorizationCredentials | None, Security(_bearer)],
 ) -> None:
@@ -85,9 +92,30 @@ async def require_api_key(
     if expected is None:
         return
     route = request.scope.get("route")
-    if getattr(route, "path", None) in PUBLIC_PATHS:
+    if getattr(route, "path", None) in PUBLIC_PATHS | SELF_CHECKED_PATHS:
         return
     presented = api_key if api_key is not None else (bearer.credentials if bearer else None)
+    _check(presented, expected)
+
+
+def check_api_key(connection: HTTPConnection) -> None:
+    """:func:`require_api_key` for a route of :data:`SELF_CHECKED_PATHS` (an HTTP request
+    or a WebSocket): raise the 401 unless no key is configured or the headers carry it."""
+    expected = _configured_key(connection)
+    if expected is None:
+        return
+    presented = connection.headers.get(API_KEY_HEADER)
+    if presented is None:
+        scheme, _, credentials = connection.headers.get("authorization", "").partition(" ")
+        presented = credentials.strip() if scheme.lower() == "bearer" else None
+    _check(presented, expected)
+
+
+def api_key_configured(connection: HTTPConnection) -> bool:
+    return _configured_key(connection) is not None
+
+
+def _check(presented: str | None, expected: SecretStr) -> None:
     if not presented:
         raise _unauthorized(_MISSING)
     if not hmac.compare_digest(_digest(presented), _digest(expected.get_secret_value())):

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import signal
 import sys
 from collections.abc import Callable, Sequence
@@ -82,9 +83,11 @@ def _sim(args: argparse.Namespace) -> int:
 
 
 def _demo(args: argparse.Namespace) -> int:
-    from apps.market_data_service.cli import demo
+    from apps.market_data_service.cli import demo, demo_instances
 
     _configure_logging(args.log_level)
+    if args.instances > 1:
+        return demo_instances.run(args)
     return demo.run(args)
 
 
@@ -92,6 +95,12 @@ def _status(args: argparse.Namespace) -> int:
     from apps.market_data_service.cli import status
 
     return status.run(args.api, resolve_api_key(args.api_key), show_all=args.all)
+
+
+def _watch(args: argparse.Namespace) -> int:
+    from apps.market_data_service.cli import watch
+
+    return watch.run(args)
 
 
 def _bench(args: argparse.Namespace) -> int:
@@ -182,7 +191,25 @@ def _parser() -> argparse.ArgumentParser:
         default=["AAPL", "MSFT", "GOOGL"],
         help="symbols to subscribe; the demo account holds a position in each",
     )
+    demo.add_argument(
+        "--channels",
+        nargs="+",
+        choices=["quotes", "trades", "bars"],
+        default=["quotes"],
+        help="what to keep per symbol (quotes, trades, bars); crypto pairs such as BTC/USD work",
+    )
     demo.add_argument("--duration", type=float, help="stop after this many seconds")
+    demo.add_argument(
+        "--cluster", action="store_true", help="on a private 3-primary Redis Cluster (Redis 7+)"
+    )
+    demo.add_argument(
+        "--instances",
+        type=int,
+        default=1,
+        help="2+: that many instances with leader election, the leader killed every "
+        "--kill-every seconds (docs/leadership.md)",
+    )
+    demo.add_argument("--kill-every", type=float, default=15.0, help="with --instances")
     demo.add_argument("--log-level", default="WARNING")
     demo.set_defaults(handler=_demo)
 
@@ -235,6 +262,27 @@ def _parser() -> argparse.ArgumentParser:
         help=f"list every subscription (above {LIST_LIMIT} they are summarised)",
     )
     status.set_defaults(handler=_status)
+
+    watch = client_command(
+        "watch", "a live table of prices from the service's stream (--api) or Redis (--redis)"
+    )
+    watch.add_argument("symbols", nargs="+", metavar="SYMBOL")
+    watch.add_argument(
+        "--redis", metavar="URL", help="read Redis directly (PriceSubscriber) instead of --api"
+    )
+    watch.add_argument(
+        "--namespace",
+        default=os.environ.get("REDIS_NAMESPACE", ""),
+        help="with --redis: the service's REDIS_NAMESPACE (default: from the environment)",
+    )
+    watch.add_argument(
+        "--plain",
+        action="store_true",
+        help="one line per message, then the table (the default when output is not a terminal)",
+    )
+    watch.add_argument("--duration", type=float, metavar="S", help="stop after S seconds")
+    watch.add_argument("--count", type=int, metavar="N", help="stop after N live updates")
+    watch.set_defaults(handler=_watch)
     return parser
 
 

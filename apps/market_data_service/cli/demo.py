@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import json
 import signal
 import sys
 import time
@@ -31,6 +32,7 @@ from rich.table import Table
 from rich.text import Text
 
 from apps.market_data_service.cli.client import problem_line
+from apps.market_data_service.cli.demo_redis import EventFeed, demo_redis
 from apps.market_data_service.cli.tables import age, count, money, pnl_table
 from apps.market_data_service.config import Settings
 from apps.market_data_service.main import create_app
@@ -38,9 +40,8 @@ from apps.simulator import AlpacaSimulator, SimulatorConfig
 from apps.simulator.quotes import format_price, start_price_cents
 from libs.market_data import InvalidSymbolError, PriceData, normalize_symbols
 from libs.market_data.cache.price_cache import price_age_seconds
-from libs.market_data.keys import price_channel
+from libs.market_data.pipeline.sinks import keyspace_for
 from libs.redis_client import RedisClient
-from libs.redis_embedded import EmbeddedRedis
 
 __all__ = ["DEMO_SYMBOLS", "demo_positions", "run"]
 
@@ -88,6 +89,8 @@ class _Board:
     started: float = field(default_factory=time.monotonic)
     pnl: dict[str, Any] | None = None  # the last GET /api/v1/positions/pnl/realtime body
     pnl_error: str | None = None
+    trades: bool = False  # show each symbol's last trade (trade:{SYM}) too
+    last_trades: dict[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self._shown = frozenset(self.symbols)
@@ -126,7 +129,7 @@ async def _demo(args: argparse.Namespace) -> int:
         return 2
     console.print("[bold]market-data demo[/]: starting a private Redis and the simulator ...")
     async with (
-        EmbeddedRedis() as redis_server,
+        demo_redis(getattr(args, "cluster", False)) as redis_server,
         AlpacaSimulator(
             SimulatorConfig(
                 port=0, rate=args.rate, batch_size=10, positions=demo_positions(symbols)
@@ -141,8 +144,7 @@ async def _demo(args: argparse.Namespace) -> int:
             alpaca_base_url=sim.http_url(),
             alpaca_data_base_url=sim.http_url(),
             position_sync_interval=5.0,
-            redis_host=redis_server.host,
-            redis_port=redis_server.port,
+            **redis_server.settings(),  # one Redis, or REDIS_CLUSTER_NODES (--cluster)
             port=args.port,
             reconnect_base_delay=0.5,
             reconnect_max_delay=10.0,
@@ -167,7 +169,7 @@ async def _demo(args: argparse.Namespace) -> int:
                 return 1
             base = f"http://127.0.0.1:{args.port}"
             async with httpx.AsyncClient(base_url=base, timeout=10) as http:
-                failure = await _subscribe(http, symbols)
+                failure = await _subscribe(http, symbols, getattr(args, "channels", ["quotes"]))
             if failure is not None:
                 console.print(f"[red]subscribe failed[/]: {failure}", markup=True, highlight=False)
                 return 1
@@ -177,8 +179,8 @@ async def _demo(args: argparse.Namespace) -> int:
                 f"  metrics: {base}/metrics\n"
                 f"simulator {sim.url()}  redis {redis_server.url}  Ctrl-C to stop"
             )
-            board = _Board(symbols=symbols)
-            client = RedisClient(params=redis_server.params)
+            board = _Board(symbols=symbols, trades="trades" in getattr(args, "channels", ()))
+            client = redis_server.client()
             try:
                 async with httpx.AsyncClient(base_url=base, timeout=10) as http:
                     await _show(
@@ -186,6 +188,7 @@ async def _demo(args: argparse.Namespace) -> int:
                         board,
                         client,
                         http,
+                        feed=await redis_server.feed(client, board.symbols),
                         stop=stop,
                         serving=serving,
                         duration=args.duration,
@@ -200,13 +203,16 @@ async def _demo(args: argparse.Namespace) -> int:
     return 0
 
 
-async def _subscribe(http: httpx.AsyncClient, symbols: list[str]) -> str | None:
+async def _subscribe(
+    http: httpx.AsyncClient, symbols: list[str], channels: Sequence[str] = ("quotes",)
+) -> str | None:
     """Subscribe like any client, in batches of the API's limit; what failed, if any."""
     from apps.market_data_service.api.schemas import MAX_SYMBOLS_PER_REQUEST
 
     for start in range(0, len(symbols), MAX_SYMBOLS_PER_REQUEST):
         batch = symbols[start : start + MAX_SYMBOLS_PER_REQUEST]
-        reply = await http.post("/api/v1/subscribe", json={"symbols": batch})
+        request = {"symbols": batch, "channels": list(channels)}
+        reply = await http.post("/api/v1/subscribe", json=request)
         if not reply.is_success:
             try:
                 body: Any = reply.json()
@@ -237,14 +243,14 @@ async def _show(
     client: RedisClient,
     http: httpx.AsyncClient,
     *,
+    feed: EventFeed,
     stop: asyncio.Event,
     serving: asyncio.Task[None],
     duration: float | None,
 ) -> None:
-    pubsub = client.redis.pubsub()
     # The channels of the symbols shown, not price.updated.*: a symbol another client
     # subscribed meanwhile is not on the board, and its events are not counted.
-    await pubsub.subscribe(*(price_channel(symbol) for symbol in board.symbols))
+    pubsub = feed
     deadline = None if duration is None else time.monotonic() + duration
     # A terminal gets a live table; a pipe or log gets one line a second.
     live = Live(console=console, auto_refresh=False) if console.is_terminal else None
@@ -272,14 +278,21 @@ async def _show(
                 else:
                     print(_line(board), flush=True)
     finally:
-        await pubsub.aclose()  # type: ignore[no-untyped-call]
+        await pubsub.aclose()
 
 
 async def _refresh_prices(board: _Board, client: RedisClient) -> None:
-    values = await client.mget([f"price:{symbol}" for symbol in board.symbols])
+    keys = keyspace_for(client)  # price:{AAPL} on a cluster
+    values = await client.mget([keys.price_key(symbol) for symbol in board.symbols])
     for symbol, raw in zip(board.symbols, values, strict=True):
         if raw is not None:
             board.rows.setdefault(symbol, _Row()).price = PriceData.model_validate_json(raw)
+    if board.trades:
+        trades = await client.mget([keys.trade_key(symbol) for symbol in board.symbols])
+        for symbol, raw in zip(board.symbols, trades, strict=True):
+            if raw is not None:
+                trade = json.loads(raw)  # price and size: exact decimal strings (crypto)
+                board.last_trades[symbol] = f"{trade['size']} @ {trade['price']}"
 
 
 async def _refresh_pnl(board: _Board, http: httpx.AsyncClient) -> None:
@@ -301,7 +314,10 @@ async def _refresh_pnl(board: _Board, http: httpx.AsyncClient) -> None:
 def _render(board: _Board, wall_clock: float | None = None) -> Group:
     """The live table: prices, spread, events counted, quote age; the P&L below it."""
     table = Table(title="Live prices (from Redis)", expand=False)
-    for name in ("symbol", "bid", "ask", "mid", "spread (bps)", "updates", "quote age"):
+    names = ["symbol", "bid", "ask", "mid", "spread (bps)", "updates", "quote age"]
+    if board.trades:
+        names.append("last trade")
+    for name in names:
         table.add_column(name, justify="right" if name not in ("symbol",) else "left")
     now = time.monotonic()
     wall = time.time() if wall_clock is None else wall_clock
@@ -314,7 +330,7 @@ def _render(board: _Board, wall_clock: float | None = None) -> Group:
         spread = (
             f"{(price.ask - price.bid) / price.mid * 10_000:.2f}" if price and price.mid else "-"
         )
-        table.add_row(
+        cells: list[str | Text] = [
             symbol,
             money(price.bid) if price else "-",
             money(price.ask) if price else "-",
@@ -322,7 +338,10 @@ def _render(board: _Board, wall_clock: float | None = None) -> Group:
             spread,
             count(row.updates),
             age(price_age_seconds(price, wall)) if price else "-",
-        )
+        ]
+        if board.trades:
+            cells.append(board.last_trades.get(symbol, "-"))
+        table.add_row(*cells)
     elapsed = max(now - board.started, 1e-9)
     footer = Text(f"{board.events:,} events received, {board.events / elapsed:,.1f}/s")
     if board.pnl_error is not None:
@@ -337,6 +356,8 @@ def _line(board: _Board) -> str:
     for symbol in board.symbols:
         row = board.rows.get(symbol)
         parts.append(f"{symbol} {row.mid if row and row.mid is not None else '-'}")
+        if board.trades and symbol in board.last_trades:
+            parts[-1] += f" (last trade {board.last_trades[symbol]})"
     line = "  ".join(parts) + f"   ({board.events} events)"
     if board.pnl is not None:
         line += f"   P&L {board.pnl['totals']['total_unrealized_pl']}"

@@ -43,6 +43,7 @@ __all__ = [
     "JsonFormatter",
     "LogFormat",
     "ProbeFilter",
+    "QueryRedactFilter",
     "TextFormatter",
     "configure_logging",
     "configure_logging_once",
@@ -299,6 +300,36 @@ class ProbeFilter(logging.Filter):
         return True
 
 
+# Query parameters that carry a credential: a stream ticket (docs/streaming.md). The key
+# itself is never taken from a URL, but a client may still put it there by mistake.
+_SECRET_QUERY: Final = re.compile(r"(?i)\b(ticket|api_key|apikey|key|token)=[^&\s\"]*")
+ERROR_LOGGER: Final = "uvicorn.error"
+
+
+# Request headers websockets logs at DEBUG (through uvicorn.error) as ("name", "value").
+_SECRET_HEADERS: Final = frozenset({"x-api-key", "authorization", "cookie"})
+
+
+class QueryRedactFilter(logging.Filter):
+    """Masks credentials in what uvicorn logs: query strings (access lines, WebSocket
+    lines) and, at DEBUG, the handshake's auth headers."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        args = record.args
+        if (
+            isinstance(args, tuple)
+            and len(args) == 2
+            and isinstance(args[0], str)
+            and args[0].lower() in _SECRET_HEADERS
+        ):
+            record.args = (args[0], MASK)
+        elif isinstance(args, tuple) and any(isinstance(a, str) and "=" in a for a in args):
+            record.args = tuple(
+                _SECRET_QUERY.sub(rf"\1={MASK}", a) if isinstance(a, str) else a for a in args
+            )
+        return True
+
+
 def quiet_logs(*, http_client: bool = False, probes: bool = False) -> None:
     """Turn the third-party noise down, unless asked for it; calling again replaces it.
 
@@ -313,6 +344,10 @@ def quiet_logs(*, http_client: bool = False, probes: bool = False) -> None:
         access.removeFilter(installed)
     if not probes:
         access.addFilter(ProbeFilter())
+    for name in (ACCESS_LOGGER, ERROR_LOGGER):
+        logger = logging.getLogger(name)
+        if not any(isinstance(f, QueryRedactFilter) for f in logger.filters):
+            logger.addFilter(QueryRedactFilter())
 
 
 def log_startup(settings: Settings) -> None:

@@ -7,7 +7,8 @@ Each app gets its own :class:`~prometheus_client.CollectorRegistry`, so several
 services in one process (tests) never collide in the global one.
 
 Label values are bounded: ``state`` and ``reason`` are enums, ``cause`` a fixed set of
-names, ``symbol`` only the subscribed symbols.
+names, ``symbol`` only the symbols subscribed by name: the wildcard's (``*``, 10,000+
+symbols) get no series of their own (docs/architecture.md, "The whole market").
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from prometheus_client.registry import Collector
 
 from libs.market_data import AlpacaMarketDataStream, ConnectionState, RejectReason
 from libs.market_data.cache.price_cache import PriceCache
+from libs.market_data.gapfill import SkipReason
 from libs.market_data.stats import StreamStats
 from libs.telemetry import Histogram
 
@@ -100,6 +102,13 @@ COUNTERS: Final[tuple[tuple[Source, str, str], ...]] = (
         "Pipelined Redis write batches acknowledged.",
     ),
     (lambda s: s.sink.reply_errors, "redis_reply_errors", "Error replies from Redis to writes."),
+    (lambda s: s.events.trades_accepted, "trades_accepted", "Trades validated and cached."),
+    (lambda s: s.events.bars_accepted, "bars_accepted", "Minute bars validated and cached."),
+    (
+        lambda s: sum(s.events.trades_rejected.values()) + sum(s.events.bars_rejected.values()),
+        "trades_bars_rejected",
+        "Trades and bars dropped by validation (any reason).",
+    ),
 )
 GAUGES: Final[tuple[tuple[Source, str, str], ...]] = (
     (
@@ -188,6 +197,7 @@ class MarketDataCollector(Collector):
             )
 
         yield from self._ages(stats)
+        yield from _gap_fill(stream)
 
         yield CounterMetricFamily(
             PREFIX + "cache_hits",
@@ -231,6 +241,11 @@ class MarketDataCollector(Collector):
             "Subscribed symbols that have had no accepted quote yet.",
             value=waiting,
         )
+        yield GaugeMetricFamily(
+            PREFIX + "symbols_tracked",
+            "Symbols with quote state kept: the named ones and the wildcard's, one number.",
+            value=self._stream.age_summary(limit=0)[0],
+        )
         last_data = stats.connection.last_data_at
         if last_data is not None:
             yield GaugeMetricFamily(
@@ -238,6 +253,40 @@ class MarketDataCollector(Collector):
                 "Unix time of the last market data received on any symbol.",
                 value=last_data,
             )
+
+
+def _gap_fill(stream: AlpacaMarketDataStream) -> Iterator[Metric]:
+    """The gap fill's counters (docs/architecture.md, "Gap fill"); none when it is off."""
+    if stream.gap_fill is None:
+        return
+    status = stream.gap_fill.status()
+    fills = CounterMetricFamily(
+        PREFIX + "gap_fills",
+        "Gap fills from REST latest quotes, by result (filled, partial, skipped).",
+        labels=["result"],
+    )
+    fills.add_metric(["filled"], status.fills - status.partial)
+    fills.add_metric(["partial"], status.partial)
+    fills.add_metric(["skipped"], status.skipped)
+    yield fills
+    skipped = CounterMetricFamily(
+        PREFIX + "gap_fills_skipped",
+        "Gap fills that read nothing, by reason (rest_unavailable, rate_budget, ...).",
+        labels=["reason"],
+    )
+    for reason in SkipReason:  # every reason, zero included: a stable series set
+        skipped.add_metric([reason.value], status.skipped_by_reason.get(reason.value, 0))
+    yield skipped
+    yield CounterMetricFamily(
+        PREFIX + "gap_fill_symbols_refreshed",
+        "Prices the gap fill wrote (REST quotes newer than the cached ones).",
+        value=status.symbols_refreshed,
+    )
+    yield CounterMetricFamily(
+        PREFIX + "gap_fill_rest_calls",
+        "REST requests the gap fill made (GET /v2/stocks/quotes/latest).",
+        value=status.rest_calls,
+    )
 
 
 def _histogram(name: str, doc: str, histogram: Histogram) -> HistogramMetricFamily:

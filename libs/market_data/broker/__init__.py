@@ -1,4 +1,5 @@
-"""The broker's REST side: open positions and previous closes from Alpaca, exact decimals.
+"""The broker's REST side: open positions, previous closes and latest quotes from Alpaca,
+exact decimals.
 
 - :mod:`~libs.market_data.broker.models`: the records (positions, previous closes);
 - :mod:`~libs.market_data.broker.wire`: decoding Alpaca's answers into them;
@@ -12,23 +13,33 @@ from libs.market_data.broker.caches import PreviousCloseCache, RecentPositions
 from libs.market_data.broker.client import (
     ALPACA_DATA_HOST,
     ALPACA_PAPER_HOST,
+    LATEST_QUOTES_BATCH,
     REST_FEEDS,
     AlpacaRestClient,
 )
 from libs.market_data.broker.models import (
+    LatestQuote,
+    LatestQuotesReader,
     Position,
     PositionSide,
     PositionsReader,
     PreviousClose,
     PreviousClosesReader,
 )
-from libs.market_data.broker.wire import decode_positions, decode_previous_closes
+from libs.market_data.broker.wire import (
+    decode_latest_quotes,
+    decode_positions,
+    decode_previous_closes,
+)
 
 __all__ = [
     "ALPACA_DATA_HOST",
     "ALPACA_PAPER_HOST",
+    "LATEST_QUOTES_BATCH",
     "REST_FEEDS",
     "AlpacaRestClient",
+    "LatestQuote",
+    "LatestQuotesReader",
     "Position",
     "PositionSide",
     "PositionsReader",
@@ -36,6 +47,7 @@ __all__ = [
     "PreviousCloseCache",
     "PreviousClosesReader",
     "RecentPositions",
+    "decode_latest_quotes",
     "decode_positions",
     "decode_previous_closes",
 ]

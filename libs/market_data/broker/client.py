@@ -22,8 +22,13 @@ from urllib.parse import urlsplit
 import httpx
 
 from libs.market_data.backoff import BackoffPolicy, parse_retry_after
-from libs.market_data.broker.models import Position, PreviousClose
-from libs.market_data.broker.wire import decode_error, decode_positions, decode_previous_closes
+from libs.market_data.broker.models import LatestQuote, Position, PreviousClose
+from libs.market_data.broker.wire import (
+    decode_error,
+    decode_latest_quotes,
+    decode_positions,
+    decode_previous_closes,
+)
 from libs.market_data.exceptions import (
     BrokerAPIError,
     BrokerAuthError,
@@ -31,7 +36,13 @@ from libs.market_data.exceptions import (
     BrokerUnavailableError,
 )
 
-__all__ = ["ALPACA_DATA_HOST", "ALPACA_PAPER_HOST", "REST_FEEDS", "AlpacaRestClient"]
+__all__ = [
+    "ALPACA_DATA_HOST",
+    "ALPACA_PAPER_HOST",
+    "LATEST_QUOTES_BATCH",
+    "REST_FEEDS",
+    "AlpacaRestClient",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -43,6 +54,11 @@ REST_FEEDS: Final = frozenset({"iex", "sip", "delayed_sip", "boats", "overnight"
 _RETRY_STATUSES: Final = frozenset({429, 500, 502, 503, 504})
 # Symbols per snapshots request: keeps the query string far below URL length limits.
 _SNAPSHOT_CHUNK: Final = 100
+# Symbols per latest-quotes request. Alpaca documents no cap; 100 keeps the URL near
+# 600 characters and the answer near 15 KB, and covers the free plan's 30 streamed
+# symbols in one call: the REST limit (200/min) is shared with order entry, so a
+# gap fill must cost few calls (docs/architecture.md, "Gap fill").
+LATEST_QUOTES_BATCH: Final = 100
 _ERROR_TEXT_LIMIT: Final = 200
 
 
@@ -155,6 +171,23 @@ class AlpacaRestClient:
             content = await self._get(f"{self.data_base_url}/v2/stocks/snapshots", params, what)
             closes.update(decode_previous_closes(content, what))
         return closes
+
+    async def get_latest_quotes(self, symbols: Iterable[str]) -> dict[str, LatestQuote]:
+        """Symbol -> latest quote, from ``GET /v2/stocks/quotes/latest``.
+
+        One request per :data:`LATEST_QUOTES_BATCH` symbols (each retried as every call
+        is); symbols without a quote are absent. Prices are exact decimals.
+        """
+        wanted = list(dict.fromkeys(symbols))
+        quotes: dict[str, LatestQuote] = {}
+        what = "GET /v2/stocks/quotes/latest"
+        url = f"{self.data_base_url}/v2/stocks/quotes/latest"
+        for start in range(0, len(wanted), LATEST_QUOTES_BATCH):
+            params = {"symbols": ",".join(wanted[start : start + LATEST_QUOTES_BATCH])}
+            if self.feed is not None:
+                params["feed"] = self.feed
+            quotes.update(decode_latest_quotes(await self._get(url, params, what), what))
+        return quotes
 
     # -- transport ----------------------------------------------------------------------------
 

@@ -1,4 +1,5 @@
-"""The broker's records as the rest of the library sees them: positions and previous closes.
+"""The broker's records as the rest of the library sees them: positions, previous closes
+and latest quotes.
 
 Every number is an exact :class:`~decimal.Decimal`; how they are read off the wire is
 :mod:`libs.market_data.broker.wire`'s job, how they are fetched
@@ -15,6 +16,8 @@ from typing import Protocol
 import msgspec
 
 __all__ = [
+    "LatestQuote",
+    "LatestQuotesReader",
     "Position",
     "PositionSide",
     "PositionsReader",
@@ -56,6 +59,23 @@ class PreviousClose(msgspec.Struct, frozen=True):
     timestamp: str
 
 
+class LatestQuote(msgspec.Struct, frozen=True, kw_only=True):
+    """A symbol's latest quote from ``GET /v2/stocks/quotes/latest``, exact decimals.
+
+    ``timestamp`` is the exchange time as sent (RFC 3339, nanoseconds); sizes are in
+    shares, as on the stream. Validation (crossed, negative) is the pipeline's job.
+    """
+
+    symbol: str
+    bid_price: Decimal
+    ask_price: Decimal
+    bid_size: int
+    ask_size: int
+    timestamp: str
+    bid_exchange: str | None = None
+    ask_exchange: str | None = None
+
+
 class PositionsReader(Protocol):
     """Anything that can list open positions: the REST client, or a test's stand-in."""
 
@@ -66,3 +86,9 @@ class PreviousClosesReader(Protocol):
     """Anything that can look up previous daily closes: the REST client, or a stand-in."""
 
     async def get_previous_closes(self, symbols: Iterable[str]) -> dict[str, PreviousClose]: ...
+
+
+class LatestQuotesReader(Protocol):
+    """Anything that can read latest quotes: the REST client, or a test's stand-in."""
+
+    async def get_latest_quotes(self, symbols: Iterable[str]) -> dict[str, LatestQuote]: ...

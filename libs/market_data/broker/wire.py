@@ -1,11 +1,11 @@
 """Alpaca's REST answers, decoded from their bytes into the records of
 :mod:`libs.market_data.broker.models` with exact decimals.
 
-``GET /v2/positions`` sends every number as a JSON string and
-``GET /v2/stocks/snapshots`` as JSON numbers; msgspec reads both straight from the
-response bytes into :class:`~decimal.Decimal`, so no price ever passes through a binary
-float (``response.json()`` would make floats). Only the fields we read are declared;
-unknown fields are ignored.
+``GET /v2/positions`` sends every number as a JSON string,
+``GET /v2/stocks/snapshots`` and ``GET /v2/stocks/quotes/latest`` as JSON numbers;
+msgspec reads them straight from the response bytes into :class:`~decimal.Decimal`, so
+no price ever passes through a binary float (``response.json()`` would make floats).
+Only the fields we read are declared; unknown fields are ignored.
 """
 
 from __future__ import annotations
@@ -16,10 +16,10 @@ from typing import Final
 
 import msgspec
 
-from libs.market_data.broker.models import Position, PositionSide, PreviousClose
+from libs.market_data.broker.models import LatestQuote, Position, PositionSide, PreviousClose
 from libs.market_data.exceptions import BrokerResponseError
 
-__all__ = ["decode_error", "decode_positions", "decode_previous_closes"]
+__all__ = ["decode_error", "decode_latest_quotes", "decode_positions", "decode_previous_closes"]
 
 logger = logging.getLogger(__name__)
 
@@ -48,6 +48,22 @@ class _WireSnapshot(msgspec.Struct):
     prev_daily_bar: _WireBar | None = msgspec.field(default=None, name="prevDailyBar")
 
 
+class _WireQuote(msgspec.Struct):
+    # The stream's field names without T/S (reference §9.3); c and z are not read.
+    bp: Decimal
+    ap: Decimal
+    bs: int
+    t: str
+    as_: int = msgspec.field(name="as")
+    bx: str | None = None
+    ax: str | None = None
+
+
+class _WireLatestQuotes(msgspec.Struct):
+    # Raw per symbol: one bad entry costs only itself, not the whole batch.
+    quotes: dict[str, msgspec.Raw] = {}
+
+
 class _WireError(msgspec.Struct):
     code: int | None = None
     message: str | None = None
@@ -55,6 +71,8 @@ class _WireError(msgspec.Struct):
 
 _positions_decoder: Final = msgspec.json.Decoder(list[_WirePosition])
 _snapshots_decoder: Final = msgspec.json.Decoder(dict[str, _WireSnapshot | None])
+_latest_decoder: Final = msgspec.json.Decoder(_WireLatestQuotes)
+_quote_decoder: Final = msgspec.json.Decoder(_WireQuote)
 _error_decoder: Final = msgspec.json.Decoder(_WireError)
 
 
@@ -130,6 +148,40 @@ def decode_previous_closes(content: bytes, what: str) -> dict[str, PreviousClose
             continue
         closes[symbol] = PreviousClose(bar.c, bar.t)
     return closes
+
+
+def decode_latest_quotes(content: bytes, what: str) -> dict[str, LatestQuote]:
+    """Symbol -> latest quote from the bytes of a ``GET /v2/stocks/quotes/latest`` answer.
+
+    Symbols without data are absent (as Alpaca leaves them out). An entry that is not a
+    quote (missing field, a float size, a price that is no finite number) is logged and
+    left out; a body that is not ``{"quotes": {...}}`` raises
+    :class:`~libs.market_data.exceptions.BrokerResponseError`.
+    """
+    try:
+        body = _latest_decoder.decode(content)
+    except msgspec.MsgspecError as exc:
+        raise BrokerResponseError(f"{what}: unreadable answer: {exc}") from exc
+    quotes: dict[str, LatestQuote] = {}
+    for symbol, raw in body.quotes.items():
+        try:
+            wire = _quote_decoder.decode(raw)
+            _finite(wire.bp, "bp", symbol)
+            _finite(wire.ap, "ap", symbol)
+        except (msgspec.MsgspecError, ValueError) as exc:
+            logger.warning("%s: ignoring the quote of %s: %s", what, symbol, exc)
+            continue
+        quotes[symbol] = LatestQuote(
+            symbol=symbol,
+            bid_price=wire.bp,
+            ask_price=wire.ap,
+            bid_size=wire.bs,
+            ask_size=wire.as_,
+            timestamp=wire.t,
+            bid_exchange=wire.bx,
+            ask_exchange=wire.ax,
+        )
+    return quotes
 
 
 def decode_error(content: bytes) -> tuple[int | None, str | None] | None:

@@ -38,7 +38,7 @@ class PriceCache:
 
     def __init__(self, client: RedisClient, keys: KeySpace = DEFAULT_KEYS) -> None:
         self._client = client
-        self._prefix = keys.price_key_prefix
+        self._keys = keys
         self.hits = 0
         self.misses = 0
 
@@ -51,7 +51,8 @@ class PriceCache:
         wanted = normalize_symbols(symbols)
         if len(wanted) > _MAX_SYMBOLS:
             raise ValueError(f"at most {_MAX_SYMBOLS} symbols per read")
-        raws = await self._client.mget([self._prefix + s for s in wanted])
+        # keys.price_key: hash-tagged on a cluster, where the client splits MGET per slot.
+        raws = await self._client.mget([self._keys.price_key(s) for s in wanted])
         found: dict[str, PriceData | None] = {}
         for symbol, raw in zip(wanted, raws, strict=True):
             price = None
@@ -59,7 +60,9 @@ class PriceCache:
                 try:
                     price = PriceData.model_validate_json(raw)
                 except ValidationError as exc:
-                    logger.warning("unreadable cache entry %s%s: %s", self._prefix, symbol, exc)
+                    logger.warning(
+                        "unreadable cache entry %s: %s", self._keys.price_key(symbol), exc
+                    )
             if price is None:
                 self.misses += 1
             else:

@@ -38,6 +38,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from libs.market_data.backoff import BackoffPolicy
+from libs.market_data.consumers.cluster_link import ShardedLink
 from libs.market_data.consumers.records import (
     LivePrice,
     SubscriberUpdate,
@@ -48,6 +49,7 @@ from libs.market_data.exceptions import SubscriberError
 from libs.market_data.keys import DEFAULT_KEYS, KeySpace
 from libs.market_data.symbols import normalize_symbols
 from libs.redis_client import RedisConnectionParams
+from libs.redis_client.cluster import ClusterParams
 
 __all__ = ["DEFAULT_SUBSCRIBER_BACKOFF", "PriceSubscriber"]
 
@@ -69,7 +71,7 @@ class PriceSubscriber:
 
     def __init__(
         self,
-        redis_url_or_params: str | RedisConnectionParams,
+        redis_url_or_params: str | RedisConnectionParams | ClusterParams,
         symbols: Iterable[str] | Literal["*"] = "*",
         *,
         keys: KeySpace = DEFAULT_KEYS,
@@ -77,6 +79,12 @@ class PriceSubscriber:
     ) -> None:
         if isinstance(redis_url_or_params, str):
             redis_url_or_params = RedisConnectionParams.from_url(redis_url_or_params)
+        # A Redis Cluster (docs/cluster.md): sharded pub/sub and per-slot reads.
+        self._cluster: ClusterParams | None = None
+        if isinstance(redis_url_or_params, ClusterParams):
+            self._cluster = redis_url_or_params
+            keys = KeySpace(keys.namespace, cluster=True)
+            redis_url_or_params = redis_url_or_params.first()
         self._params = redis_url_or_params
         self._keys = keys
         self._backoff = backoff
@@ -87,7 +95,7 @@ class PriceSubscriber:
         self._latest: dict[str, LivePrice] = {}
         self._pending: deque[SubscriberUpdate] = deque()
         self._client: redis.asyncio.Redis | None = None
-        self._pubsub: PubSub | None = None
+        self._pubsub: PubSub | ShardedLink | None = None
         self._closed = False
         self._connected_once = False
         self._failures = 0
@@ -106,6 +114,12 @@ class PriceSubscriber:
     def prices(self) -> dict[str, LivePrice]:
         """Every known symbol's newest price (a copy)."""
         return dict(self._latest)
+
+    @property
+    def queued(self) -> int:
+        """Updates ready to be yielded without reading Redis (e.g. the snapshot that
+        ``connect()`` took): a fan-out drains them before it calls itself ready."""
+        return len(self._pending)
 
     async def __aenter__(self) -> Self:
         await self.connect()
@@ -163,6 +177,14 @@ class PriceSubscriber:
         return self._client
 
     async def _connect(self) -> None:
+        if self._cluster is not None:
+            link = ShardedLink(self._cluster, self._keys)
+            self._pubsub = link  # closed by _teardown even if open() fails
+            await link.open(self._keys.status_channel, None if self._all else self._wanted)
+            self._connected_once = True
+            await self._read_cache(await self._symbols_to_read(), announce=None)
+            self._failures = 0
+            return
         client = self._redis()
         pubsub = client.pubsub()
         try:
@@ -194,7 +216,7 @@ class PriceSubscriber:
         client, self._client = self._client, None
         if pubsub is not None:
             with contextlib.suppress(*_LOST):
-                await pubsub.aclose()  # type: ignore[no-untyped-call]
+                await pubsub.aclose()
         if client is not None:
             with contextlib.suppress(*_LOST):
                 await client.aclose()
@@ -206,6 +228,9 @@ class PriceSubscriber:
             return list(self._wanted)
         found = set(self._latest)
         prefix = self._keys.price_key_prefix
+        if isinstance(self._pubsub, ShardedLink):
+            found.update(await self._pubsub.known_symbols())
+            return sorted(found)
         async for key in self._redis().scan_iter(match=prefix + "*", count=1000):
             found.add(key.decode()[len(prefix) :])
         return sorted(found)
@@ -226,11 +251,14 @@ class PriceSubscriber:
         """Re-read ``symbols`` from the cache, queueing a snapshot per cached symbol."""
         if announce is not None:
             self._announce(tuple(symbols), announce)
-        client = self._redis()
-        prefix = self._keys.price_key_prefix
+        link = self._pubsub if isinstance(self._pubsub, ShardedLink) else None
         for start in range(0, len(symbols), _MGET_CHUNK):
             chunk = symbols[start : start + _MGET_CHUNK]
-            raws: list[Any] = await client.mget([prefix + s for s in chunk])
+            names = [self._keys.price_key(s) for s in chunk]
+            # On a cluster one MGET per slot (docs/cluster.md).
+            raws: list[Any] = await (
+                link.mget(names) if link is not None else self._redis().mget(names)
+            )
             for symbol, raw in zip(chunk, raws, strict=True):
                 if raw is None:
                     continue
@@ -252,7 +280,7 @@ class PriceSubscriber:
     # -- messages ------------------------------------------------------------------------------
 
     async def _handle(self, message: dict[str, Any]) -> None:
-        if message["type"] not in ("message", "pmessage"):
+        if message["type"] not in ("message", "pmessage", "smessage"):
             return  # (p)subscribe confirmations
         channel = message["channel"].decode()
         data: bytes = message["data"]

@@ -8,6 +8,7 @@ and encodes with msgspec structs whose JSON is byte-for-byte what ``PriceData`` 
 
 from __future__ import annotations
 
+import heapq
 import secrets
 import time
 from collections import Counter
@@ -21,12 +22,13 @@ from decimal import (
     Overflow,
     localcontext,
 )
-from typing import Final
+from typing import Any, Final
 
 import msgspec
 
 from libs.market_data.pipeline.stats import ProcessorStats
-from libs.market_data.stream.protocol import Quote
+from libs.market_data.stream.messages import CryptoQuote, Quote
+from libs.market_data.symbols import WILDCARD
 from libs.market_data.types import RejectReason, check_quote
 from libs.telemetry import instant_key
 
@@ -48,8 +50,9 @@ class PriceRecord(msgspec.Struct, frozen=True, gc=False):
     bid: str
     ask: str
     mid: str
-    bid_size: int
-    ask_size: int
+    # An int for stocks; for crypto the exact fractional Decimal as its text ("0.27994").
+    bid_size: int | str
+    ask_size: int | str
     timestamp: str
     exchange: str | None
     bid_exchange: str | None
@@ -66,8 +69,8 @@ class EventRecord(msgspec.Struct, frozen=True, gc=False):
     price: str  # Decimal text, as in PriceRecord
     bid: str
     ask: str
-    bid_size: int
-    ask_size: int
+    bid_size: int | str  # as in PriceRecord
+    ask_size: int | str
     seq: int
     epoch: str
     timestamp: str
@@ -127,11 +130,30 @@ class QuoteProcessor:
             ages[symbol] = None if at is None else max(0.0, now - at)
         return ages
 
+    def begin_epoch(self, epoch: str) -> None:
+        """Start ``epoch``: every symbol's ``seq`` numbers from 1 again."""
+        self.epoch = epoch
+        self._seqs.clear()
+
+    @property
+    def tracked(self) -> int:
+        """Symbols with an accepted quote kept (named ones, and the wildcard's)."""
+        return len(self.last_accepted)
+
+    def stalest(self, now: float, limit: int) -> list[tuple[str, float]]:
+        """The ``limit`` symbols whose last accepted quote is oldest, with their ages."""
+        oldest = heapq.nsmallest(limit, self.last_accepted.items(), key=lambda item: item[1])
+        return [(symbol, max(0.0, now - at)) for symbol, at in oldest]
+
     def forget(self, symbols: Iterable[str]) -> None:
         """Drop what is kept of symbols no longer subscribed."""
         for symbol in symbols:
             self.last_accepted.pop(symbol, None)
             self._instants.pop(symbol, None)
+
+    def last_instant(self, symbol: str) -> str | None:
+        """The ``instant_key`` of ``symbol``'s last accepted quote (the gap fill compares)."""
+        return self._instants.get(symbol)
 
     def next_seq(self, symbol: str) -> int:
         """Take the next seq of ``symbol``, for an update built outside :meth:`process`."""
@@ -139,14 +161,26 @@ class QuoteProcessor:
         self._seqs[symbol] = seq
         return seq
 
-    def process(self, quotes: Iterable[Quote], subscribed: Collection[str]) -> list[PriceUpdate]:
-        """Return the updates for valid quotes of subscribed symbols, in arrival order."""
+    def process(
+        self,
+        quotes: Iterable[Quote | CryptoQuote],
+        subscribed: Collection[str],
+        *,
+        fractional: bool = False,
+    ) -> list[PriceUpdate]:
+        """Return the updates for valid quotes of subscribed symbols, in arrival order.
+
+        ``subscribed`` holding ``*`` takes every symbol (the whole market).
+        ``fractional``: the sizes are Decimals (the crypto feed), kept exact as text.
+        """
         # check_quote relies on NaN comparisons trapping, and mid on the default precision:
         # both hold in this context whatever the caller's thread has set.
         with localcontext(_CONTEXT):
-            return self._process(quotes, subscribed)
+            return self._process(quotes, subscribed, fractional)
 
-    def _process(self, quotes: Iterable[Quote], subscribed: Collection[str]) -> list[PriceUpdate]:
+    def _process(
+        self, quotes: Iterable[Quote | CryptoQuote], subscribed: Collection[str], fractional: bool
+    ) -> list[PriceUpdate]:
         encode = self._encode
         last_accepted = self.last_accepted
         instants = self._instants
@@ -155,9 +189,10 @@ class QuoteProcessor:
         now = time.time()
         updates: list[PriceUpdate] = []
         append = updates.append
+        wildcard = WILDCARD in subscribed
         for q in quotes:
             symbol = q.S
-            if symbol not in subscribed:
+            if not wildcard and symbol not in subscribed:
                 # Alpaca drains its buffers for a while after an unsubscribe.
                 self.rejected[RejectReason.UNSUBSCRIBED] += 1
                 continue
@@ -166,7 +201,13 @@ class QuoteProcessor:
                 continue
             bid = q.bp
             ask = q.ap
-            reason = check_quote(bid, ask, q.bs, q.as_)
+            # int (stocks) or Decimal (crypto); Any, as the two paths below tell them apart.
+            bs: Any = q.bs
+            as_: Any = q.as_
+            if fractional and not (bs.is_finite() and as_.is_finite()):
+                self.rejected[RejectReason.MALFORMED] += 1
+                continue
+            reason = check_quote(bid, ask, bs, as_)
             if reason is not None:
                 self.rejected[reason] += 1
                 continue
@@ -196,8 +237,9 @@ class QuoteProcessor:
             bid_text = str(bid)
             ask_text = str(ask)
             mid_text = str(mid)
-            bs = q.bs
-            as_ = q.as_
+            if fractional:
+                bs = str(bs)
+                as_ = str(as_)
             t = q.t
             price = PriceRecord(
                 symbol, bid_text, ask_text, mid_text, bs, as_, t, q.bx, q.bx, q.ax, seq, epoch

@@ -19,7 +19,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import asdict
 from typing import Any, Final
 
@@ -32,9 +32,10 @@ from libs.market_data.pipeline.notices import Notices
 from libs.market_data.pipeline.packing import Batch, FramePacker
 from libs.market_data.pipeline.processor import PriceUpdate
 from libs.market_data.pipeline.stats import SinkStats
+from libs.market_data.topics import parse_topic
 from libs.redis_client import RedisConnectionParams
 from libs.redis_client.exceptions import RedisClientError
-from libs.redis_client.writer import PipelinedWriter
+from libs.redis_client.writer import ConnectionGuard, PipelinedWriter
 from libs.telemetry import Histogram
 
 __all__ = ["RedisPriceSink", "SinkState"]
@@ -56,6 +57,7 @@ class RedisPriceSink:
         max_in_flight: int = 32,
         write_timeout: float = defaults.REDIS_WRITE_TIMEOUT,
         keys: KeySpace = DEFAULT_KEYS,
+        guard: ConnectionGuard | None = None,
     ) -> None:
         if ttl <= 0:
             raise ValueError("ttl must be a positive number of seconds")
@@ -64,13 +66,24 @@ class RedisPriceSink:
         self._params = params
         self._frames = FramePacker(ttl, keys)
         self._writer: PipelinedWriter[Batch] = PipelinedWriter(
-            params, max_in_flight=max_in_flight, on_lost=self._on_lost, on_reply=self._on_reply
+            params,
+            max_in_flight=max_in_flight,
+            on_lost=self._on_lost,
+            on_reply=self._on_reply,
+            guard=guard,  # leader election's connection fencing (docs/leadership.md)
         )
         self._book = UpdateBook()
         self._condition = SinkCondition(write_timeout)
         self._task: asyncio.Task[None] | None = None  # retry refused or wait for replies
         self._reconnect_task: asyncio.Task[None] | None = None
         self._notices = Notices(self._writer, keys.status_channel)
+        # Told of every notice after it is queued (the gap fill starts on reconnects and
+        # Redis recoveries: docs/architecture.md, "Gap fill"); must not raise.
+        self.notice_listener: Callable[[str, Mapping[str, Any]], None] | None = None
+        # Notices waiting for the last SET batch sent before them to be answered and its
+        # events sent (publish_status_after_writes); keyed by id() while it is in flight.
+        self._last_set: Batch | None = None
+        self._after: dict[int, list[tuple[str, Mapping[str, Any]]]] = {}
         self.quotes_written = 0
         self.quotes_deferred = 0
         self.quotes_refused = 0
@@ -196,38 +209,53 @@ class RedisPriceSink:
             self._connection_lost(exc)
 
     def _send(self, updates: Sequence[PriceUpdate]) -> None:
-        sets, events = self._frames.pack(updates, self._book.latest)
+        sets, events, written = self._frames.pack(updates, self._book.latest)
         pending = self._book.pending
         if pending:  # these newer updates supersede held ones
-            for update in updates:
+            for update in written:
                 pending.pop(update[0], None)
-        batch = Batch(Batch.SET, updates, events)
+        batch = Batch(Batch.SET, updates, events, written)
         try:
-            self._writer.send(sets, len(updates), batch)
+            self._writer.send(sets, len(written), batch)
         except RedisClientError as exc:
             self._book.refused(updates)
             self.quotes_deferred += len(updates)
             self._connection_lost(exc)
             return
         self.quotes_written += len(updates)
+        self._last_set = batch
 
     def _on_reply(self, batch: Batch, refused: Sequence[tuple[int, str]]) -> None:
-        """A batch's replies are all in: publish the events of the writes that landed."""
+        """A batch's replies are all in: publish the events of the writes that landed,
+        then the notices that waited for them."""
         if batch.kind != Batch.SET:
             return
+        self._on_set_reply(batch, refused)
+        self._release_after(batch)
+
+    def _release_after(self, batch: Batch) -> None:
+        if batch is self._last_set:
+            self._last_set = None
+        for event, details in self._after.pop(id(batch), ()):
+            self.publish_status(event, details)  # held if writes do not land now
+
+    def _on_set_reply(self, batch: Batch, refused: Sequence[tuple[int, str]]) -> None:
         updates = batch.updates
         if not refused:
             self._writer.send(batch.events, len(updates), Batch(Batch.PUBLISH, updates))
             if self._condition.episode is not None and not self._book.pending:
                 self._recovered()
             return
-        failed = {index for index, _ in refused}
-        landed = [u for i, u in enumerate(updates) if i not in failed]
+        # A refused SET stands for every update of its topic in the batch: none of their
+        # events may go out (the cache does not hold the newest of them).
+        written = batch.written
+        failed = {written[index][0] for index, _ in refused}
+        landed = [u for u in updates if u[0] not in failed]
         if landed:
             events = self._frames.events(landed)
             self._writer.send(events, len(landed), Batch(Batch.PUBLISH, landed))
-        self._book.refused(updates[i] for i in failed)
-        self.quotes_refused += len(failed)
+        self._book.refused(written[index] for index, _ in refused)
+        self.quotes_refused += len(refused)
         self._condition.enter(SinkState.REFUSED, refused[-1][1])
         if self._task is None or self._task.done():
             self._spawn(self._retry_refused())
@@ -239,15 +267,30 @@ class RedisPriceSink:
             self._send(self._book.take_pending())
         return count
 
-    def forget(self, symbols: Iterable[str]) -> None:
-        """Symbols no longer subscribed: never rewrite their prices."""
-        self._book.forget(symbols)
+    def forget(self, topics: Iterable[str]) -> None:
+        """Topics no longer subscribed: never rewrite their records."""
+        self._book.forget(topics)
+
+    def forget_all(self) -> None:
+        """A new epoch begins: never rewrite a record of the one before (docs/leadership.md)."""
+        self._book.forget([*self._book.latest, *self._book.pending])
 
     # -- notices ----------------------------------------------------------------------
 
     def publish_status(self, event: str, details: Mapping[str, Any]) -> None:
         """Publish a notice on ``market_data.status``, in order with the price writes."""
         self._notices.publish(event, details, now=self._condition.accepting)
+        if self.notice_listener is not None:
+            self.notice_listener(event, details)
+
+    def publish_status_after_writes(self, event: str, details: Mapping[str, Any]) -> None:
+        """Publish a notice once the prices written so far are cached and their events
+        sent, so it follows those events on pub/sub too (the gap fill's ``gap.filled``)."""
+        batch = self._last_set
+        if batch is None:
+            self.publish_status(event, details)
+        else:
+            self._after.setdefault(id(batch), []).append((event, details))
 
     # -- faults -----------------------------------------------------------------------
 
@@ -261,6 +304,9 @@ class RedisPriceSink:
             else:
                 self._book.refused(batch.updates)
         self._connection_lost(error)
+        for batch in batches:
+            self._release_after(batch)
+        self._last_set = None
 
     def _connection_lost(self, error: BaseException) -> None:
         if self._condition.state is SinkState.CLOSED:
@@ -286,7 +332,7 @@ class RedisPriceSink:
             {
                 "cause": episode.cause.value,
                 "outage_started_at": episode.started_at,
-                "symbols_rewritten": sorted(episode.rewritten),
+                "symbols_rewritten": sorted({parse_topic(t)[1] for t in episode.rewritten}),
             },
         )
 

@@ -7,9 +7,9 @@ renamed or removed counter is a type error and a failing metrics test, not a sil
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
-__all__ = ["ProcessorStats", "SinkStats"]
+__all__ = ["EventStats", "ProcessorStats", "SinkStats"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -22,6 +22,16 @@ class ProcessorStats:
     @property
     def quotes_received(self) -> int:
         return self.quotes_accepted + sum(self.quotes_rejected.values())
+
+
+@dataclass(frozen=True, slots=True)
+class EventStats:
+    """Trades and bars: accepted, and dropped by reason (RejectReason values seen only)."""
+
+    trades_accepted: int = 0
+    trades_rejected: Mapping[str, int] = field(default_factory=dict)
+    bars_accepted: int = 0
+    bars_rejected: Mapping[str, int] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)

@@ -51,7 +51,7 @@ logger = logging.getLogger(__name__)
 
 
 class AlpacaConnection:
-    """A reconnecting Alpaca market-data session for the quotes channel."""
+    """A reconnecting Alpaca market-data session (one feed: stocks or crypto)."""
 
     def __init__(
         self,
@@ -68,8 +68,11 @@ class AlpacaConnection:
         compression: str | None = "deflate",
         stall_timeout: float | None = defaults.STALL_TIMEOUT,
         on_notice: Callable[[StatusNotice], None] | None = None,
+        decode: Callable[[bytes | str], DecodedFrame] = decode_frame,
     ) -> None:
         self.url = url
+        # The feed's decoder: stocks by default, decode_crypto_frame for the crypto feed.
+        self._decode = decode
         self._on_frame = on_frame
         self._on_notice = on_notice
         self.backoff = backoff or BackoffPolicy()
@@ -102,6 +105,8 @@ class AlpacaConnection:
         self._changes = SubscriptionChanges(self._session, self._live_socket, step_timeout)
         self._attempt_task: asyncio.Future[None] | None = None
         self._stall: StallDetected | None = None  # set when the clock closed this socket
+        # Set while a session is established (its subscriptions acknowledged).
+        self.established = asyncio.Event()
 
     # -- reading it ---------------------------------------------------------------------
 
@@ -289,6 +294,7 @@ class AlpacaConnection:
             raise ProtocolError("server did not answer in time") from exc
         finally:
             self._ws = None
+            self.established.clear()
             self._session.connection_lost()
             if self._state is ConnectionState.CONNECTED and not self._stopping:
                 self._set_state(ConnectionState.RECONNECTING)
@@ -306,6 +312,7 @@ class AlpacaConnection:
             logger.error("resubscribe refused after connecting: %s", ready.refused)
         self._set_state(ConnectionState.CONNECTED)
         self.connected_since = time.time()
+        self.established.set()
 
     async def _next_control(self, ws: ClientConnection) -> ControlMessage:
         """Read until a control message, passing any market data on; bounded in time."""
@@ -319,12 +326,12 @@ class AlpacaConnection:
         # The hot path: per frame only counters, one clock store and on_frame.
         message = await ws.recv(decode=False)
         self.frames_received += 1
-        frame = decode_frame(message)
+        frame = self._decode(message)
         if frame.malformed:
             self.malformed_messages += frame.malformed
             logger.warning("dropped %d malformed message(s): %s", frame.malformed, frame.errors)
         self.other_messages += frame.other
-        if frame.quotes:
+        if frame.quotes or frame.trades or frame.bars:
             self.last_data_at = time.time()
             self.reconnect_attempts = 0
             await self._on_frame(frame)

@@ -14,43 +14,37 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from decimal import Decimal
-from typing import Annotated, Any, Final, Union
+from typing import Any, Final, Union
 
 import msgspec
+
+from libs.market_data.stream.messages import (
+    Bar,
+    CryptoBar,
+    CryptoQuote,
+    CryptoTrade,
+    CryptoUpdatedBar,
+    Quote,
+    Trade,
+    UpdatedBar,
+)
+from libs.market_data.topics import Channel, make_topic, parse_topic
 
 __all__ = [
     "ControlMessage",
     "DecodedFrame",
     "ErrorMessage",
+    "FrameDecoder",
     "Quote",
     "SubscriptionAck",
     "SuccessMessage",
+    "decode_crypto_frame",
     "decode_frame",
     "encode_auth",
     "encode_subscription",
 ]
 
 logger = logging.getLogger(__name__)
-
-# RFC 3339 text, kept as sent (nanoseconds). Its length is checked here in C; the
-# separators by the processor (a regex here would cost 40% of the whole decode).
-Timestamp = Annotated[str, msgspec.Meta(min_length=20, max_length=35)]
-# Sizes are int64 on every consumer we know of; bigger is corruption, not a big order.
-Size = Annotated[int, msgspec.Meta(le=2**63 - 1)]
-
-
-class Quote(msgspec.Struct, tag_field="T", tag="q", frozen=True, gc=False):
-    """A stock quote (``T`` = ``q``). Unknown keys (``c``, ``z``, ``r``) are ignored."""
-
-    S: str
-    bp: Decimal
-    bs: Size
-    ap: Decimal
-    t: Timestamp
-    as_: Size = msgspec.field(name="as")
-    bx: str | None = None
-    ax: str | None = None
 
 
 class SuccessMessage(msgspec.Struct, tag_field="T", tag="success", frozen=True):
@@ -69,25 +63,30 @@ class SubscriptionAck(msgspec.Struct, tag_field="T", tag="subscription", frozen=
     trades: list[str] = []
     bars: list[str] = []
 
+    def topics(self) -> frozenset[str]:
+        """The acknowledged set as topics (``AAPL``, ``trades:AAPL``, ``bars:AAPL``)."""
+        return frozenset(
+            [
+                *self.quotes,
+                *(make_topic(Channel.TRADES, s) for s in self.trades),
+                *(make_topic(Channel.BARS, s) for s in self.bars),
+            ]
+        )
+
 
 def _other(tag: str) -> type[msgspec.Struct]:
-    # Market data we do not process (trades, bars, statuses, ...): decoded only far
+    # Market data we do not process (statuses, daily bars, ...): decoded only far
     # enough to be recognised, so a frame mixing them with quotes keeps its fast path.
     return msgspec.defstruct(
         f"Other_{tag}", [("S", str, "")], tag_field="T", tag=tag, frozen=True, gc=False
     )
 
 
-_OTHER_TAGS: Final = ("t", "b", "d", "u", "s", "l", "c", "x", "i", "o", "n")
+_OTHER_TAGS: Final = ("d", "s", "l", "c", "x", "i", "o", "n")
 _OTHERS = tuple(_other(tag) for tag in _OTHER_TAGS)
 
 ControlMessage = SuccessMessage | ErrorMessage | SubscriptionAck
 
-_quotes_decoder: Final = msgspec.json.Decoder(list[Quote])
-# Built at runtime from the generated types, so typed as Any for mypy.
-_union: Any = Union[(Quote, SuccessMessage, ErrorMessage, SubscriptionAck, *_OTHERS)]
-_frame_decoder: Final = msgspec.json.Decoder(list[_union])
-_element_decoder: Final = msgspec.json.Decoder(_union)
 _raw_decoder: Final = msgspec.json.Decoder(list[msgspec.Raw])
 _encoder: Final = msgspec.json.Encoder()
 
@@ -96,7 +95,9 @@ _encoder: Final = msgspec.json.Encoder()
 class DecodedFrame:
     """What one received frame held."""
 
-    quotes: list[Quote] = field(default_factory=list)
+    quotes: list[Any] = field(default_factory=list)  # Quote, or CryptoQuote on the crypto feed
+    trades: list[Any] = field(default_factory=list)  # Trade / CryptoTrade
+    bars: list[Any] = field(default_factory=list)  # Bar, UpdatedBar (and their crypto kin)
     controls: list[ControlMessage] = field(default_factory=list)
     other: int = 0  # market data of types we do not process
     malformed: int = 0  # elements (or whole frames) that could not be decoded
@@ -110,50 +111,80 @@ _MAX_ERRORS_KEPT: Final = 3
 _BAD_INPUT: Final = (msgspec.DecodeError, RecursionError, UnicodeEncodeError)
 
 
-def decode_frame(data: bytes | str) -> DecodedFrame:
-    """Decode one WebSocket message; never raises for bad input."""
-    try:
-        return DecodedFrame(quotes=_quotes_decoder.decode(data))
-    except _BAD_INPUT:
-        pass
-    try:
-        messages = _frame_decoder.decode(data)
-    except _BAD_INPUT:
-        return _decode_elements(data)
-    return _split(messages)
+class FrameDecoder:
+    """Decodes one feed's frames: the stock feed's, or the crypto feed's (fractional sizes)."""
 
+    __slots__ = ("_bar_types", "_element", "_frame", "_quote_type", "_quotes", "_trade_type")
 
-def _split(messages: Iterable[object]) -> DecodedFrame:
-    frame = DecodedFrame()
-    for message in messages:
-        if type(message) is Quote:
-            frame.quotes.append(message)
-        elif isinstance(message, SuccessMessage | ErrorMessage | SubscriptionAck):
-            frame.controls.append(message)
-        else:
-            frame.other += 1
-    return frame
+    def __init__(
+        self, quote: type[Any], trade: type[Any], bar: type[Any], updated_bar: type[Any]
+    ) -> None:
+        self._quote_type = quote
+        self._trade_type = trade
+        self._bar_types = (bar, updated_bar)
+        self._quotes = msgspec.json.Decoder(list[quote])  # type: ignore[valid-type]
+        # Built at runtime from the generated types, so typed as Any for mypy.
+        kinds = (quote, trade, bar, updated_bar, SuccessMessage, ErrorMessage, SubscriptionAck)
+        union: Any = Union[(*kinds, *_OTHERS)]
+        self._frame = msgspec.json.Decoder(list[union])
+        self._element = msgspec.json.Decoder(union)
 
-
-def _decode_elements(data: bytes | str) -> DecodedFrame:
-    try:
-        elements = _raw_decoder.decode(data)
-    except _BAD_INPUT as exc:
-        return DecodedFrame(malformed=1, errors=[f"frame: {exc}"])
-    decoded: list[object] = []
-    errors: list[str] = []
-    malformed = 0
-    for index, raw in enumerate(elements):
+    def decode(self, data: bytes | str) -> DecodedFrame:
+        """Decode one WebSocket message; never raises for bad input."""
         try:
-            decoded.append(_element_decoder.decode(raw))
+            return DecodedFrame(quotes=self._quotes.decode(data))
+        except _BAD_INPUT:
+            pass
+        try:
+            messages = self._frame.decode(data)
+        except _BAD_INPUT:
+            return self._decode_elements(data)
+        return self._split(messages)
+
+    def _split(self, messages: Iterable[object]) -> DecodedFrame:
+        frame = DecodedFrame()
+        quote, trade, bars = self._quote_type, self._trade_type, self._bar_types
+        for message in messages:
+            kind = type(message)
+            if kind is quote:
+                frame.quotes.append(message)
+            elif kind is trade:
+                frame.trades.append(message)
+            elif kind in bars:
+                frame.bars.append(message)
+            elif isinstance(message, SuccessMessage | ErrorMessage | SubscriptionAck):
+                frame.controls.append(message)
+            else:
+                frame.other += 1
+        return frame
+
+    def _decode_elements(self, data: bytes | str) -> DecodedFrame:
+        try:
+            elements = _raw_decoder.decode(data)
         except _BAD_INPUT as exc:
-            malformed += 1
-            if len(errors) < _MAX_ERRORS_KEPT:
-                errors.append(f"element {index}: {exc}")
-    frame = _split(decoded)
-    frame.malformed = malformed
-    frame.errors = errors
-    return frame
+            return DecodedFrame(malformed=1, errors=[f"frame: {exc}"])
+        decoded: list[object] = []
+        errors: list[str] = []
+        malformed = 0
+        for index, raw in enumerate(elements):
+            try:
+                decoded.append(self._element.decode(raw))
+            except _BAD_INPUT as exc:
+                malformed += 1
+                if len(errors) < _MAX_ERRORS_KEPT:
+                    errors.append(f"element {index}: {exc}")
+        frame = self._split(decoded)
+        frame.malformed = malformed
+        frame.errors = errors
+        return frame
+
+
+_STOCKS: Final = FrameDecoder(Quote, Trade, Bar, UpdatedBar)
+_CRYPTO: Final = FrameDecoder(CryptoQuote, CryptoTrade, CryptoBar, CryptoUpdatedBar)
+decode_frame: Final = _STOCKS.decode
+"""Decode one stock-feed WebSocket message; never raises for bad input."""
+decode_crypto_frame: Final = _CRYPTO.decode
+"""Decode one crypto-feed message (fractional sizes); never raises for bad input."""
 
 
 def encode_auth(key: str, secret: str) -> bytes:
@@ -161,8 +192,22 @@ def encode_auth(key: str, secret: str) -> bytes:
     return _encoder.encode({"action": "auth", "key": key, "secret": secret})
 
 
-def encode_subscription(action: str, quotes: Iterable[str]) -> bytes:
-    """A ``subscribe`` or ``unsubscribe`` message for the quotes channel."""
+def encode_subscription(action: str, topics: Iterable[str]) -> bytes:
+    """A ``subscribe`` or ``unsubscribe`` message for these topics (``AAPL``,
+    ``trades:AAPL``, ``bars:AAPL``): a list per channel, bars with ``updatedBars``."""
     if action not in ("subscribe", "unsubscribe"):
         raise ValueError(f"unknown action {action!r}")
-    return _encoder.encode({"action": action, "quotes": sorted(quotes)})
+    channels: dict[Channel, list[str]] = {channel: [] for channel in Channel}
+    for topic in topics:
+        channel, symbol = parse_topic(topic)
+        channels[channel].append(symbol)
+    message: dict[str, Any] = {"action": action, "quotes": sorted(channels[Channel.QUOTES])}
+    if channels[Channel.TRADES]:
+        message["trades"] = sorted(channels[Channel.TRADES])
+    if channels[Channel.BARS]:
+        message["bars"] = sorted(channels[Channel.BARS])
+        # Corrections of late trades come on their own channel (updatedBars).
+        message["updatedBars"] = message["bars"]
+    if len(message) > 2 and not message["quotes"]:
+        del message["quotes"]
+    return _encoder.encode(message)

@@ -143,7 +143,8 @@ class _Request:
 class StreamSession:
     """Protocol state across the sockets of one connection: per socket, and what outlives it.
 
-    ``desired`` (what we want) outlives every socket and is re-sent after each auth;
+    ``desired`` (what we want: topics, ``AAPL`` for quotes, ``trades:AAPL``, ``bars:AAPL``,
+    see :mod:`libs.market_data.topics`) outlives every socket and is re-sent after each auth;
     ``confirmed`` (the server's last ack) and the phase belong to the current socket.
     """
 
@@ -264,7 +265,7 @@ class StreamSession:
     ) -> AlpacaError | ProtocolError | None:
         """Apply the reply to a subscription change; ``None`` when it is the ack."""
         if isinstance(control, SubscriptionAck):
-            self.confirmed = frozenset(control.quotes)
+            self.confirmed = control.topics()
             return None
         if isinstance(control, ErrorMessage):
             return alpaca_error(control, symbols)
@@ -272,7 +273,7 @@ class StreamSession:
 
     def _unsolicited(self, control: ControlMessage) -> Event | None:
         if isinstance(control, SubscriptionAck):
-            self.confirmed = frozenset(control.quotes)
+            self.confirmed = control.topics()
         elif isinstance(control, ErrorMessage):
             error = alpaca_error(control)
             return Fail(error) if control.code in RECONNECT_CODES else Reported(error)

@@ -4,7 +4,9 @@ A symbol can be wanted by hand (the HTTP API) and by open positions at the same 
 it stays subscribed at the broker while any source holds it, so a closed position never
 removes a symbol a person subscribed. The set lives in the Redis hash
 ``market_data:subscriptions`` (symbol -> comma-separated sources), so a restarted
-service resumes the same symbols.
+service resumes the same symbols. The entries are topics (:mod:`libs.market_data.topics`):
+a bare symbol is its quotes, as before; ``trades:AAPL``, ``bars:AAPL`` and ``*`` (the
+whole market) are entries of their own, each with its sources.
 
 That hash is what the next start relies on, and Redis can lose it without a word
 (``FLUSHALL``, a restart without persistence, a failover to an empty replica).
@@ -17,17 +19,23 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from enum import StrEnum
 from typing import Final, Protocol
 
 from libs.market_data.backoff import BackoffPolicy
 from libs.market_data.exceptions import MarketDataError
 from libs.market_data.keys import SUBSCRIPTIONS_KEY
-from libs.market_data.symbols import normalize_symbols
+from libs.market_data.topics import channel_topics
 from libs.redis_client import RedisClient, RedisClientError
 
-__all__ = ["SUBSCRIPTIONS_KEY", "SubscriptionRegistry", "SubscriptionSource", "SubscriptionTarget"]
+__all__ = [
+    "SUBSCRIPTIONS_KEY",
+    "SubscriptionForwarder",
+    "SubscriptionRegistry",
+    "SubscriptionSource",
+    "SubscriptionTarget",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -43,6 +51,20 @@ class SubscriptionTarget(Protocol):
     async def unsubscribe_symbols(self, symbols: Iterable[str]) -> list[str]: ...
 
     def get_subscribed_symbols(self) -> list[str]: ...
+
+    def get_subscribed_topics(self) -> list[str]: ...
+
+
+class SubscriptionForwarder(Protocol):
+    """Where a standby's registry sends changes: the leader (docs/leadership.md).
+
+    ``forward`` answers the symbols changed and the whole saved set afterwards, or
+    raises what the leader's registry raised (``SubscriptionError`` for a refusal).
+    """
+
+    async def forward(
+        self, op: str, symbols: list[str], source: str
+    ) -> tuple[list[str], dict[str, list[str]]]: ...
 
 
 class SubscriptionSource(StrEnum):
@@ -68,6 +90,9 @@ class SubscriptionRegistry:
         self._dirty = False  # a change Redis has not seen yet
         # Until the saved set is read, a full rewrite of the hash would erase it.
         self._restored = store is None
+        # Set while a standby (leader election): changes go to the leader, which
+        # applies and saves them; this registry then mirrors the saved set.
+        self.forwarder: SubscriptionForwarder | None = None
         self.rewrites = 0  # times the saved set was found lost or stale and rewritten
         self.restore_failures = 0
         self.last_error: str | None = None
@@ -106,16 +131,7 @@ class SubscriptionRegistry:
             self.last_error = str(exc) or f"no answer within {timeout:g}s"
             logger.error("could not restore subscriptions from Redis: %s", self.last_error)
             return []
-        restored: dict[str, set[SubscriptionSource]] = {}
-        for symbol, text in stored.items():
-            sources = {SubscriptionSource(v) for v in text.split(",") if v in _SOURCE_VALUES}
-            try:
-                (valid,) = normalize_symbols([symbol])
-            except ValueError:
-                logger.warning("ignoring stored subscription %r: not a ticker", symbol)
-                continue
-            if sources:
-                restored[valid] = sources
+        restored = _parse(stored)
         async with self._lock:
             try:
                 await self._stream.subscribe_symbols(sorted(restored))
@@ -131,8 +147,37 @@ class SubscriptionRegistry:
             logger.info("restored %d subscriptions from Redis", len(restored))
         return sorted(restored)
 
+    async def mirror(self, sources: Mapping[str, Iterable[str]]) -> None:
+        """Hold exactly ``sources`` (symbol -> source names), as another instance saved
+        them: the target follows, nothing is written to Redis. A standby mirrors the
+        leader's set, so it answers reads alike and streams it once it leads
+        (docs/leadership.md)."""
+        wanted = _parse({s: ",".join(v) for s, v in sources.items()})
+        async with self._lock:
+            gone = [s for s in self._sources if s not in wanted]
+            new = [s for s in wanted if s not in self._sources]
+            if gone:
+                await self._stream.unsubscribe_symbols(gone)
+            if new:
+                await self._stream.subscribe_symbols(new)
+            self._sources = wanted
+            self._restored = True
+            self._dirty = False
+
+    async def refresh(self) -> bool:
+        """:meth:`mirror` the saved set; False if Redis did not answer."""
+        if self._store is None:
+            return False
+        try:
+            stored = await self._store.hgetall(self._key)
+        except RedisClientError as exc:
+            self.last_error = str(exc)
+            return False
+        await self.mirror({s: v.split(",") for s, v in stored.items()})
+        return True
+
     def _stream_symbols(self) -> set[str]:
-        return set(self._stream.get_subscribed_symbols())
+        return set(self._stream.get_subscribed_topics())
 
     async def maintain(self, interval: float, on_lost: Callable[[], object] | None = None) -> None:
         """Restore until Redis answers, then keep the saved set equal to the wanted one.
@@ -187,7 +232,11 @@ class SubscriptionRegistry:
         Raises what the target's ``subscribe_symbols`` raises; then nothing
         is recorded for the refused symbols.
         """
-        wanted = normalize_symbols(symbols)
+        wanted = channel_topics(symbols)
+        if self.forwarder is not None:  # a standby: the leader applies it
+            changed, saved = await self.forwarder.forward("add", wanted, source.value)
+            await self.mirror(saved)
+            return changed
         async with self._lock:
             new_at_broker = [s for s in wanted if s not in self._sources]
             if new_at_broker:
@@ -203,7 +252,11 @@ class SubscriptionRegistry:
 
         A symbol leaves the broker only when no source holds it any more.
         """
-        wanted = normalize_symbols(symbols)
+        wanted = channel_topics(symbols)
+        if self.forwarder is not None:  # a standby: the leader applies it
+            changed, saved = await self.forwarder.forward("remove", wanted, source.value)
+            await self.mirror(saved)
+            return changed
         async with self._lock:
             released = [s for s in wanted if source in self._sources.get(s, ())]
             unused: list[str] = []
@@ -241,3 +294,18 @@ class SubscriptionRegistry:
 
 
 _SOURCE_VALUES: Final = frozenset(s.value for s in SubscriptionSource)
+
+
+def _parse(stored: Mapping[str, str]) -> dict[str, set[SubscriptionSource]]:
+    """The saved hash (symbol -> comma-separated sources) as sets; bad entries skipped."""
+    parsed: dict[str, set[SubscriptionSource]] = {}
+    for symbol, text in stored.items():
+        sources = {SubscriptionSource(v) for v in text.split(",") if v in _SOURCE_VALUES}
+        try:
+            (valid,) = channel_topics([symbol])
+        except ValueError:
+            logger.warning("ignoring stored subscription %r: not a topic", symbol)
+            continue
+        if sources:
+            parsed[valid] = sources
+    return parsed

@@ -59,6 +59,14 @@ def test_options_map_onto_the_config() -> None:
     )
 
 
+def test_connection_release_delay_maps_onto_the_config() -> None:
+    args = parse("--connection-limit=2", "--connection-release-delay=1.5")
+    config = config_from_args(args)
+    assert (config.connection_limit, config.connection_release_delay) == (2, 1.5)
+    with pytest.raises(ValueError, match="connection_release_delay"):
+        config_from_args(parse("--connection-release-delay=-1"))
+
+
 def test_negative_limits_are_refused() -> None:
     with pytest.raises(SystemExit):
         parse("--connection-limit=-1")

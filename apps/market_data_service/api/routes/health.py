@@ -8,12 +8,15 @@ from fastapi import APIRouter, Response, status
 from apps.market_data_service.api.dependencies import ServiceDep
 from apps.market_data_service.api.errors import ErrorCode, ProblemError, problems
 from apps.market_data_service.api.schemas import (
+    GapFillHealth,
     HealthResponse,
     HealthStats,
     LiveResponse,
     PositionSyncHealth,
     ReadyResponse,
 )
+from apps.market_data_service.api.schemas.health import QuoteAges
+from apps.market_data_service.api.schemas.leadership import LeadershipHealth
 from apps.market_data_service.observability.cache_health import probe_cache
 from apps.market_data_service.service import MarketDataService
 from libs.market_data import ConnectionState
@@ -65,12 +68,21 @@ async def health(service: ServiceDep, response: Response) -> HealthResponse:
         reason = f"stream {state.value}: {connection.last_error or 'starting'}"
     else:
         health_status = "healthy"
+    # A standby (docs/leadership.md) streams nothing: healthy when it sees a live leader.
+    election = None if service.election is None else service.election.view()
+    if election is not None and election.role == "standby":
+        reason = election.standby_problem() or (
+            None if service.subscriptions.restored else "subscriptions not restored yet"
+        )
+        health_status = "healthy" if reason is None else "degraded"
+        response.status_code = status.HTTP_200_OK
     # Positions sync (docs/positions.md): while it fails, an otherwise healthy service is
     # degraded: its subscriptions may no longer match the open positions.
     position_sync = PositionSyncHealth.of(service.position_sync)
     if position_sync.consecutive_failures and health_status == "healthy":
         health_status = "degraded"
         reason = f"positions sync failing: {position_sync.last_error}"
+    ages, quote_ages = _quote_ages(service)
     return HealthResponse(
         status=health_status,
         service=service.settings.service_name,
@@ -83,17 +95,48 @@ async def health(service: ServiceDep, response: Response) -> HealthResponse:
         redis_connected=redis_ok,
         stats=HealthStats.model_validate(stats.as_dict()),
         position_sync=position_sync,
-        last_update_age_seconds={
-            symbol: None if age is None else round(age, 3)
-            for symbol, age in stream.last_update_ages().items()
-        },
-        # Cache health (issue 5): Redis ping, fresh/stale/missing subscribed prices.
+        role="single" if election is None else election.role,
+        leadership=None if election is None else LeadershipHealth.of(election),
+        # Shown, never degrading: a skipped fill leaves streaming as it was.
+        gap_fill=GapFillHealth.of(stream.gap_fill),
+        last_update_age_seconds=ages,
+        quote_ages=quote_ages,
+        # Cache health (issue 5): Redis ping, fresh/stale/missing subscribed prices (the
+        # named ones, at most _PROBED: the wildcard's are summed up in quote_ages).
         cache=await probe_cache(
             service.redis_client,
-            stream.get_subscribed_symbols(),
+            stream.named_quote_symbols()[:_PROBED],
             stale_after=service.settings.price_cache_ttl,
         ),
     )
+
+
+# /health stays small and quick with 10,000+ symbols (docs/architecture.md, "The whole
+# market"): every named symbol's age up to _LISTED of them (what `market-data status
+# --all` shows), else the quiet and stalest few; the cache probe reads at most _PROBED.
+_LISTED = 1000
+_FEW = 10
+_PROBED = 1000
+
+
+def _quote_ages(service: MarketDataService) -> tuple[dict[str, float | None], QuoteAges]:
+    stream = service.stream
+    named = stream.last_update_ages()
+    listed = len(named) <= _LISTED
+    if not listed:
+        quiet = [s for s, age in named.items() if age is None][:_FEW]
+        aged = sorted((age, s) for s, age in named.items() if age is not None)
+        named = {s: named[s] for s in [*quiet, *(s for _, s in aged[-_FEW:])]}
+    tracked, stalest = stream.age_summary(limit=_FEW)
+    summary = QuoteAges(
+        symbols_tracked=tracked,
+        symbols_named=len(stream.named_quote_symbols()),
+        wildcard=stream.wildcard,
+        listed=listed,
+        stalest={symbol: round(age, 3) for symbol, age in stalest},
+    )
+    ages = {s: None if age is None else round(age, 3) for s, age in named.items()}
+    return ages, summary
 
 
 @router.get("/health/live", response_model=LiveResponse, summary="Liveness probe")
@@ -130,6 +173,10 @@ def not_ready_reasons(service: MarketDataService) -> list[str]:
     """Why the service cannot serve now; empty when it can."""
     connection = service.stream.stats().connection
     reasons: list[str] = []
+    election = None if service.election is None else service.election.view()
+    if election is not None and election.role == "standby":
+        problem = election.standby_problem()  # a standby serves reads; no feed of its own
+        return [problem] if problem else []
     if connection.state is ConnectionState.FAILED:
         reasons.append(f"the stream gave up: {connection.last_error}")
     elif connection.state is not ConnectionState.CONNECTED:

@@ -14,6 +14,7 @@ from apps.market_data_service.api.schemas.common import (
 )
 from apps.market_data_service.api.schemas.health import (
     CacheHealth,
+    GapFillHealth,
     HealthResponse,
     HealthStats,
     LiveResponse,
@@ -39,6 +40,7 @@ __all__ = [
     "SYMBOL_PATTERN",
     "CacheHealth",
     "DecimalString",
+    "GapFillHealth",
     "HealthResponse",
     "HealthStats",
     "LiveResponse",

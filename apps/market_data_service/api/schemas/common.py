@@ -15,13 +15,15 @@ from pydantic_core import PydanticCustomError
 
 from apps.market_data_service.api.errors import symbol_message
 from libs.market_data import InvalidSymbolError, normalize_symbol
-from libs.market_data.symbols import MAX_SYMBOL_LENGTH, TICKER_PATTERN_ANY_CASE
+from libs.market_data.symbols import MAX_SYMBOL_LENGTH, TICKER_PATTERN_ANY_CASE, WILDCARD
+from libs.market_data.topics import normalize_topics
 
 __all__ = [
     "DECIMAL_PATTERN",
     "MAX_SYMBOLS_PER_REQUEST",
     "SYMBOL_PATTERN",
     "DecimalString",
+    "SubscribableSymbol",
     "Symbol",
     "SymbolPath",
 ]
@@ -63,6 +65,35 @@ Symbol = Annotated[
         ),
         examples=["AAPL"],
         json_schema_extra={"pattern": SYMBOL_PATTERN},
+    ),
+]
+
+
+def _subscribable(value: object) -> str:
+    if isinstance(value, str) and value.strip() == WILDCARD:
+        return WILDCARD
+    try:
+        (topic,) = normalize_topics([value])  # the ticker rule, and no option symbols
+    except InvalidSymbolError as exc:
+        raise PydanticCustomError(
+            "invalid_symbol", "{message}", {"message": symbol_message(exc)}
+        ) from None
+    return topic
+
+
+# A ticker, a crypto pair or "*" (the whole market); option symbols refused (out of scope).
+SubscribableSymbol = Annotated[
+    str,
+    BeforeValidator(_subscribable),
+    Field(
+        description=(
+            f"A ticker (letters, digits, '.', at most {MAX_SYMBOL_LENGTH} characters), a "
+            "crypto pair (`BTC/USD`, routed to the crypto feed) or `*` (every symbol of the "
+            "stock feed); upper-cased, surrounding blanks ignored. Option symbols (OCC, "
+            "`AAPL240621C00190000`) are refused: options are out of scope."
+        ),
+        examples=["AAPL"],
+        json_schema_extra={"pattern": rf"^(?:{SYMBOL_PATTERN[1:-1]}|{_BLANK}\*{_BLANK})$"},
     ),
 ]
 

@@ -3,22 +3,26 @@
 from __future__ import annotations
 
 import dataclasses
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import (
     BaseModel,
     Field,
 )
 
+from apps.market_data_service.api.schemas.leadership import LeadershipHealth
 from libs.market_data import ConnectionState
+from libs.market_data.gapfill import GapFiller
 from libs.market_data.subscriptions.positions import PositionBasedSubscription
 
 __all__ = [
     "CacheHealth",
+    "GapFillHealth",
     "HealthResponse",
     "HealthStats",
     "LiveResponse",
     "PositionSyncHealth",
+    "QuoteAges",
     "ReadyResponse",
 ]
 
@@ -144,6 +148,21 @@ class HealthStats(BaseModel):
     redis_last_error: str | None = Field(
         description="The writer's last Redis error, if any.", examples=[None]
     )
+    trades_accepted: int = Field(default=0, description="Trades cached.", examples=[0])
+    trades_rejected: dict[str, int] = Field(
+        default={}, description="Dropped trades by reason.", examples=[{}]
+    )
+    bars_accepted: int = Field(default=0, description="Bars cached.", examples=[0])
+    bars_rejected: dict[str, int] = Field(
+        default={},
+        description="Dropped bars by reason (`out_of_range`: high < low, open or close "
+        "outside them).",
+        examples=[{}],
+    )
+    crypto: dict[str, Any] | None = Field(
+        default=None,
+        description="The crypto feed's connection counters (null until a pair is wanted).",
+    )
 
 
 class PositionSyncHealth(BaseModel):
@@ -185,6 +204,87 @@ class PositionSyncHealth(BaseModel):
         if sync is None:
             return cls(enabled=False)
         return cls.model_validate({"enabled": True, **dataclasses.asdict(sync.status())})
+
+
+class GapFillHealth(BaseModel):
+    """The gap fill from REST latest quotes (docs/architecture.md, "Gap fill"); a skipped
+    fill does not make the service degraded: streaming goes on, and the gap was
+    announced. Times are epoch seconds."""
+
+    enabled: bool = Field(description="Fills run (GAP_FILL).")
+    running: bool = Field(default=False, description="A fill runs now.")
+    fills: int = Field(default=0, description="Fills that read REST (partial included).")
+    partial: int = Field(default=0, description="Fills cut short by REST or the deadline.")
+    skipped: int = Field(default=0, description="Fills that read nothing.", examples=[0])
+    skipped_by_reason: dict[str, int] = Field(
+        default={},
+        description=(
+            "Skips by reason: `rest_unavailable`, `rest_rate_limited`, `rest_refused`, "
+            "`cooling_down`, `rate_budget`, `deadline`, `cache_unreadable`, `error`."
+        ),
+        examples=[{"rest_unavailable": 1}],
+    )
+    symbols_refreshed: int = Field(default=0, description="Prices the fills wrote.")
+    rest_calls: int = Field(default=0, description="REST requests the fills made.")
+    last_result: str | None = Field(
+        default=None, description="`filled`, `partial` or `skipped`.", examples=["filled"]
+    )
+    last_trigger: str | None = Field(
+        default=None,
+        description="What started the last fill: `stream.reconnected`, `redis.recovered`, "
+        "`subscribe` (joined by `+` when coalesced).",
+        examples=["stream.reconnected"],
+    )
+    last_at: float | None = Field(default=None, description="When the last fill started.")
+    last_skipped_reason: str | None = Field(
+        default=None, description="Why the last fill read nothing or stopped early."
+    )
+    last_detail: str | None = Field(default=None, description="The last failure's message.")
+    last_refreshed: int = Field(default=0, description="Prices the last fill wrote.")
+
+    @classmethod
+    def of(cls, filler: GapFiller | None) -> GapFillHealth:
+        if filler is None:
+            return cls(enabled=False)
+        status = filler.status()
+        return cls(
+            enabled=True,
+            running=status.running,
+            fills=status.fills,
+            partial=status.partial,
+            skipped=status.skipped,
+            skipped_by_reason=status.skipped_by_reason,
+            symbols_refreshed=status.symbols_refreshed,
+            rest_calls=status.rest_calls,
+            last_result=status.last_outcome,
+            last_trigger=status.last_trigger,
+            last_at=status.last_at,
+            last_skipped_reason=status.last_reason,
+            last_detail=status.last_detail,
+            last_refreshed=status.last_refreshed,
+        )
+
+
+class QuoteAges(BaseModel):
+    """Per-symbol quote state summed up: bounded whatever the symbol count (the wildcard)."""
+
+    symbols_tracked: int = Field(
+        description="Symbols with an accepted quote kept (named and the wildcard's).",
+        examples=[3],
+    )
+    symbols_named: int = Field(description="Symbols subscribed by name.", examples=[3])
+    wildcard: bool = Field(description="`*` (the whole stock market) is subscribed.")
+    listed: bool = Field(
+        description=(
+            "`last_update_age_seconds` lists every named symbol; false when there are more "
+            "than 1,000: then it holds the quiet ones and the stalest few only."
+        )
+    )
+    stalest: dict[str, float] = Field(
+        default={},
+        description="The stalest symbols of all tracked (wildcard included), oldest first.",
+        examples=[{"ZVZZT": 42.1}],
+    )
 
 
 class HealthResponse(BaseModel):
@@ -232,8 +332,23 @@ class HealthResponse(BaseModel):
     cache: CacheHealth | None = Field(
         default=None, description="The price cache as Redis holds it."
     )
+    quote_ages: QuoteAges | None = Field(
+        default=None, description="Quote ages summed up (bounded with 10,000+ symbols)."
+    )
     position_sync: PositionSyncHealth | None = Field(
         default=None, description="The subscriptions that follow open positions."
+    )
+    gap_fill: GapFillHealth | None = Field(
+        default=None, description="The gap fill from REST latest quotes."
+    )
+    role: Literal["leader", "standby", "single"] = Field(
+        default="single",
+        description="`leader` or `standby` with LEADER_ELECTION=redis (docs/leadership.md); "
+        "`single` without.",
+        examples=["leader"],
+    )
+    leadership: LeadershipHealth | None = Field(
+        default=None, description="The leader election, when on (LEADER_ELECTION=redis)."
     )
 
 

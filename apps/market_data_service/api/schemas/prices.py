@@ -22,8 +22,11 @@ class PriceResponse(PriceData):
     bid: DecimalString = Field(description="Best bid, the exact decimal.", examples=["150.10"])
     ask: DecimalString = Field(description="Best ask, the exact decimal.", examples=["150.20"])
     mid: DecimalString = Field(description="(bid + ask) / 2, exact.", examples=["150.15"])
-    bid_size: int = Field(description="Bid size as the feed sends it (round lots).", examples=[1])
-    ask_size: int = Field(description="Ask size as the feed sends it (round lots).", examples=[2])
+    bid_size: int | DecimalString = Field(
+        description="Bid size as the feed sends it: an integer for stocks (round lots), the "
+        'exact fractional size as a decimal string for crypto pairs (`"0.27994"`).',
+    )
+    ask_size: int | DecimalString = Field(description="Ask size, as `bid_size`.")
     timestamp: str = Field(
         description="The exchange timestamp, RFC 3339 UTC, the feed's precision.",
         examples=["2024-07-24T07:56:53.639713735Z"],

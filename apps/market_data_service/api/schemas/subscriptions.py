@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import (
     BaseModel,
@@ -13,8 +13,10 @@ from pydantic import (
 
 from apps.market_data_service.api.schemas.common import (
     MAX_SYMBOLS_PER_REQUEST,
-    Symbol,
+    SubscribableSymbol,
 )
+
+ChannelName = Literal["quotes", "trades", "bars"]
 
 __all__ = ["SubscribeRequest", "SubscribeResponse", "SubscriptionsResponse", "UnsubscribeResponse"]
 
@@ -24,11 +26,17 @@ class SubscribeRequest(BaseModel):
 
     model_config = ConfigDict(
         extra="forbid",
-        json_schema_extra={"examples": [{"symbols": ["AAPL", "msft", "BRK.B"]}]},
+        json_schema_extra={
+            "examples": [
+                {"symbols": ["AAPL", "msft", "BRK.B"]},
+                {"symbols": ["AAPL", "BTC/USD"], "channels": ["quotes", "trades"]},
+                {"symbols": ["*"]},
+            ]
+        },
     )
 
     symbols: Annotated[
-        list[Symbol],
+        list[SubscribableSymbol],
         Field(
             min_length=1,
             max_length=MAX_SYMBOLS_PER_REQUEST,
@@ -40,7 +48,21 @@ class SubscribeRequest(BaseModel):
         ),
     ]
 
-    @field_validator("symbols")
+    channels: Annotated[
+        list[ChannelName],
+        Field(
+            min_length=1,
+            max_length=3,
+            description=(
+                "What to keep for each symbol: `quotes` (the default: `price:{SYM}`), "
+                "`trades` (`trade:{SYM}`), `bars` (`bar:{SYM}`, minute bars with their "
+                "corrections)."
+            ),
+            examples=[["quotes", "trades"]],
+        ),
+    ] = ["quotes"]
+
+    @field_validator("symbols", "channels")
     @classmethod
     def _distinct(cls, value: list[str]) -> list[str]:
         return list(dict.fromkeys(value))
@@ -55,6 +77,11 @@ class SubscribeResponse(BaseModel):
     subscribed_symbols: list[str] = Field(
         description="The symbols of the request, normalised, in the order given.",
         examples=[["AAPL", "MSFT", "GOOGL"]],
+    )
+    channels: list[str] | None = Field(
+        default=None,
+        description="The channels subscribed; absent for the default, `quotes` alone.",
+        examples=[["quotes", "trades"]],
     )
     total_subscriptions: int = Field(
         description="Symbols subscribed now, from every source.", examples=[3]
@@ -99,4 +126,13 @@ class SubscriptionsResponse(BaseModel):
             "position). A symbol leaves the broker when no source holds it."
         ),
         examples=[{"AAPL": ["manual"], "MSFT": ["manual", "positions"]}],
+    )
+    channels: dict[str, list[str]] | None = Field(
+        default=None,
+        description=(
+            "Symbol -> its channels (`quotes`, `trades`, `bars`); absent while every "
+            "subscription is a named symbol's quotes (the spec's body). `*` stands for "
+            "every symbol of the stock feed on those channels."
+        ),
+        examples=[{"*": ["quotes"], "AAPL": ["quotes", "trades"]}],
     )

@@ -140,7 +140,7 @@ def test_the_documented_errors_of_each_operation(document: dict[str, Any]) -> No
 def test_symbol_parameters_follow_the_ticker_rule(document: dict[str, Any]) -> None:
     for path in ("/api/v1/subscribe/{symbol}", "/api/v1/prices/{symbol}"):
         (operation,) = document["paths"][path].values()
-        (parameter,) = operation["parameters"]
+        (parameter,) = [p for p in operation["parameters"] if p["in"] == "path"]
         assert parameter["name"] == "symbol"
         assert parameter["schema"]["maxLength"] == MAX_SYMBOL_LENGTH == 20, path
         assert parameter["schema"]["pattern"], path

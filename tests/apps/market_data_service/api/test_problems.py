@@ -64,7 +64,7 @@ async def test_an_unknown_body_field_is_a_422_naming_it(
         "type": "about:blank",
         "title": "Unprocessable Entity",
         "status": 422,
-        "detail": "body.bars: unknown field 'bars' (the body takes: symbols)",
+        "detail": "body.bars: unknown field 'bars' (the body takes: symbols, channels)",
         "code": "unknown_field",
     }
     await nothing_subscribed(service, simulator)
@@ -95,7 +95,7 @@ async def test_several_problems_are_listed_each_with_its_location(
     assert set(errors) == {"body.symbols[1]", "body.symbols[2]", "body.bars"}
     assert errors["body.symbols[1]"].startswith("invalid symbol 'bad one': ")
     assert errors["body.symbols[2]"] == "invalid symbol 7: must be a string"
-    assert errors["body.bars"] == "unknown field 'bars' (the body takes: symbols)"
+    assert errors["body.bars"] == "unknown field 'bars' (the body takes: symbols, channels)"
     # Problems of one kind share its code.
     reply = await service.http.post("/api/v1/subscribe", json={"symbols": ["a b", "c d"]})
     body = problem(reply, 422, "invalid_symbol")

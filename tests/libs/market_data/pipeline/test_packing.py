@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hiredis
 
+from libs.market_data.keys import KeySpace
 from libs.market_data.pipeline.packing import FramePacker
 from libs.market_data.pipeline.processor import PriceUpdate
 
@@ -15,14 +16,41 @@ def test_a_frame_packs_to_hiredis_commands_and_records_the_newest() -> None:
         ("AAPL", b'{"mid":"3"}', b'{"price":"3"}'),
     ]
     latest: dict[str, PriceUpdate] = {}
-    sets, events = FramePacker(300).pack(updates, latest)
+    sets, events, written = FramePacker(300).pack(updates, latest)
+    # One SET per symbol, holding its newest record; every update keeps its PUBLISH.
+    assert written == [updates[2], updates[1]]
     assert sets == b"".join(
-        hiredis.pack_command(("SET", f"price:{s}", price, "EX", 300)) for s, price, _ in updates
+        hiredis.pack_command(("SET", f"price:{s}", price, "EX", 300)) for s, price, _ in written
     )
     assert events == b"".join(
         hiredis.pack_command(("PUBLISH", f"price.updated.{s}", event)) for s, _, event in updates
     )
     assert latest == {"AAPL": updates[2], "BRK.B": updates[1]}
+
+
+def test_trade_and_bar_topics_pack_to_their_keys_and_channels() -> None:
+    updates: list[PriceUpdate] = [
+        ("trades:AAPL", b'{"t":1}', b'{"e":1}'),
+        ("bars:BTC/USD", b'{"b":1}', b'{"e":2}'),
+        ("AAPL", b'{"q":1}', b'{"e":3}'),
+    ]
+    sets, events, _ = FramePacker(60, KeySpace("paper")).pack(updates, {})
+    assert sets == b"".join(
+        hiredis.pack_command(("SET", key, value, "EX", 60))
+        for key, value in [
+            ("paper:trade:AAPL", b'{"t":1}'),
+            ("paper:bar:BTC/USD", b'{"b":1}'),
+            ("paper:price:AAPL", b'{"q":1}'),
+        ]
+    )
+    assert events == b"".join(
+        hiredis.pack_command(("PUBLISH", channel, event))
+        for channel, event in [
+            ("paper:trade.updated.AAPL", b'{"e":1}'),
+            ("paper:bar.updated.BTC/USD", b'{"e":2}'),
+            ("paper:price.updated.AAPL", b'{"e":3}'),
+        ]
+    )
 
 
 def test_the_events_of_part_of_a_frame() -> None:

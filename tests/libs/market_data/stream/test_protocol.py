@@ -82,15 +82,37 @@ def test_trailing_zeros_survive() -> None:
     assert str(q.bp) == "150.10"
 
 
-def test_other_market_data_is_counted_not_malformed() -> None:
+def test_trades_decode_with_exact_prices_and_ids() -> None:
     frame = decode_frame(V15)
-    assert (frame.quotes, frame.other, frame.malformed) == ([], 2, 0)
+    assert (frame.quotes, frame.other, frame.malformed) == ([], 0, 0)
+    first, second = frame.trades
+    assert (first.S, first.p, first.s, first.i, first.x, first.z) == (
+        "AAPL", Decimal("162.92"), 3, 628, "K", "C"
+    )  # fmt: skip
+    assert first.c == ["@", "F", "T", "I"]
+    assert first.t == "2023-04-06T11:54:26.838232225Z"
+    assert second.i == 75
+
+
+def test_other_market_data_is_counted_not_malformed() -> None:
+    status = (
+        b'[{"T":"s","S":"AAPL","sc":"H","sm":"Trading Halt","rc":"T12","rm":"",'
+        b'"t":"2021-02-22T19:15:00Z","z":"C"},{"T":"d","S":"AAPL","o":1,"h":1,"l":1,"c":1,'
+        b'"v":1,"t":"2021-02-22T19:15:00Z"}]'
+    )
+    frame = decode_frame(status)
+    assert (frame.quotes, frame.trades, frame.bars, frame.other, frame.malformed) == (
+        [], [], [], 2, 0
+    )  # fmt: skip
 
 
 def test_one_bad_element_does_not_lose_the_rest_of_the_batch() -> None:
+    # The old-style bar (no n, vw) decodes too: every element stands on its own.
     frame = decode_frame(V21)
     assert [q.S for q in frame.quotes] == ["FAKEPACA"]
-    assert frame.other == 2
+    assert [t.p for t in frame.trades] == [Decimal("126.55")]
+    assert [(b.h, b.n, b.vw) for b in frame.bars] == [(Decimal("136"), 0, None)]
+    assert frame.other == 0
     assert frame.malformed == 0
 
 

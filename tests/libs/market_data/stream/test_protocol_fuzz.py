@@ -284,7 +284,14 @@ def frame_of(items: list[Element]) -> bytes:
 
 
 def accounted(decoded: DecodedFrame) -> int:
-    return len(decoded.quotes) + len(decoded.controls) + decoded.other + decoded.malformed
+    return (
+        len(decoded.quotes)
+        + len(decoded.trades)
+        + len(decoded.bars)
+        + len(decoded.controls)
+        + decoded.other
+        + decoded.malformed
+    )
 
 
 def assert_quote_is(got: Quote, want: Expected) -> None:

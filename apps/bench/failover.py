@@ -1,0 +1,224 @@
+"""The failover drill (``make failover-drill``): how long prices stop when the leader goes.
+
+Two ``market-data serve`` processes with ``LEADER_ELECTION=redis`` and default settings
+otherwise, on a private redis-server and the simulator (one connection per key, as
+Alpaca's plans), streaming four symbols. Ten times the leader is killed with SIGKILL,
+ten times stopped with SIGTERM; after each, the killed instance is started again as the
+standby. For each failover it measures, with a real subscriber on ``price.updated.*``:
+
+- the gap: from the last event of the old epoch to the first of the new one;
+- connection attempts: sockets the simulator accepted until the new leader streamed.
+
+It prints p50 and max of each; it asserts nothing (docs/leadership.md has the figures).
+Run: ``python -m apps.bench.failover [--rounds N]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import os
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Final
+
+import httpx
+import redis.asyncio
+
+from apps.simulator import AlpacaSimulator, SimulatorConfig
+from libs.redis_embedded import EmbeddedRedis
+
+__all__ = ["main", "run_drill"]
+
+SYMBOLS: Final = ["AAPL", "MSFT", "GOOGL", "TSLA"]
+RATE: Final = 200.0  # quotes/s across the symbols
+_WAIT: Final = 30.0  # seconds: a safety net per step
+
+
+@dataclass
+class _Instance:
+    name: str
+    port: int
+    process: subprocess.Popen[bytes]
+
+    async def health(self, http: httpx.AsyncClient) -> dict[str, Any] | None:
+        try:
+            body: dict[str, Any] = (await http.get(f"http://127.0.0.1:{self.port}/health")).json()
+        except (httpx.HTTPError, ValueError):
+            return None
+        return body
+
+
+@dataclass
+class _Events:
+    """Arrival time (monotonic) of the last event seen per epoch, and of the first."""
+
+    first: dict[str, float] = field(default_factory=dict)
+    last: dict[str, float] = field(default_factory=dict)
+
+    def take(self, payload: bytes) -> None:
+        epoch = str(json.loads(payload)["epoch"])
+        now = time.monotonic()
+        self.first.setdefault(epoch, now)
+        self.last[epoch] = now
+
+
+class _Drill:
+    def __init__(self, sim: AlpacaSimulator, server: EmbeddedRedis, logs: Path) -> None:
+        self.sim = sim
+        self.server = server
+        self.logs = logs
+        self.http = httpx.AsyncClient(timeout=2.0)
+        self.events = _Events()
+        self.instances: list[_Instance] = []
+        self._count = 0
+
+    def spawn(self) -> _Instance:
+        self._count += 1
+        name = f"drill-{self._count}"
+        with contextlib.closing(socket.socket()) as sock:
+            sock.bind(("127.0.0.1", 0))
+            port = sock.getsockname()[1]
+        env = {
+            **{k: v for k, v in os.environ.items() if not k.startswith(("ALPACA_", "REDIS_"))},
+            "ALPACA_API_KEY": self.sim.config.api_key,
+            "ALPACA_SECRET_KEY": self.sim.config.secret_key,
+            "ALPACA_DATA_URL": self.sim.url(),
+            "REDIS_HOST": self.server.host,
+            "REDIS_PORT": str(self.server.port),
+            "PORT": str(port),
+            "LEADER_ELECTION": "redis",
+            "INSTANCE_ID": name,
+            "LOG_LEVEL": "WARNING",
+        }
+        command = [str(Path(sys.executable).parent / "market-data"), "serve"]
+        with (self.logs / f"{name}.log").open("ab") as out:
+            process = subprocess.Popen(command, env=env, stdout=out, stderr=subprocess.STDOUT)
+        instance = _Instance(name, port, process)
+        self.instances.append(instance)
+        return instance
+
+    async def wait_role(self, instance: _Instance, role: str) -> dict[str, Any]:
+        deadline = time.monotonic() + _WAIT
+        while True:
+            body = await instance.health(self.http)
+            if body is not None and body.get("role") == role and body["status"] == "healthy":
+                return body
+            if time.monotonic() > deadline or instance.process.poll() is not None:
+                raise RuntimeError(f"{instance.name} never became a healthy {role}: {body}")
+            await asyncio.sleep(0.02)
+
+    async def wait_epoch(self, epoch: str) -> None:
+        deadline = time.monotonic() + _WAIT
+        while epoch not in self.events.first:
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"no event of epoch {epoch}")
+            await asyncio.sleep(0.005)
+
+    async def failover(self, leader: _Instance, standby: _Instance, how: int) -> tuple[float, int]:
+        body = await self.wait_role(leader, "leader")
+        old = str(body["leadership"]["epoch"])
+        await self.wait_epoch(old)
+        await asyncio.sleep(0.3)  # a steady stream before the cut
+        accepted = self.sim.total_connections
+        leader.process.send_signal(how)
+        await asyncio.to_thread(leader.process.wait, _WAIT)
+        self.instances.remove(leader)
+        new = str((await self.wait_role(standby, "leader"))["leadership"]["epoch"])
+        await self.wait_epoch(new)
+        gap = self.events.first[new] - self.events.last[old]
+        return gap, self.sim.total_connections - accepted
+
+    async def close(self) -> None:
+        for instance in self.instances:
+            if instance.process.poll() is None:
+                instance.process.terminate()
+        for instance in self.instances:
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                await asyncio.to_thread(instance.process.wait, _WAIT)
+            if instance.process.poll() is None:
+                instance.process.kill()
+        await self.http.aclose()
+
+
+async def _listen(server: EmbeddedRedis, events: _Events) -> None:
+    client = redis.asyncio.Redis(**{**server.params.redis_kwargs(), "socket_timeout": None})
+    pubsub = client.pubsub(ignore_subscribe_messages=True)
+    await pubsub.psubscribe("price.updated.*")
+    try:
+        async for message in pubsub.listen():
+            if message["type"] == "pmessage":
+                events.take(message["data"])
+    finally:
+        await pubsub.aclose()  # type: ignore[no-untyped-call]
+        await client.aclose()
+
+
+async def run_drill(rounds: int = 10) -> dict[str, list[tuple[float, int]]]:
+    """``rounds`` SIGKILL failovers, then ``rounds`` SIGTERM handovers: (gap, attempts)."""
+    results: dict[str, list[tuple[float, int]]] = {"SIGKILL": [], "SIGTERM": []}
+    server = await asyncio.to_thread(EmbeddedRedis().start)
+    sim = AlpacaSimulator(SimulatorConfig(port=0, rate=0.0, connection_limit=1))
+    await sim.start()
+    with tempfile.TemporaryDirectory(prefix="failover-drill-") as logs:
+        drill = _Drill(sim, server, Path(logs))
+        listener = asyncio.create_task(_listen(server, drill.events))
+        try:
+            leader = drill.spawn()
+            await drill.wait_role(leader, "leader")
+            standby = drill.spawn()
+            await drill.wait_role(standby, "standby")
+            reply = await drill.http.post(
+                f"http://127.0.0.1:{leader.port}/api/v1/subscribe", json={"symbols": SYMBOLS}
+            )
+            reply.raise_for_status()
+            sim.set_rate(RATE, batch_size=5)
+            for name, how in (("SIGKILL", signal.SIGKILL), ("SIGTERM", signal.SIGTERM)):
+                for round_ in range(rounds):
+                    gap, attempts = await drill.failover(leader, standby, how)
+                    results[name].append((gap, attempts))
+                    print(f"  {name} #{round_ + 1}: gap {gap:.3f}s, {attempts} connection(s)")
+                    leader, standby = standby, drill.spawn()
+                    await drill.wait_role(standby, "standby")
+        finally:
+            listener.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await listener
+            await drill.close()
+            await sim.stop()
+            await asyncio.to_thread(server.stop)
+    return results
+
+
+def _summary(name: str, rows: list[tuple[float, int]]) -> str:
+    gaps = sorted(g for g, _ in rows)
+    attempts = [a for _, a in rows]
+    return (
+        f"{name:8} failovers={len(rows):2}  gap p50={statistics.median(gaps):.2f}s "
+        f"max={gaps[-1]:.2f}s  connection attempts per failover "
+        f"p50={statistics.median(attempts):g} max={max(attempts)}"
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="failover-drill", description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=10, help="failovers per signal (10)")
+    args = parser.parse_args(argv)
+    print(f"failover drill: 2 instances, LEADER_LEASE_TTL default, {args.rounds} rounds per signal")
+    results = asyncio.run(run_drill(args.rounds))
+    print(_summary("SIGKILL", results["SIGKILL"]))
+    print(_summary("SIGTERM", results["SIGTERM"]))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

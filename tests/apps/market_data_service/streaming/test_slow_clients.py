@@ -1,0 +1,98 @@
+"""Slow clients never slow the feed or other clients: a client that does not read has
+its pending prices coalesced (latest-value, the count reported), and is closed with 1008
+once behind for too long; a client that reads meanwhile gets every update, in order."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+
+import pytest
+
+from apps.market_data_service.streaming import ClientPolicy, ClientSession
+from libs.redis_client import RedisConnectionParams
+from tests.apps.market_data_service.streaming.streamclient import StreamClient, ws_url
+from tests.apps.market_data_service.streaming.test_stream_faults import (
+    converged,
+    same_as_cache,
+)
+from tests.fixtures.service import Service, ServiceFactory
+from tests.libs.market_data.consumers.test_subscriber import SYMBOLS, Writer, writer
+
+pytestmark = pytest.mark.timeout(90)
+
+
+async def two_clients(service: Service, policy: ClientPolicy) -> tuple[StreamClient, StreamClient]:
+    service.service.stream_hub.policy = policy
+    fast = await StreamClient.open(ws_url(service.url))
+    slow = await StreamClient.open(ws_url(service.url), reading=False, small_buffers=True)
+    for client in (fast, slow):
+        await client.subscribe(*SYMBOLS)
+    await fast.wait_for("subscriptions")
+    return fast, slow
+
+
+def slow_session(service: Service, fast: StreamClient) -> ClientSession:
+    # The one whose frames the fast client does not count: the session that sent fewer.
+    sessions = service.service.stream_hub.sessions()
+    assert len(sessions) == 2
+    return min(sessions, key=lambda s: s.buffer.messages_sent)
+
+
+async def write_until(w: Writer, done: Callable[[], bool], what: str) -> None:
+    deadline = asyncio.get_running_loop().time() + 60
+    while not done():
+        assert asyncio.get_running_loop().time() < deadline, f"never {what}"
+        await w.frame(per_symbol=50)
+        await asyncio.sleep(0)
+
+
+def every_update_in_order(fast: StreamClient) -> None:
+    assert fast.of("coalesced") == [] and fast.of("resync") == []
+    for symbol in SYMBOLS:
+        seqs = [p["seq"] for p in fast.prices(symbol)]
+        assert seqs == list(range(seqs[0], seqs[0] + len(seqs))), symbol  # no hole, no dup
+
+
+async def test_behind_coalesces_then_catches_up(
+    redis_params: RedisConnectionParams, start_service: ServiceFactory
+) -> None:
+    service = await start_service()
+    fast, slow = await two_clients(service, ClientPolicy(max_behind=60))
+    async with writer(redis_params) as w:
+        await write_until(w, lambda: slow_session(service, fast).buffer.replaced_total > 0,
+                          "coalesced")  # fmt: skip
+        for _ in range(20):
+            await w.frame(per_symbol=5)
+        assert await w.sink.flush(5)
+        await converged(fast, redis_params)
+        slow.start_reading()
+        await converged(slow, redis_params)
+    (notice, *_) = slow.of("coalesced")
+    assert notice["replaced"] > 0 and notice["symbols"] == sorted(SYMBOLS)
+    every_update_in_order(fast)
+    # The slow one saw fewer updates, never one out of order (converged() checked it).
+    assert len(slow.of("price")) < len(fast.of("price"))
+    for client in (fast, slow):
+        await client.close()
+
+
+async def test_stalled_client_is_closed_with_1008_and_the_others_carry_on(
+    redis_params: RedisConnectionParams, start_service: ServiceFactory
+) -> None:
+    service = await start_service()
+    hub = service.service.stream_hub
+    fast, slow = await two_clients(service, ClientPolicy(max_behind=0.5, close_grace=30))
+    async with writer(redis_params) as w:
+        # Asked again each time: which session is the slow one shows as they diverge.
+        await write_until(w, lambda: slow_session(service, fast).condemned.is_set(), "closed")  # noqa: PLW0108
+        slow.start_reading()  # now it reads: it finds the close at the end of its backlog
+        await write_until(w, lambda: slow.close_code is not None, "seen the close")
+        assert await w.sink.flush(5)
+        await converged(fast, redis_params)
+    assert slow.close_code == 1008
+    assert slow.close_reason.startswith("too slow: ")
+    assert hub.clients == 1 and hub.closed_slow == 1
+    every_update_in_order(fast)
+    assert not same_as_cache(slow, redis_params)  # it left before the end
+    await fast.close()
