@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 from collections.abc import Callable
 from decimal import Decimal
@@ -16,8 +17,12 @@ from tests.fixtures.monitor import monitor
 from tests.helpers import eventually
 
 
+_instants = itertools.count()
+
+
 def update(symbol: str, mid: str) -> PriceUpdate:
-    stamp = "2026-01-02T15:00:00Z"
+    # Each update a later instant, as on the wire: the MONITOR check judges by instant.
+    stamp = f"2026-01-02T15:00:00.{next(_instants):06d}Z"
     price = json.dumps({"symbol": symbol, "mid": mid, "timestamp": stamp}).encode()
     event = {"event_type": "price.updated", "symbol": symbol, "price": mid, "timestamp": stamp}
     return (symbol, price, json.dumps(event).encode())
