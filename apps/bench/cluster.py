@@ -20,7 +20,7 @@ from typing import Any
 
 from redis.crc import key_slot
 
-from apps.bench.processes import EventCounter, _serve_pipe
+from apps.bench.processes import EventCounter, Tally, _serve_pipe
 from libs.market_data.keys import KeySpace
 from libs.redis_client.cluster import ClusterParams, ClusterRedisClient
 from libs.redis_client.writer import pack_commands
@@ -58,8 +58,7 @@ def cluster_subscriber_main(
     """Count sharded events of every channel, each on its owner; like ``subscriber_main``."""
     import uvloop
 
-    state: dict[str, Any] = {"count": 0, "first": None, "last": None, "lat": [], "every": 1}
-    state["every"] = sample_every
+    tally = Tally(sample_every)
 
     async def main() -> None:
         opened = []
@@ -70,7 +69,7 @@ def cluster_subscriber_main(
 
         def handle(message: tuple[Any, ...]) -> Any:
             if message[0] == "report":
-                return ("report", state["count"], state["first"], state["last"], state["lat"])
+                return tally.report()
             return None
 
         done = _serve_pipe(conn, handle)
@@ -90,13 +89,7 @@ def cluster_subscriber_main(
                         waiting["nodes"] -= 1
                         if waiting["nodes"] == 0:
                             conn.send(("ready",))
-                before = state["count"]
-                count = counter.feed(data, before, state["every"], state["lat"], now)
-                if count != before:
-                    if state["first"] is None:
-                        state["first"] = now
-                    state["last"] = now
-                    state["count"] = count
+                tally.take(counter, data, now)
 
         tasks = [asyncio.create_task(pump(r, n)) for r, _, n in opened]
         await done.wait()

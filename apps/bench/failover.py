@@ -19,12 +19,9 @@ import argparse
 import asyncio
 import contextlib
 import json
-import os
 import signal
-import socket
 import statistics
 import subprocess
-import sys
 import tempfile
 import time
 from dataclasses import dataclass, field
@@ -34,6 +31,7 @@ from typing import Any, Final
 import httpx
 import redis.asyncio
 
+from apps.market_data_service.cli.instances import free_port, spawn_instance, stop_instances
 from apps.simulator import AlpacaSimulator, SimulatorConfig
 from libs.redis_embedded import EmbeddedRedis
 
@@ -85,24 +83,8 @@ class _Drill:
     def spawn(self) -> _Instance:
         self._count += 1
         name = f"drill-{self._count}"
-        with contextlib.closing(socket.socket()) as sock:
-            sock.bind(("127.0.0.1", 0))
-            port = sock.getsockname()[1]
-        env = {
-            **{k: v for k, v in os.environ.items() if not k.startswith(("ALPACA_", "REDIS_"))},
-            "ALPACA_API_KEY": self.sim.config.api_key,
-            "ALPACA_SECRET_KEY": self.sim.config.secret_key,
-            "ALPACA_DATA_URL": self.sim.url(),
-            "REDIS_HOST": self.server.host,
-            "REDIS_PORT": str(self.server.port),
-            "PORT": str(port),
-            "LEADER_ELECTION": "redis",
-            "INSTANCE_ID": name,
-            "LOG_LEVEL": "WARNING",
-        }
-        command = [str(Path(sys.executable).parent / "market-data"), "serve"]
-        with (self.logs / f"{name}.log").open("ab") as out:
-            process = subprocess.Popen(command, env=env, stdout=out, stderr=subprocess.STDOUT)
+        port = free_port()
+        process = spawn_instance(name, port, self.sim, self.server, self.logs / f"{name}.log")
         instance = _Instance(name, port, process)
         self.instances.append(instance)
         return instance
@@ -139,14 +121,7 @@ class _Drill:
         return gap, self.sim.total_connections - accepted
 
     async def close(self) -> None:
-        for instance in self.instances:
-            if instance.process.poll() is None:
-                instance.process.terminate()
-        for instance in self.instances:
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                await asyncio.to_thread(instance.process.wait, _WAIT)
-            if instance.process.poll() is None:
-                instance.process.kill()
+        await stop_instances((instance.process for instance in self.instances), _WAIT)
         await self.http.aclose()
 
 

@@ -25,8 +25,10 @@ from typing import Any, Final
 import httpx
 import redis
 
+from apps.bench.cluster import process_cpu
 from apps.bench.fanout_clients import clients_main
-from apps.bench.processes import simulator_main
+from apps.bench.processes import Peer, simulator_main
+from apps.market_data_service.cli.instances import free_port
 from apps.simulator import SimulatorConfig
 from libs.redis_embedded import EmbeddedRedis
 
@@ -66,23 +68,9 @@ def _percentile(values: list[int], q: float) -> float | None:
     return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))] / 1e6
 
 
-def _cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
 def _rss_mb(pid: int) -> float:
     pages = int(Path(f"/proc/{pid}/statm").read_text().split()[1])
     return pages * os.sysconf("SC_PAGE_SIZE") / 2**20
-
-
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-    return port
 
 
 def _start_service(
@@ -128,16 +116,16 @@ async def _measure(name: str, clients: Any, sim: Any, pid: int, duration: float)
     await clients.ask(("reset",))
     sent_before = (await sim.ask(("stats",)))[1]
     clients_pid = clients.process.pid
-    clients_before = _cpu_seconds(clients_pid)
-    cpu_before, wall_before = _cpu_seconds(pid), time.monotonic()
+    clients_before = process_cpu(clients_pid)
+    cpu_before, wall_before = process_cpu(pid), time.monotonic()
     rss = [_rss_mb(pid)]
     while time.monotonic() - wall_before < duration:
         await asyncio.sleep(0.5)
         rss.append(_rss_mb(pid))
     report = await clients.ask(("report",))
     wall = time.monotonic() - wall_before
-    cpu = (_cpu_seconds(pid) - cpu_before) / wall
-    clients_cpu = (_cpu_seconds(clients_pid) - clients_before) / wall
+    cpu = (process_cpu(pid) - cpu_before) / wall
+    clients_cpu = (process_cpu(clients_pid) - clients_before) / wall
     sent = (await sim.ask(("stats",)))[1] - sent_before
     _, updates, lost, coalesced, _resyncs, latencies = report
     return Phase(name, updates / wall, sent / wall, _percentile(latencies, 0.5),
@@ -165,20 +153,18 @@ def _latest_delivered(clients_last: list[dict[str, Any]], plan: list[list[str]],
 
 
 async def _fanout(options: FanoutOptions) -> list[str]:
-    from apps.bench.runner import _Peer
-
     lines: list[str] = []
     plan = [[_SYMBOLS[(c * _PER_CLIENT + k) % len(_SYMBOLS)] for k in range(_PER_CLIENT)]
             for c in range(_CLIENTS)]  # fmt: skip
     async with EmbeddedRedis() as redis_server:
-        sim = _Peer(simulator_main, SimulatorConfig(
+        sim = Peer(simulator_main, SimulatorConfig(
             port=0, rate=0.0, api_key="bench-key", secret_key="bench-secret",
             compression=False, connection_limit=None, seed=7))  # fmt: skip
         service: subprocess.Popen[bytes] | None = None
         clients: Any = None
         try:
             _, sim_port = await sim.reply()
-            port = _free_port()
+            port = free_port()
             service = _start_service(sim_port, redis_server, port)
             base = f"http://127.0.0.1:{port}"
             async with httpx.AsyncClient(base_url=base, timeout=30) as http:
@@ -188,7 +174,7 @@ async def _fanout(options: FanoutOptions) -> list[str]:
             sim.tell(("rate", _RATE, _BATCH))
             await asyncio.sleep(1.0)  # every symbol has a price: snapshots are not null
             url = base.replace("http", "ws") + "/api/v1/stream"
-            clients = _Peer(clients_main, url, plan, _SAMPLE_EVERY)
+            clients = Peer(clients_main, url, plan, _SAMPLE_EVERY)
             await clients.reply(90)  # all subscribed
             await asyncio.sleep(1.0)  # warm up
             print(f"running fanout: {_CLIENTS} clients ({options.duration:g}s) ...", flush=True)

@@ -1,13 +1,14 @@
 """The benchmark's helper processes: the simulator and a pub/sub subscriber.
 
 Each runs in its own process so the service's CPU time is measured alone. The parent
-steers them over a ``multiprocessing`` pipe with small tuples.
+steers them over a ``multiprocessing`` pipe with small tuples (:class:`Peer`).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import multiprocessing
 import time
 from multiprocessing.connection import Connection
 from typing import Any
@@ -16,7 +17,41 @@ from apps.simulator import AlpacaSimulator, SimulatorConfig
 from libs.redis_client import RedisConnectionParams
 from libs.redis_client.writer import pack_commands
 
-__all__ = ["parse_ns", "simulator_main", "subscriber_main"]
+__all__ = ["EventCounter", "Peer", "Tally", "parse_ns", "simulator_main", "subscriber_main"]
+
+
+class Peer:
+    """A helper process and its pipe, seen from the parent."""
+
+    def __init__(self, target: Any, *args: Any) -> None:
+        # spawn: a fresh interpreter, not a fork of the measuring process and its loop.
+        ctx = multiprocessing.get_context("spawn")
+        self.conn, child = ctx.Pipe()
+        self.process = ctx.Process(target=target, args=(child, *args), daemon=True)
+        self.process.start()
+
+    async def ask(self, message: tuple[Any, ...], timeout: float = 30.0) -> Any:
+        self.conn.send(message)
+        return await self.reply(timeout)
+
+    async def reply(self, timeout: float = 30.0) -> Any:
+        deadline = time.monotonic() + timeout
+        while not self.conn.poll():
+            if time.monotonic() > deadline or not self.process.is_alive():
+                raise RuntimeError(f"benchmark helper did not answer: {self.process.name}")
+            await asyncio.sleep(0.005)
+        return self.conn.recv()
+
+    def tell(self, message: tuple[Any, ...]) -> None:
+        self.conn.send(message)
+
+    def close(self) -> None:
+        if self.process.is_alive():
+            self.conn.send(("stop",))
+            self.process.join(5)
+        if self.process.is_alive():
+            self.process.kill()
+            self.process.join(5)
 
 
 def _serve_pipe(conn: Connection, handle: Any) -> asyncio.Event:
@@ -125,6 +160,32 @@ class EventCounter:
         return count + found
 
 
+class Tally:
+    """A subscriber's count of events, when the first and last came, sampled latencies."""
+
+    def __init__(self, every: int) -> None:
+        self.reset(every)
+
+    def reset(self, every: int) -> None:
+        self.count = 0
+        self.first: int | None = None
+        self.last: int | None = None
+        self.latencies: list[int] = []
+        self.every = every
+
+    def take(self, counter: EventCounter, data: bytes, now: int) -> None:
+        """Count the events in one read (``now``: its receipt, epoch ns)."""
+        count = counter.feed(data, self.count, self.every, self.latencies, now)
+        if count != self.count:
+            if self.first is None:
+                self.first = now
+            self.last = now
+            self.count = count
+
+    def report(self) -> tuple[str, int, int | None, int | None, list[int]]:
+        return ("report", self.count, self.first, self.last, self.latencies)
+
+
 def subscriber_main(conn: Connection, params: RedisConnectionParams, sample_every: int) -> None:
     """Count ``price.updated.*`` events; keep every n-th one's latency (receipt - quote ``t``).
 
@@ -132,8 +193,7 @@ def subscriber_main(conn: Connection, params: RedisConnectionParams, sample_ever
     """
     import uvloop
 
-    state: dict[str, Any] = {"count": 0, "first": None, "last": None, "lat": [], "every": 1}
-    state["every"] = sample_every
+    tally = Tally(sample_every)
 
     async def main() -> None:
         if params.unix_socket_path:
@@ -147,10 +207,10 @@ def subscriber_main(conn: Connection, params: RedisConnectionParams, sample_ever
 
         def handle(message: tuple[Any, ...]) -> Any:
             if message[0] == "reset":
-                state.update(count=0, first=None, last=None, lat=[], every=message[1])
+                tally.reset(message[1])
                 return ("reset",)
             if message[0] == "report":
-                return ("report", state["count"], state["first"], state["last"], state["lat"])
+                return tally.report()
             return None
 
         done = _serve_pipe(conn, handle)
@@ -166,13 +226,7 @@ def subscriber_main(conn: Connection, params: RedisConnectionParams, sample_ever
                 if not ready and b"psubscribe" in data:
                     ready = True
                     conn.send(("ready",))
-                before = state["count"]
-                count = counter.feed(data, before, state["every"], state["lat"], now)
-                if count != before:
-                    if state["first"] is None:
-                        state["first"] = now
-                    state["last"] = now
-                    state["count"] = count
+                tally.take(counter, data, now)
 
         task = asyncio.create_task(pump())
         await done.wait()

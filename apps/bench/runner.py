@@ -5,100 +5,41 @@ own ``AlpacaMarketDataStream``: decode, Decimal validation, SET+PUBLISH) --> pri
 redis-server --> subscriber process (PSUBSCRIBE price.updated.*). CPU per quote is this
 process's CPU time over the measuring window divided by the quotes that reached the
 subscriber in it; latency is the subscriber's receipt time minus the quote's ``t``,
-which the simulator stamps when it sends the frame.
+which the simulator stamps when it sends the frame. The scenarios are in
+``scenarios.py``, the table and JSON document in ``report.py``.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
-import multiprocessing
 import os
 import platform
 import statistics
-import sys
 import time
-from dataclasses import asdict, dataclass, field
-from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 from apps.bench.ceiling import ceiling_figures, ceiling_lines, measure_ceiling
 from apps.bench.cluster import (
     cluster_client,
-    cluster_lines,
     cluster_subscriber_main,
     measure_redis,
     shard_channels,
 )
 from apps.bench.fencing import armed_guard
 from apps.bench.naive import NaiveMarketDataStream
-from apps.bench.processes import simulator_main, subscriber_main
+from apps.bench.processes import Peer, simulator_main, subscriber_main
+from apps.bench.report import results_document, results_table
+from apps.bench.scenarios import BenchOptions, Result, Scenario, scenarios
 from apps.simulator import SimulatorConfig
 from libs.market_data import AlpacaMarketDataStream
 from libs.redis_client import EventPublisher, RedisClient, RedisConnectionParams
 from libs.redis_embedded import EmbeddedRedis
 from libs.redis_embedded.cluster import EmbeddedRedisCluster
 
+# BenchOptions, Result and Scenario live in apps/bench/scenarios.py; named here too,
+# where ``market-data bench`` and older imports look for them.
 __all__ = ["BenchOptions", "Result", "Scenario", "run_bench"]
-
-Mode = Literal["pipelined", "naive", "cluster"]
-
-
-@dataclass(frozen=True)
-class Scenario:
-    name: str
-    mode: Mode
-    symbols: int
-    batch: int
-    rate: float  # offered quotes/s; above capacity the socket's backpressure paces the sender
-    duration: float
-    sample_every: int  # latency of every n-th event
-    # Leader election's connection fencing armed on the writer (docs/leadership.md)
-    fenced: bool = False
-
-
-@dataclass
-class Result:
-    scenario: Scenario
-    quotes_per_s: float
-    cpu_us_per_quote: float | None
-    p50_ms: float | None
-    p99_ms: float | None
-    max_ms: float | None
-    sent: int
-    received: int
-    lost: int | None
-    rss_start_mb: float
-    rss_end_mb: float
-    extra: dict[str, Any] = field(default_factory=dict)
-
-
-@dataclass(frozen=True)
-class BenchOptions:
-    duration: float = 10.0
-    memory_duration: float = 60.0
-    memory_rate: float = 100_000.0
-    output: Path = Path("bench-results.json")
-    only: tuple[str, ...] = ()
-
-
-def scenarios(options: BenchOptions) -> list[Scenario]:
-    d = options.duration
-    return [
-        Scenario("throughput", "pipelined", 100, 200, 2_000_000, d, 50),
-        # The same with connection fencing (LEADER_ELECTION=redis): its ratio to the above.
-        Scenario("throughput-fenced", "pipelined", 100, 200, 2_000_000, d, 50, fenced=True),
-        Scenario("throughput-naive", "naive", 100, 200, 2_000_000, d, 5),
-        # The throughput scenario on a private 3-primary Redis Cluster (docs/cluster.md).
-        Scenario("cluster-3", "cluster", 100, 200, 2_000_000, d, 50),
-        # symbols=0: "*", the simulator's 10,000-symbol Zipf-skewed universe (issue 14).
-        Scenario("whole-market", "pipelined", 0, 200, 2_000_000, d, 50),
-        Scenario("one-per-frame", "pipelined", 100, 1, 200_000, d, 20),
-        Scenario("latency-20k", "pipelined", 100, 10, 20_000, d, 1),
-        Scenario(
-            "memory", "pipelined", 100, 200, options.memory_rate, options.memory_duration, 100
-        ),
-    ]
 
 
 def _rss_mb() -> float:
@@ -116,42 +57,9 @@ def _percentile(sorted_values: list[int], q: float) -> float:
     return sorted_values[index] / 1e6
 
 
-class _Peer:
-    """A helper process and its pipe."""
-
-    def __init__(self, target: Any, *args: Any) -> None:
-        ctx = multiprocessing.get_context("spawn")
-        self.conn, child = ctx.Pipe()
-        self.process = ctx.Process(target=target, args=(child, *args), daemon=True)
-        self.process.start()
-
-    async def ask(self, message: tuple[Any, ...], timeout: float = 30.0) -> Any:
-        self.conn.send(message)
-        return await self.reply(timeout)
-
-    async def reply(self, timeout: float = 30.0) -> Any:
-        deadline = time.monotonic() + timeout
-        while not self.conn.poll():
-            if time.monotonic() > deadline or not self.process.is_alive():
-                raise RuntimeError(f"benchmark helper did not answer: {self.process.name}")
-            await asyncio.sleep(0.005)
-        return self.conn.recv()
-
-    def tell(self, message: tuple[Any, ...]) -> None:
-        self.conn.send(message)
-
-    def close(self) -> None:
-        if self.process.is_alive():
-            self.conn.send(("stop",))
-            self.process.join(5)
-        if self.process.is_alive():
-            self.process.kill()
-            self.process.join(5)
-
-
 async def _run_scenario(
     scenario: Scenario,
-    sim: _Peer,
+    sim: Peer,
     sim_url: str,
     params: RedisConnectionParams,
     *,
@@ -179,11 +87,11 @@ async def _run_scenario(
     await stream.subscribe_symbols(names)
     task = asyncio.create_task(stream.start())
     if cluster is None:
-        subscriber = _Peer(subscriber_main, params, scenario.sample_every)
+        subscriber = Peer(subscriber_main, params, scenario.sample_every)
     else:
         names = [f"SYM{i:03d}" for i in range(scenario.symbols)]
         nodes = await shard_channels(cluster, names)
-        subscriber = _Peer(cluster_subscriber_main, nodes, scenario.sample_every)
+        subscriber = Peer(cluster_subscriber_main, nodes, scenario.sample_every)
     try:
         await subscriber.reply()  # subscribed
         while not stream.is_connected():  # noqa: ASYNC110 (the stream exposes no event)
@@ -242,7 +150,7 @@ async def _run_scenario(
     )
 
 
-async def _drain(subscriber: _Peer, sent: int, patience: float) -> Any:
+async def _drain(subscriber: Peer, sent: int, patience: float) -> Any:
     """Wait until everything sent has arrived, or nothing arrived for ``patience`` seconds."""
     report = await subscriber.ask(("report",))
     quiet_since = time.monotonic()
@@ -255,50 +163,13 @@ async def _drain(subscriber: _Peer, sent: int, patience: float) -> Any:
     return report
 
 
-def _table(results: list[Result]) -> str:
-    header = (
-        f"{'scenario':<17}{'mode':<10}{'batch':>6}{'offered/s':>11}{'quotes/s':>11}"
-        f"{'CPU µs/q':>10}{'p50 ms':>9}{'p99 ms':>9}{'max ms':>9}{'lost':>7}{'RSS MB':>15}"
-    )
-    lines = [header, "-" * len(header)]
-
-    def num(value: float | None, fmt: str) -> str:
-        return "-" if value is None else format(value, fmt)
-
-    for r in results:
-        s = r.scenario
-        lines.append(
-            f"{s.name:<17}{s.mode:<10}{s.batch:>6}{s.rate:>11,.0f}{r.quotes_per_s:>11,.0f}"
-            f"{num(r.cpu_us_per_quote, '.2f'):>10}{num(r.p50_ms, '.2f'):>9}"
-            f"{num(r.p99_ms, '.2f'):>9}{num(r.max_ms, '.1f'):>9}"
-            f"{'-' if r.lost is None else str(r.lost):>7}"
-            f"{f'{r.rss_start_mb:.0f} -> {r.rss_end_mb:.0f}':>15}"
-        )
-    by_name = {r.scenario.name: r for r in results}
-    fast, naive = by_name.get("throughput"), by_name.get("throughput-naive")
-    if fast and naive and naive.quotes_per_s:
-        lines.append("")
-        lines.append(
-            f"pipelined vs naive (spec design) throughput: "
-            f"{fast.quotes_per_s / naive.quotes_per_s:.0f}x "
-            f"({fast.quotes_per_s:,.0f} vs {naive.quotes_per_s:,.0f} quotes/s)"
-        )
-        if fast.cpu_us_per_quote and naive.cpu_us_per_quote:
-            lines.append(
-                f"CPU per quote: {naive.cpu_us_per_quote / fast.cpu_us_per_quote:.0f}x less "
-                f"({fast.cpu_us_per_quote:.2f} vs {naive.cpu_us_per_quote:.2f} µs)"
-            )
-    lines.extend(cluster_lines(by_name))
-    return "\n".join(lines)
-
-
 async def _bench(options: BenchOptions) -> list[Result]:
     import uvloop  # noqa: F401  (the service runs on uvloop under uvicorn; so does this)
 
     chosen = [s for s in scenarios(options) if not options.only or s.name in options.only]
     results: list[Result] = []
     async with EmbeddedRedis() as redis_server:
-        sim = _Peer(
+        sim = Peer(
             simulator_main,
             SimulatorConfig(
                 port=0,
@@ -355,18 +226,10 @@ def run_bench(options: BenchOptions) -> int:
     )
     results = uvloop.run(_bench(options))
     print()
-    print(_table(results))
+    print(results_table(results))
     for line in ceiling_lines(results):
         print(line)
-    document = {
-        "machine": {
-            "cpus": os.cpu_count(),
-            "python": sys.version.split()[0],
-            "platform": platform.platform(),
-        },
-        "results": [{**asdict(r), "scenario": asdict(r.scenario)} for r in results],
-    }
-    options.output.write_text(json.dumps(document, indent=2))
+    options.output.write_text(json.dumps(results_document(results), indent=2))
     print(f"\nfigures written to {options.output}")
     if not options.only or "fanout" in options.only:
         return _fanout(options)

@@ -13,6 +13,7 @@ import logging
 from apps.market_data_service.config import Settings
 from apps.market_data_service.election import Election
 from apps.market_data_service.observability.metrics import build_registry
+from apps.market_data_service.observability.stream_metrics import StreamCollector
 from apps.market_data_service.streaming import StreamHub, TicketBook
 from libs.market_data import AlpacaMarketDataStream, MarketDataError
 from libs.market_data.broker import AlpacaRestClient, PreviousCloseCache, RecentPositions
@@ -52,6 +53,7 @@ class MarketDataService:
             base_url=settings.alpaca_base_url,
             data_base_url=settings.alpaca_data_base_url,
             feed=settings.alpaca_data_feed,
+            crypto_location=settings.alpaca_crypto_feed,  # the crypto REST's {loc}
             timeout=settings.alpaca_rest_timeout,
         )
         # Leader election (docs/leadership.md): None with LEADER_ELECTION=off.
@@ -97,6 +99,7 @@ class MarketDataService:
         self.metrics_registry = build_registry(self.stream, self.prices)
         # The live stream (docs/streaming.md): its Redis reader starts with the first client.
         self.stream_hub = StreamHub(cluster or settings.redis_params(), keys)
+        self.metrics_registry.register(StreamCollector(self.stream_hub))
         self.stream_tickets = TicketBook()
         self._tasks: list[asyncio.Task[None]] = []
         if self.election is not None:

@@ -1,4 +1,9 @@
-"""Simulated open positions: their type and how they are read from mappings or a JSON file."""
+"""Simulated open positions: their type and how they are read from mappings or a JSON file.
+
+A crypto position is reported as Alpaca's trading API reports one: ``BTCUSD``, asset
+class ``crypto``, exchange ``CRYPTO``, a fractional ``qty``; it is valued at the quotes
+of its pair (``BTC/USD``), as the crypto feed names it. Either form may be given.
+"""
 
 from __future__ import annotations
 
@@ -16,6 +21,18 @@ __all__ = ["SimulatedPosition", "load_positions", "parse_decimal", "parse_positi
 
 # Numbers in a positions file are read as exact decimals, never floats.
 _file_decoder: Final = msgspec.json.Decoder(float_hook=Decimal)
+# Alpaca's crypto quote currencies, longest first (BTCUSDT is BTC/USDT).
+_QUOTE_CURRENCIES: Final = ("USDT", "USDC", "USD", "BTC")
+
+
+def _pair(symbol: str) -> str | None:
+    """``BTCUSD`` or ``BTC/USD`` -> ``BTC/USD``; ``None`` without a known quote currency."""
+    if "/" in symbol:
+        return symbol
+    for currency in _QUOTE_CURRENCIES:
+        if symbol.endswith(currency) and len(symbol) > len(currency):
+            return f"{symbol[: -len(currency)]}/{currency}"
+    return None
 
 
 @dataclass(frozen=True, slots=True)
@@ -27,6 +44,12 @@ class SimulatedPosition:
     avg_entry_price: Decimal
     asset_class: str = "us_equity"
     exchange: str = "NASDAQ"
+    pair: str | None = None  # a crypto position's pair (BTC/USD): its quotes' symbol
+
+    @property
+    def quote_symbol(self) -> str:
+        """The symbol its quotes stream under: the pair for crypto, else the ticker."""
+        return self.pair or self.symbol
 
 
 def parse_decimal(value: object, what: str) -> Decimal:
@@ -44,7 +67,8 @@ def parse_decimal(value: object, what: str) -> Decimal:
 
 def parse_positions(items: Iterable[Mapping[str, Any]]) -> list[SimulatedPosition]:
     """Positions from mappings with ``symbol``, ``qty``, ``avg_entry_price`` and optionally
-    ``side`` (``long``/``short``), ``asset_class`` and ``exchange``.
+    ``side`` (``long``/``short``), ``asset_class`` and ``exchange``. A pair (``BTC/USD``)
+    or ``asset_class: crypto`` makes a crypto position, reported as ``BTCUSD``.
 
     A short may be given as a negative ``qty`` or as ``side: short`` with a positive one.
     Raises ``ValueError`` naming the bad entry.
@@ -58,6 +82,12 @@ def parse_positions(items: Iterable[Mapping[str, Any]]) -> list[SimulatedPositio
         where = f"position #{index + 1} ({symbol or 'no symbol'})"
         if SYMBOL.fullmatch(symbol) is None:
             raise ValueError(f"{where}: 'symbol' must be a ticker")
+        asset_class = str(item.get("asset_class", "crypto" if "/" in symbol else "us_equity"))
+        pair = _pair(symbol) if asset_class == "crypto" else None
+        if asset_class == "crypto":
+            if pair is None:
+                raise ValueError(f"{where}: a crypto symbol ends with one of {_QUOTE_CURRENCIES}")
+            symbol = pair.replace("/", "")  # as the trading API names it
         if symbol in seen:
             raise ValueError(f"{where}: more than one position for {symbol}")
         seen.add(symbol)
@@ -80,8 +110,9 @@ def parse_positions(items: Iterable[Mapping[str, Any]]) -> list[SimulatedPositio
                 symbol=symbol,
                 qty=-abs(qty) if side == "short" else qty,
                 avg_entry_price=price,
-                asset_class=str(item.get("asset_class", "us_equity")),
-                exchange=str(item.get("exchange", "NASDAQ")),
+                asset_class=asset_class,
+                exchange=str(item.get("exchange", "CRYPTO" if pair else "NASDAQ")),
+                pair=pair,
             )
         )
     return positions

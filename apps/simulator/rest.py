@@ -3,6 +3,10 @@
 - ``GET /v2/positions`` (trading API): the open positions.
 - ``GET /v2/stocks/snapshots?symbols=A,B`` (data API): a map of snapshots by symbol.
 - ``GET /v2/stocks/quotes/latest?symbols=A,B`` (data API): each symbol's current quote.
+- ``GET /v1beta3/crypto/{loc}/latest/quotes?symbols=BTC/USD`` (data API): each pair's.
+  A pair on the stocks endpoint, or a stock on the crypto one, is a 400 (invalid
+  symbol): a client that sends one to the wrong endpoint hears about it. Failures
+  queued for ``latest_quotes`` answer whichever of the two is asked next.
 
 This module routes a request to its endpoint, checks the ``APCA-API-KEY-ID`` /
 ``APCA-API-SECRET-KEY`` headers (401 on the trading API, 403 on the data API, as
@@ -15,6 +19,7 @@ from __future__ import annotations
 
 import email.utils
 import math
+import re
 import time
 from collections.abc import Callable, Iterable, Mapping
 from decimal import Decimal
@@ -32,6 +37,7 @@ from apps.simulator.protocol import SYMBOL
 from apps.simulator.rest_data import RestData
 
 __all__ = [
+    "CRYPTO_LATEST_QUOTES_PATH",
     "LATEST_QUOTES_PATH",
     "POSITIONS_PATH",
     "SNAPSHOTS_PATH",
@@ -45,6 +51,8 @@ __all__ = [
 POSITIONS_PATH: Final = "/v2/positions"
 SNAPSHOTS_PATH: Final = "/v2/stocks/snapshots"
 LATEST_QUOTES_PATH: Final = "/v2/stocks/quotes/latest"
+CRYPTO_LATEST_QUOTES_PATH: Final = "/v1beta3/crypto/us/latest/quotes"
+_CRYPTO_LATEST: Final = re.compile(r"/v1beta3/crypto/[a-z0-9-]+/latest/quotes")
 
 _RATE_LIMIT: Final = 200  # requests a minute, Alpaca's default plan
 _RATE_WINDOW_S: Final = 60.0
@@ -136,16 +144,22 @@ class SimulatorRest:
             endpoint: Endpoint = "positions"
         elif path == SNAPSHOTS_PATH:
             endpoint = "snapshots"
-        elif path == LATEST_QUOTES_PATH:
+        elif path == LATEST_QUOTES_PATH or _CRYPTO_LATEST.fullmatch(path):
             endpoint = "latest_quotes"
         else:
             return None
-        response = self._answer(endpoint, request, parse_qs(parts.query))
+        crypto = path.startswith("/v1beta3/")
+        response = self._answer(endpoint, request, parse_qs(parts.query), crypto=crypto)
         self.requests.append((path, response.status_code))
         return response
 
     def _answer(
-        self, endpoint: Endpoint, request: Request, query: dict[str, list[str]]
+        self,
+        endpoint: Endpoint,
+        request: Request,
+        query: dict[str, list[str]],
+        *,
+        crypto: bool = False,
     ) -> Response:
         now = time.time()
         if now - self._window_start >= _RATE_WINDOW_S:
@@ -180,10 +194,13 @@ class SimulatorRest:
         if not symbols:
             return self._error(400, limits, "symbols is required")
         bad = [s for s in symbols if SYMBOL.fullmatch(s) is None]
+        if endpoint == "latest_quotes":  # each endpoint serves its own kind only
+            bad += [s for s in symbols if ("/" in s) is not crypto]
         if bad:
             return self._error(400, limits, f"invalid symbol: {bad[0]}")
         if endpoint == "latest_quotes":
-            return self._json(200, self._data.latest_quotes_body(symbols), limits)
+            body = self._data.latest_quotes_body(symbols, crypto=crypto)
+            return self._json(200, body, limits)
         return self._json(200, self._data.snapshots_body(symbols), limits)
 
     def _json(self, status: int, body: object, headers: list[tuple[str, str]]) -> Response:

@@ -25,8 +25,10 @@ from apps.simulator.quotes import parse_rfc3339_ns
 __all__ = ["RestData"]
 
 
-# A REST quote's fields: the stream's without T and S (reference §9.3).
+# A REST quote's fields: the stream's without T and S (reference §9.3); a crypto
+# quote has no exchange, condition or tape fields, as on the crypto feed.
 _QUOTE_FIELDS: Final = ("t", "ax", "ap", "as", "bx", "bp", "bs", "c", "z")
+_CRYPTO_QUOTE_FIELDS: Final = ("t", "ap", "as", "bp", "bs")
 
 
 def _stamp(quote: Mapping[str, Any]) -> int:
@@ -120,14 +122,16 @@ class RestData:
         """``GET /v2/stocks/snapshots``: one snapshot per distinct symbol, in order."""
         return {s: self._snapshot(s) for s in dict.fromkeys(symbols)}
 
-    def latest_quotes_body(self, symbols: Iterable[str]) -> dict[str, Any]:
-        """``GET /v2/stocks/quotes/latest``: the current quote of every distinct symbol
-        that has one."""
+    def latest_quotes_body(self, symbols: Iterable[str], *, crypto: bool = False) -> dict[str, Any]:
+        """``GET /v2/stocks/quotes/latest`` (``crypto``: ``GET
+        /v1beta3/crypto/{loc}/latest/quotes``): the current quote of every distinct
+        symbol that has one."""
+        fields = _CRYPTO_QUOTE_FIELDS if crypto else _QUOTE_FIELDS
         quotes: dict[str, Any] = {}
         for symbol in dict.fromkeys(symbols):
             quote = self.latest_quote(symbol)
             if quote is not None:
-                quotes[symbol] = {k: quote[k] for k in _QUOTE_FIELDS if k in quote}
+                quotes[symbol] = {k: quote[k] for k in fields if k in quote}
         return {"quotes": quotes}
 
     def _current_price(self, symbol: str) -> Decimal:
@@ -140,7 +144,7 @@ class RestData:
 
     def _position_json(self, position: SimulatedPosition) -> dict[str, Any]:
         qty = position.qty
-        current = self._current_price(position.symbol)
+        current = self._current_price(position.quote_symbol)
         lastday = self.previous_close(position.symbol)
         cost = qty * position.avg_entry_price
         value = qty * current

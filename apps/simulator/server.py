@@ -6,27 +6,22 @@ WebSocket on ``/v2/{feed}`` and ``/v1beta1/{feed}`` run by
 :class:`~apps.simulator.session.Session`, and on the same port the REST calls the
 service makes (:mod:`apps.simulator.rest`). Its methods are the test hooks: faults
 (:mod:`apps.simulator.faults`), injected frames (:mod:`apps.simulator.broadcast`) and
-introspection (:mod:`apps.simulator.registry`, :mod:`apps.simulator.record`).
+introspection (:mod:`apps.simulator.registry`, :mod:`apps.simulator.record`). The socket
+itself, and which request goes where, is :mod:`apps.simulator.listener`'s.
 """
 
 from __future__ import annotations
 
 import logging
-import re
 import time
 from collections.abc import Iterable, Mapping
 from decimal import Decimal
-from http import HTTPStatus
-from typing import Any, Final, Self
-
-from websockets.asyncio.server import Server, ServerConnection, serve
-from websockets.datastructures import Headers
-from websockets.http11 import Request, Response
+from typing import Any, Self
 
 from apps.simulator.broadcast import Broadcaster
 from apps.simulator.config import SimulatorConfig
-from apps.simulator.encoding import JsonEncoder, MsgpackEncoder, WireEncoder
 from apps.simulator.faults import FaultPlan
+from apps.simulator.listener import Listener
 from apps.simulator.market import build_universe
 from apps.simulator.positions import SimulatedPosition
 from apps.simulator.protocol import ERROR_MESSAGES
@@ -34,15 +29,11 @@ from apps.simulator.quotes import QuoteGenerator, format_price, rfc3339_ns, star
 from apps.simulator.record import WireRecord
 from apps.simulator.registry import SessionRegistry
 from apps.simulator.rest import SimulatorRest
-from apps.simulator.session import Session, SessionContext
+from apps.simulator.session import SessionContext
 
 __all__ = ["ERROR_MESSAGES", "AlpacaSimulator"]
 
 logger = logging.getLogger(__name__)
-
-# Stock feeds, and the crypto feed (v1beta3/crypto/{us,us-1,eu-1}).
-_PATH: Final = re.compile(r"/(?:v2|v1beta1|v1beta3/crypto)/[A-Za-z0-9_.\-]+/?")
-_CLOSE_TIMEOUT_S: Final = 2.0
 
 
 class AlpacaSimulator:
@@ -71,8 +62,6 @@ class AlpacaSimulator:
             registry=self._registry,
             universe=build_universe(cfg.universe_size, cfg.universe_skew, cfg.seed),
         )
-        self._encoders: dict[bool, WireEncoder] = {False: JsonEncoder(), True: MsgpackEncoder()}
-        self._server: Server | None = None
         self._port = cfg.port
         # REST endpoints (/v2/positions, /v2/stocks/snapshots, /v2/stocks/quotes/latest)
         # on the same port.
@@ -84,36 +73,19 @@ class AlpacaSimulator:
             positions=cfg.positions,
             faults=self._faults,
         )
+        self._listener = Listener(self._context, self.rest)
 
     # -- lifecycle ---------------------------------------------------------------
 
     async def start(self) -> None:
         """Bind and start accepting connections; ``port`` then tells the bound port."""
-        if self._server is not None:
-            raise RuntimeError("simulator already started")
-        cfg = self.config
-        self._server = await serve(
-            self._handler,
-            cfg.host,
-            cfg.port,
-            process_request=self._process_request,
-            compression="deflate" if cfg.compression else None,
-            ping_interval=cfg.ping_interval,
-            ping_timeout=20,
-            close_timeout=_CLOSE_TIMEOUT_S,
-            logger=logger,
-        )
-        self._port = self._server.sockets[0].getsockname()[1]
+        self._port = await self._listener.start()
         logger.info("Alpaca simulator listening on %s", self.url())
 
     async def stop(self) -> None:
         """Close every connection (1001 going away) and the listener; idempotent."""
-        server, self._server = self._server, None
-        if server is None:
-            return
-        server.close()
-        await server.wait_closed()
-        logger.info("Alpaca simulator stopped")
+        if await self._listener.stop():
+            logger.info("Alpaca simulator stopped")
 
     async def __aenter__(self) -> Self:
         await self.start()
@@ -312,34 +284,3 @@ class AlpacaSimulator:
         failure; ``clean=True`` closes with code 1001 (going away).
         """
         await self._broadcaster.drop_connections(clean)
-
-    # -- websockets callbacks ----------------------------------------------------------
-
-    def _process_request(self, connection: ServerConnection, request: Request) -> Response | None:
-        rest = self.rest.handle(request)
-        if rest is not None:
-            return rest
-        path = request.path.partition("?")[0]
-        if _PATH.fullmatch(path) is None:
-            return connection.respond(HTTPStatus.NOT_FOUND, "Not Found\n")
-        return None
-
-    async def _handler(self, ws: ServerConnection) -> None:
-        headers = ws.request.headers if ws.request is not None else Headers()
-        binary = "msgpack" in headers.get("Content-Type", "").lower()
-        session = Session(self._context, ws, self._encoders[binary])
-        self._registry.add(session)
-        # The connection as websockets' own records carry it: the service's log formatter
-        # shows it as the peer address and connection id.
-        where = {"websocket": ws}
-        logger.debug("simulator session opened (%s)", "msgpack" if binary else "json", extra=where)
-        try:
-            await session.run()
-        finally:
-            # A socket that died without the client's closing handshake (a crash, a
-            # network drop) keeps its slot until the server notices: Alpaca takes up to
-            # 90 s (docs/concepts/websocket-streaming.md).
-            dead = ws.protocol.close_rcvd is None
-            self._registry.discard(session, self.config.connection_release_delay if dead else 0.0)
-            session.closed.set()
-            logger.debug("simulator session closed", extra=where)

@@ -14,25 +14,24 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Iterable, Set
-from typing import Any, Final
+from collections.abc import Set
+from typing import Any
 
 from libs.market_data import defaults
 from libs.market_data.backoff import BackoffPolicy
 from libs.market_data.broker.models import LatestQuotesReader
 from libs.market_data.exceptions import QuoteHandlingError
-from libs.market_data.gapfill import FillTrigger, GapFiller, GapFillPolicy, StreamFillTarget
+from libs.market_data.gapfill import GapFiller, GapFillPolicy, StreamFillTarget
 from libs.market_data.heartbeat import Heartbeat
 from libs.market_data.pipeline.events import EventProcessor
 from libs.market_data.pipeline.processor import PriceUpdate, QuoteProcessor
 from libs.market_data.pipeline.sinks import PriceSink, build_sink, keyspace_for
-from libs.market_data.stats import StreamStats
-from libs.market_data.stream.connection import AlpacaConnection, ConnectionState
+from libs.market_data.stream.connection import AlpacaConnection
 from libs.market_data.stream.feeds import ALPACA_STREAM_HOST, Feeds, crypto_feed_url, feed_url
 from libs.market_data.stream.protocol import DecodedFrame, decode_crypto_frame
-from libs.market_data.stream.records import ConnectionStats, StatusNotice
-from libs.market_data.symbols import WILDCARD
-from libs.market_data.topics import Channel, channel_topics, normalize_topics, parse_topic
+from libs.market_data.stream.records import StatusNotice
+from libs.market_data.stream_readouts import StreamReadouts
+from libs.market_data.stream_topics import StreamTopics
 from libs.market_data.types import PriceData, PriceUpdateEvent, QuoteData
 from libs.redis_client import EventPublisher, RedisClient
 from libs.redis_client.writer import ConnectionGuard
@@ -42,15 +41,14 @@ __all__ = ["ALPACA_STREAM_HOST", "AlpacaMarketDataStream", "crypto_feed_url", "f
 
 logger = logging.getLogger(__name__)
 
-# How many of the stalest symbols age_summary() names by default.
-_STALEST: Final = 10
 
-
-class AlpacaMarketDataStream:
+class AlpacaMarketDataStream(StreamTopics, StreamReadouts):
     """Real-time quotes from Alpaca, validated and kept in Redis.
 
     ``price:{SYMBOL}`` holds the latest ``PriceData`` JSON for ``price_ttl`` seconds and
-    ``price.updated.{SYMBOL}`` announces each change with a ``PriceUpdateEvent``.
+    ``price.updated.{SYMBOL}`` announces each change with a ``PriceUpdateEvent``. The
+    subscription methods are :class:`~libs.market_data.stream_topics.StreamTopics`', the
+    stats :class:`~libs.market_data.stream_readouts.StreamReadouts`'.
     """
 
     def __init__(
@@ -129,7 +127,12 @@ class AlpacaMarketDataStream:
         self.gap_fill: GapFiller | None = None
         if latest_quotes is not None:
             target = StreamFillTarget(
-                self._processor, self._sink, self._subscribed, redis_client, self.keys
+                self._processor,
+                self._sink,
+                self._subscribed,
+                redis_client,
+                self.keys,
+                crypto_subscribed=self._crypto_subscribed,
             )
             self.gap_fill = GapFiller(latest_quotes, target, gap_fill)
             self._sink.notice_listener = self.gap_fill.on_notice
@@ -144,80 +147,6 @@ class AlpacaMarketDataStream:
         self.cache_write_latency = Histogram(LATENCY_BUCKETS)
         self.latency_sample_interval = 0.001
         self._next_latency_sample = 0.0
-
-    # -- subscriptions ----------------------------------------------------------------
-
-    async def subscribe_symbols(self, symbols: Iterable[str]) -> list[str]:
-        """Subscribe to topics; returns those newly added (duplicates filtered).
-
-        A topic is a ticker or crypto pair for its quotes (``AAPL``, ``BTC/USD``),
-        ``trades:AAPL`` or ``bars:AAPL`` for the other channels, ``*`` for the whole
-        market (:mod:`libs.market_data.topics`). Works before :meth:`start` and while
-        connected. Raises :class:`~libs.market_data.exceptions.InvalidSymbolError` for a
-        bad ticker or an option symbol and
-        :class:`~libs.market_data.exceptions.SubscriptionError` if the server refuses.
-        """
-        added = await self._feeds.subscribe(channel_topics(symbols))
-        # The REST fill knows stock quotes only: not the wildcard, other channels, crypto.
-        quotes = [t for t in added if t != WILDCARD and ":" not in t and "/" not in t]
-        if quotes and self.gap_fill is not None:
-            # A quiet symbol would have no price until its next quote.
-            self.gap_fill.request(FillTrigger.SUBSCRIBE, quotes)
-        return added
-
-    async def subscribe(
-        self, symbols: Iterable[str], channels: Iterable[Channel | str] = (Channel.QUOTES,)
-    ) -> list[str]:
-        """Subscribe ``symbols`` (or ``*``) on ``channels``; returns the new topics."""
-        return await self.subscribe_symbols(normalize_topics(symbols, channels))
-
-    async def unsubscribe_symbols(self, symbols: Iterable[str]) -> list[str]:
-        """Unsubscribe topics; returns those that were subscribed and now are not.
-
-        Dropping ``*`` keeps the named symbols; the state of the others is forgotten.
-        """
-        removed = await self._feeds.unsubscribe(channel_topics(symbols))
-        forget = [t for t in removed if t != WILDCARD]
-        if WILDCARD in removed:
-            named = self._subscribed
-            forget += [s for s in self._processor.last_accepted if s not in named]
-        self._processor.forget(forget)
-        self._events.forget(forget)
-        self._sink.forget(forget)
-        return removed
-
-    def get_subscribed_topics(self) -> list[str]:
-        """Every topic wanted on either feed, sorted."""
-        return self._feeds.topics()
-
-    def get_subscribed_symbols(self) -> list[str]:
-        """The symbols wanted on any channel (``*`` for the whole market), sorted."""
-        return sorted({parse_topic(t)[1] for t in self._feeds.topics()})
-
-    def named_quote_symbols(self) -> list[str]:
-        """The symbols whose quotes are wanted by name (not through ``*``), sorted."""
-        return [t for t in self._feeds.topics() if t != WILDCARD and ":" not in t]
-
-    @property
-    def wildcard(self) -> bool:
-        """The whole market's quotes are wanted."""
-        return WILDCARD in self._subscribed
-
-    def last_update_ages(self, now: float | None = None) -> dict[str, float | None]:
-        """Seconds since each named symbol's last accepted quote (None: none yet).
-
-        The wildcard's symbols are not listed (:meth:`age_summary` sums them up), so a
-        reader of this stays bounded by what was asked for by name.
-        """
-        current = time.time() if now is None else now
-        return self._processor.ages(self.named_quote_symbols(), current)
-
-    def age_summary(
-        self, now: float | None = None, limit: int = _STALEST
-    ) -> tuple[int, list[tuple[str, float]]]:
-        """Symbols with quote state (the wildcard's included), and the ``limit`` stalest."""
-        current = time.time() if now is None else now
-        return self._processor.tracked, self._processor.stalest(current, limit)
 
     # -- lifecycle ----------------------------------------------------------------------
 
@@ -265,14 +194,6 @@ class AlpacaMarketDataStream:
         await self._sink.close(timeout)
         self._sink_started = False
 
-    def is_connected(self) -> bool:
-        """True while authenticated and streaming."""
-        return self._connection.is_connected()
-
-    @property
-    def state(self) -> ConnectionState:
-        return self._connection.state
-
     @property
     def epoch(self) -> str:
         """The epoch of this stream's ``seq`` numbers (in every record and event)."""
@@ -288,44 +209,6 @@ class AlpacaMarketDataStream:
     async def open_sink(self) -> None:
         """Connect the Redis writer now (``start`` does it too), so notices can go first."""
         await self._ensure_sink()
-
-    @property
-    def connection(self) -> AlpacaConnection:
-        return self._connection
-
-    @property
-    def sink(self) -> PriceSink:
-        return self._sink
-
-    @property
-    def crypto_connection(self) -> AlpacaConnection:
-        return self._feeds.crypto
-
-    def connection_stats(self) -> ConnectionStats:
-        """The broker connection's counters, as a typed record."""
-        return self._connection.stats()
-
-    def stats(self) -> StreamStats:
-        """Counters and state of every stage, typed (``/health``, ``/metrics``)."""
-        return StreamStats(
-            connection=self._connection.stats(),
-            processor=self._processor.snapshot(),
-            sink=self._sink.snapshot(),
-            events=self._events.snapshot(),
-            crypto=self._feeds.crypto_stats(),
-        )
-
-    def get_connection_stats(self) -> dict[str, Any]:
-        """Counters and state, for ``/health`` and operators (the spec's dict)."""
-        return self.stats().as_dict()
-
-    def histograms(self) -> dict[str, Histogram]:
-        """The stream's histograms, for an exporter to read at scrape time."""
-        return {
-            "cache_write_latency": self.cache_write_latency,
-            # The sink keeps its writer private; the histogram is read, never changed.
-            "redis_round_trip": self._sink.round_trip_seconds,
-        }
 
     # -- quotes ---------------------------------------------------------------------------
 

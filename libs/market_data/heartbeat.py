@@ -23,6 +23,7 @@ __all__ = ["HEARTBEAT_INTERVAL", "Heartbeat"]
 logger = logging.getLogger(__name__)
 
 HEARTBEAT_INTERVAL: Final = 1.0
+_WAIT_FOR_ALIVE: Final = 0.05
 _TTL: Final = 7 * 24 * 3600  # a week: longer than any outage worth announcing
 
 
@@ -57,10 +58,14 @@ class Heartbeat:
         """Beat until cancelled. Through the command client, not the price writer: a
         beat has no order to keep with the prices and must not count as a write batch."""
         while True:
-            if self._alive():
-                try:
-                    async with asyncio.timeout(HEARTBEAT_INTERVAL):
-                        await self._client.set(self._key, b"%.6f" % time.time(), ttl=_TTL)
-                except (TimeoutError, RedisClientError) as exc:
-                    logger.debug("heartbeat not written: %s", exc)
+            if not self._alive():
+                # Look again soon: the first beat must follow the connection closely, or a
+                # crash in its first second would leave no gap behind to announce.
+                await asyncio.sleep(_WAIT_FOR_ALIVE)
+                continue
+            try:
+                async with asyncio.timeout(HEARTBEAT_INTERVAL):
+                    await self._client.set(self._key, b"%.6f" % time.time(), ttl=_TTL)
+            except (TimeoutError, RedisClientError) as exc:
+                logger.debug("heartbeat not written: %s", exc)
             await asyncio.sleep(HEARTBEAT_INTERVAL)

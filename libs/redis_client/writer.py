@@ -14,10 +14,9 @@ price sink sends an event only for a price whose cache write landed. When the
 connection is lost, the tokens of the batches whose replies never came are handed to
 ``on_lost`` in send order, so the caller can rewrite what may not have landed.
 
-A :class:`ConnectionGuard`, when given, adds its commands to every (re)connection's
-setup and checks their replies before the connection carries a write: leader election
-names the connection with its epoch and refuses it once a newer epoch exists
-(connection fencing, docs/leadership.md).
+A :class:`~libs.redis_client.handshake.ConnectionGuard`, when given, adds its commands
+to every (re)connection's setup and checks their replies before the connection carries a
+write (:mod:`libs.redis_client.handshake`: connection fencing, docs/leadership.md).
 """
 
 from __future__ import annotations
@@ -25,46 +24,29 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import ssl
 import time
 from collections import deque
 from collections.abc import Callable, Sequence
-from typing import Any, Generic, Protocol, TypeVar
+from typing import Any, Generic, TypeVar
 
-import hiredis
-
-from libs.redis_client.exceptions import RedisCommandError, RedisConnectionError
+from libs.redis_client.exceptions import RedisConnectionError
+from libs.redis_client.handshake import (
+    READ_CHUNK,
+    ConnectionGuard,
+    open_connection,
+    pack_commands,
+)
 from libs.redis_client.params import RedisConnectionParams
 from libs.redis_client.replies import RedisProtocolError, ReplyCounter
 from libs.telemetry import ROUND_TRIP_BUCKETS, Histogram
 
+# ConnectionGuard and pack_commands are re-exported: the sinks and tools import them here.
 __all__ = ["ConnectionGuard", "PipelinedWriter", "pack_commands"]
 
 logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
-_READ_CHUNK = 1 << 18
 _WRITE_BUFFER_HIGH = 8 << 20
-
-
-def pack_commands(commands: Sequence[Sequence[Any]]) -> bytes:
-    """RESP-encode commands (bytes, str, int args) into one buffer."""
-    pack = hiredis.pack_command
-    return b"".join([pack(tuple(command)) for command in commands])
-
-
-class ConnectionGuard(Protocol):
-    """Setup commands sent on every new connection, and the check of their replies."""
-
-    def commands(self) -> Sequence[tuple[Any, ...]]: ...
-
-    def check(self, replies: Sequence[Any]) -> None:
-        """Raise (``RedisFencedError``) to refuse the connection before any write."""
-
-    async def confirm(self) -> None:
-        """After ``check``, still before any write: a check made on another connection
-        (on a Redis Cluster the stamp lives on one node, docs/leadership.md). Raise to
-        refuse."""
 
 
 class PipelinedWriter(Generic[T]):
@@ -128,66 +110,14 @@ class PipelinedWriter(Generic[T]):
         )
 
     async def connect(self) -> None:
-        """Open the connection, authenticate and select the database."""
-        p = self._params
-        timeout = p.socket_timeout
-        try:
-            if p.unix_socket_path:
-                opened = asyncio.open_unix_connection(p.unix_socket_path, limit=_READ_CHUNK)
-            else:
-                context = ssl.create_default_context(cafile=p.ssl_ca_certs) if p.ssl else None
-                opened = asyncio.open_connection(p.host, p.port, ssl=context, limit=_READ_CHUNK)
-            reader, writer = await asyncio.wait_for(opened, timeout)
-        except (OSError, TimeoutError) as exc:
-            raise RedisConnectionError(f"cannot connect to Redis: {exc}") from exc
-        setup: list[tuple[Any, ...]] = []
-        if p.password is not None:
-            auth = ("AUTH", p.username, p.password) if p.username else ("AUTH", p.password)
-            setup.append(auth)
-        if p.db:
-            setup.append(("SELECT", p.db))
-        guard = self._guard
-        checked = len(setup)
-        if guard is not None:
-            setup.extend(guard.commands())
-        if setup:
-            try:
-                replies = await asyncio.wait_for(self._handshake(reader, writer, setup), timeout)
-                if guard is not None:
-                    guard.check(replies[checked:])
-                    await guard.confirm()
-            except BaseException:
-                writer.close()
-                raise
+        """Open the connection, authenticate and select the database (and the guard's setup)."""
+        reader, writer = await open_connection(self._params, self._guard)
         # One frame's batch is ~80 KB: with asyncio's default 64 KB high-water mark every
         # write would pause us in drain() until Redis caught up, a stall per frame.
         # The in-flight limit already bounds what can queue up.
         writer.transport.set_write_buffer_limits(high=_WRITE_BUFFER_HIGH)
         self._reader, self._writer = reader, writer
         self._reply_task = asyncio.create_task(self._read_replies(reader), name="redis-replies")
-
-    @staticmethod
-    async def _handshake(
-        reader: asyncio.StreamReader, writer: asyncio.StreamWriter, commands: list[tuple[Any, ...]]
-    ) -> list[Any]:
-        parser = hiredis.Reader()
-        writer.write(pack_commands(commands))
-        replies: list[Any] = []
-        try:
-            while len(replies) < len(commands):
-                data = await reader.read(_READ_CHUNK)
-                if not data:
-                    raise RedisConnectionError("Redis closed the connection during setup")
-                parser.feed(data)
-                while (reply := parser.gets()) is not False:
-                    replies.append(reply)
-        except OSError as exc:
-            raise RedisConnectionError(f"Redis connection failed during setup: {exc}") from exc
-        for reply in replies:
-            if isinstance(reply, hiredis.ReplyError):
-                # The reply text names the failed step (e.g. WRONGPASS) but never the secret.
-                raise RedisCommandError(f"Redis refused connection setup: {reply}")
-        return replies
 
     def send(self, payload: bytes, replies: int, token: T) -> None:
         """Write one packed batch expecting ``replies`` replies; never waits."""
@@ -231,7 +161,7 @@ class PipelinedWriter(Generic[T]):
         error: BaseException = RedisConnectionError("Redis closed the connection")
         try:
             while True:
-                data = await reader.read(_READ_CHUNK)
+                data = await reader.read(READ_CHUNK)
                 if not data:
                     break
                 replies = counter.feed(data)

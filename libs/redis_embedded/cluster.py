@@ -10,17 +10,12 @@ server (``spawner``), and ``stop()`` (or interpreter exit) removes their directo
 
 from __future__ import annotations
 
-import asyncio
-import atexit
-import contextlib
 import functools
 import logging
-import os
 import re
 import shutil
 import subprocess
 import tempfile
-import threading
 from pathlib import Path
 from typing import Final, Self
 
@@ -31,24 +26,13 @@ from libs.redis_client.params import RedisConnectionParams
 from libs.redis_embedded import cluster_admin as admin
 from libs.redis_embedded.binary import find_redis_server
 from libs.redis_embedded.cluster_node import ClusterNodeProcess, free_cluster_port
+from libs.redis_embedded.lifecycle import ContextManaged, reaper
 
 __all__ = ["EmbeddedRedisCluster", "require_redis_7"]
 
 logger = logging.getLogger(__name__)
 
 _MIN_MAJOR: Final = 7
-_live: set[EmbeddedRedisCluster] = set()
-_live_lock = threading.Lock()
-
-
-@atexit.register
-def _stop_all_at_exit() -> None:
-    with _live_lock:
-        clusters = list(_live)
-    for cluster in clusters:
-        if cluster._owner_pid == os.getpid():
-            with contextlib.suppress(Exception):
-                cluster.stop()
 
 
 def require_redis_7(binary: str) -> None:
@@ -67,7 +51,7 @@ def require_redis_7(binary: str) -> None:
         )
 
 
-class EmbeddedRedisCluster:
+class EmbeddedRedisCluster(ContextManaged):
     """``primaries`` primaries with ``replicas`` replicas each, on free loopback ports."""
 
     def __init__(
@@ -90,7 +74,6 @@ class EmbeddedRedisCluster:
         self.startup_timeout = startup_timeout
         self.nodes: list[ClusterNodeProcess] = []
         self._tmpdir: Path | None = None
-        self._owner_pid = os.getpid()
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.nodes_spec or 'stopped'})"
@@ -150,10 +133,8 @@ class EmbeddedRedisCluster:
     def start(self) -> Self:
         binary = self._binary or find_redis_server()
         require_redis_7(binary)
-        self._owner_pid = os.getpid()
         self._tmpdir = Path(tempfile.mkdtemp(prefix="redis-cluster-"))
-        with _live_lock:
-            _live.add(self)
+        reaper.add(self)
         try:
             taken: set[int] = set()
             total = self.primary_count * (1 + self.replica_count)
@@ -235,8 +216,7 @@ class EmbeddedRedisCluster:
         if self._tmpdir is not None:
             shutil.rmtree(self._tmpdir, ignore_errors=True)
             self._tmpdir = None
-        with _live_lock:
-            _live.discard(self)
+        reaper.discard(self)
 
     # -- faults -----------------------------------------------------------------------
 
@@ -283,20 +263,6 @@ class EmbeddedRedisCluster:
             if "myself" in fields[2]:
                 return fields[3] if fields[3] != "-" else None
         return None
-
-    # -- context managers -----------------------------------------------------------------
-
-    def __enter__(self) -> Self:
-        return self.start()
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.stop()
-
-    async def __aenter__(self) -> Self:
-        return await asyncio.to_thread(self.start)
-
-    async def __aexit__(self, *exc_info: object) -> None:
-        await asyncio.to_thread(self.stop)
 
 
 def _knows(client: redis.Redis, count: int) -> bool:

@@ -10,15 +10,14 @@ from __future__ import annotations
 
 import logging
 import socket
-import subprocess
 from pathlib import Path
 from typing import Final
 
 from libs.redis_client.exceptions import RedisClientError
 from libs.redis_client.params import RedisConnectionParams
 from libs.redis_embedded.command import LOOPBACK, server_command
-from libs.redis_embedded.process import answers_ping, terminate, wait_ready
-from libs.redis_embedded.spawner import spawn
+from libs.redis_embedded.lifecycle import RedisChild
+from libs.redis_embedded.process import answers_ping
 
 __all__ = ["ClusterNodeProcess", "free_cluster_port"]
 
@@ -51,7 +50,7 @@ def free_cluster_port(taken: set[int]) -> int:
     raise RedisClientError("no free loopback port pair (port, port + 10000) for a cluster node")
 
 
-class ClusterNodeProcess:
+class ClusterNodeProcess(RedisChild):
     """A cluster-enabled ``redis-server`` on a fixed loopback port, in its own directory."""
 
     def __init__(
@@ -64,13 +63,13 @@ class ClusterNodeProcess:
         node_timeout_ms: int = 1000,
         startup_timeout: float = 10.0,
     ) -> None:
+        super().__init__()
         self.binary = binary
         self.port = port
         self.workdir = workdir
         self.password = password
         self.node_timeout_ms = node_timeout_ms
         self.startup_timeout = startup_timeout
-        self._proc: subprocess.Popen[bytes] | None = None
         workdir.mkdir(parents=True, exist_ok=True)
 
     def __repr__(self) -> str:
@@ -84,14 +83,6 @@ class ClusterNodeProcess:
     @property
     def address(self) -> str:
         return f"{LOOPBACK}:{self.port}"
-
-    @property
-    def pid(self) -> int | None:
-        return self._proc.pid if self._proc is not None else None
-
-    @property
-    def running(self) -> bool:
-        return self._proc is not None and self._proc.poll() is None
 
     @property
     def params(self) -> RedisConnectionParams:
@@ -131,30 +122,16 @@ class ClusterNodeProcess:
             "--cluster-require-full-coverage",
             "no",
         ]
-        log_start = self.log_path.stat().st_size if self.log_path.exists() else 0
-        try:
-            self._proc = spawn(command, cwd=self.workdir, log_path=self.log_path)
-        except OSError as exc:
-            raise RedisClientError(f"cannot run {self.binary}: {exc}") from exc
-        wait_ready(
-            self._proc,
+        self._launch(
+            command,
             binary=self.binary,
-            where=f" on port {self.port}",
+            workdir=self.workdir,
             log_path=self.log_path,
-            log_start=log_start,
+            where=f" on port {self.port}",
             timeout=self.startup_timeout,
             answers=lambda: answers_ping((LOOPBACK, self.port), ca_file=None),
         )
 
-    def kill(self) -> None:
-        """SIGKILL (a crash, for fault tests); ``start()`` brings the same node back."""
-        proc = self._proc
-        if proc is not None and proc.poll() is None:
-            proc.kill()
-            proc.wait()
-
     def stop(self) -> None:
         """SIGTERM, SIGKILL after a grace period. Idempotent."""
-        proc, self._proc = self._proc, None
-        if proc is not None:
-            terminate(proc)
+        self._terminate()

@@ -1,20 +1,16 @@
 """``EmbeddedRedis``: the lifecycle of a private ``redis-server`` child.
 
-Nothing may outlive us: ``stop()``/context managers stop it in order, and an
-``atexit`` hook stops whatever is still running at a normal interpreter exit. Abrupt
-deaths are the spawner's part (``libs.redis_embedded.spawner``).
+Nothing may outlive us: ``stop()``/context managers stop it in order, and the
+``atexit`` reaper (``libs.redis_embedded.lifecycle``) stops whatever is still running at
+a normal interpreter exit. Abrupt deaths are the spawner's part
+(``libs.redis_embedded.spawner``).
 """
 
 from __future__ import annotations
 
-import asyncio
-import atexit
-import contextlib
 import logging
-import os
 import shutil
 import socket
-import subprocess
 import tempfile
 import threading
 from pathlib import Path
@@ -24,8 +20,8 @@ from libs.redis_client.exceptions import RedisClientError
 from libs.redis_client.params import RedisConnectionParams
 from libs.redis_embedded.binary import find_redis_server
 from libs.redis_embedded.command import LOOPBACK, TlsFiles, server_command
-from libs.redis_embedded.process import ExitedEarlyError, answers_ping, terminate, wait_ready
-from libs.redis_embedded.spawner import spawn
+from libs.redis_embedded.lifecycle import ContextManaged, RedisChild, reaper
+from libs.redis_embedded.process import ExitedEarlyError, answers_ping
 
 __all__ = ["EmbeddedRedis"]
 
@@ -33,23 +29,8 @@ logger = logging.getLogger(__name__)
 
 _PORT_ATTEMPTS = 5
 
-# Servers still running (or holding a temp dir) at interpreter exit get stopped.
-_live: set[EmbeddedRedis] = set()
-_live_lock = threading.Lock()
 
-
-@atexit.register
-def _stop_all_at_exit() -> None:
-    with _live_lock:
-        servers = list(_live)
-    for server in servers:
-        # A forked child inherits this set; the servers belong to the parent.
-        if server._owner_pid == os.getpid():
-            with contextlib.suppress(Exception):
-                server.stop()
-
-
-class EmbeddedRedis:
+class EmbeddedRedis(ContextManaged, RedisChild):
     """A private ``redis-server`` on loopback (or a unix socket), no persistence.
 
     ``EmbeddedRedis()`` picks a free port at ``start()``; ``restart()`` comes back on
@@ -70,6 +51,7 @@ class EmbeddedRedis:
     ) -> None:
         if tls is not None and unix_socket:
             raise ValueError("TLS needs a TCP port; it cannot be used with unix_socket=True")
+        super().__init__()
         self._requested_port = port
         self._unix_socket = unix_socket
         self._binary = binary
@@ -78,9 +60,7 @@ class EmbeddedRedis:
         self._startup_timeout = startup_timeout
         self._port: int | None = None
         self._tmpdir: Path | None = None
-        self._proc: subprocess.Popen[bytes] | None = None
         self._lock = threading.RLock()
-        self._owner_pid = os.getpid()
 
     def __repr__(self) -> str:
         state = f"pid={self.pid}" if self.running else "stopped"
@@ -138,15 +118,6 @@ class EmbeddedRedis:
         return self.params.to_url()
 
     @property
-    def pid(self) -> int | None:
-        """Pid of the last process started (still set after ``kill()``); None once stopped."""
-        return self._proc.pid if self._proc is not None else None
-
-    @property
-    def running(self) -> bool:
-        return self._proc is not None and self._proc.poll() is None
-
-    @property
     def log_path(self) -> Path | None:
         return self._tmpdir / "redis.log" if self._tmpdir is not None else None
 
@@ -158,11 +129,9 @@ class EmbeddedRedis:
             if self.running:
                 raise RedisClientError(f"{self!r} is already running")
             binary = self.binary
-            self._owner_pid = os.getpid()
             if self._tmpdir is None:
                 self._tmpdir = Path(tempfile.mkdtemp(prefix="redis-"))
-            with _live_lock:
-                _live.add(self)
+            reaper.add(self)
             try:
                 # After kill() the port is kept, so start() then acts like restart().
                 port = self._port if self._port is not None else self._requested_port
@@ -186,16 +155,12 @@ class EmbeddedRedis:
                 self._tmpdir = None
             # A later start() picks a fresh port unless the caller fixed one.
             self._port = None
-            with _live_lock:
-                _live.discard(self)
+            reaper.discard(self)
 
     def kill(self) -> None:
         """SIGKILL the server (a crash, for fault tests); ``restart()`` brings it back."""
         with self._lock:
-            proc = self._proc
-            if proc is not None and proc.poll() is None:
-                proc.kill()
-                proc.wait()
+            super().kill()
 
     def restart(self) -> Self:
         """Stop the server if it runs, start it again on the same port / socket path."""
@@ -210,21 +175,6 @@ class EmbeddedRedis:
                 raise
             logger.info("redis-server %s restarted (pid %s)", self.params.redacted_url(), self.pid)
             return self
-
-    # -- context managers
-
-    def __enter__(self) -> Self:
-        return self.start()
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.stop()
-
-    async def __aenter__(self) -> Self:
-        # Waiting for readiness blocks; the spawner thread keeps PDEATHSIG valid anyway.
-        return await asyncio.to_thread(self.start)
-
-    async def __aexit__(self, *exc_info: object) -> None:
-        await asyncio.to_thread(self.stop)
 
     # -- internals
 
@@ -260,18 +210,12 @@ class EmbeddedRedis:
             password=self._password,
             tls=self._tls,
         )
-        log_path = self._tmpdir / "redis.log"
-        log_start = log_path.stat().st_size if log_path.exists() else 0
-        try:
-            self._proc = spawn(command, cwd=self._tmpdir, log_path=log_path)
-        except OSError as exc:
-            raise RedisClientError(f"cannot run {binary}: {exc}") from exc
-        wait_ready(
-            self._proc,
-            binary=self.binary,
+        self._launch(
+            command,
+            binary=binary,
+            workdir=self._tmpdir,
+            log_path=self._tmpdir / "redis.log",
             where=self._where(),
-            log_path=log_path,
-            log_start=log_start,
             timeout=self._startup_timeout,
             answers=self._answers,
         )
@@ -288,13 +232,6 @@ class EmbeddedRedis:
             address = (LOOPBACK, self._port)
         ca_file = self._tls.ca_cert_file if self._tls is not None else None
         return answers_ping(address, ca_file=ca_file)
-
-    def _terminate(self) -> None:
-        proc = self._proc
-        if proc is None:
-            return
-        terminate(proc)
-        self._proc = None
 
 
 def _free_port() -> int:

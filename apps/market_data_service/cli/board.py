@@ -23,6 +23,7 @@ __all__ = [
     "BoardEvent",
     "BoardMessage",
     "BoardStatus",
+    "CoalescedMessage",
     "EventKind",
     "LinkMessage",
     "LinkState",
@@ -50,8 +51,9 @@ class Quote:
     bid: Decimal
     ask: Decimal
     mid: Decimal
-    bid_size: int = 0
-    ask_size: int = 0
+    # Exact, like the prices: whole for a stock, fractional for a crypto pair (BTC/USD).
+    bid_size: Decimal = Decimal(0)
+    ask_size: Decimal = Decimal(0)
     timestamp: str = ""
     seq: int = 0
     epoch: str = ""
@@ -78,6 +80,16 @@ class ResyncMessage:
 
 
 @dataclass(frozen=True, slots=True)
+class CoalescedMessage:
+    """The service replaced ``replaced`` older updates of ``symbols`` with newer ones while
+    this client was behind (latest-value; docs/streaming.md, "Slow clients"). The seq
+    jump of each symbol's next update is those replaced updates, not a gap."""
+
+    replaced: int
+    symbols: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
 class LinkMessage:
     """The feed's connection changed state; ``detail`` is the address or the cause."""
 
@@ -93,7 +105,7 @@ class NoticeMessage:
     error: bool = False
 
 
-BoardMessage = PriceMessage | ResyncMessage | LinkMessage | NoticeMessage
+BoardMessage = PriceMessage | ResyncMessage | CoalescedMessage | LinkMessage | NoticeMessage
 
 
 @dataclass(frozen=True, slots=True)
@@ -131,6 +143,7 @@ class BoardStatus:
     resyncs: int
     reconnects: int
     skipped: int
+    coalesced: int = 0
 
 
 @dataclass(slots=True)
@@ -162,7 +175,10 @@ class Board:
         self.resyncs = 0
         self.reconnects = 0
         self.skipped = 0  # updates a seq jump says were never seen
+        self.coalesced = 0  # updates the service replaced by newer ones (not a gap)
         self.duplicates = 0
+        # Symbols named by a ``coalesced`` message whose next update has not come yet.
+        self._replaced: set[str] = set()
 
     # -- reading ----------------------------------------------------------------------------
 
@@ -181,7 +197,7 @@ class Board:
     def status(self) -> BoardStatus:
         return BoardStatus(
             self._state, self._detail, self.updates, self.snapshots, self.resyncs,
-            self.reconnects, self.skipped,
+            self.reconnects, self.skipped, self.coalesced,
         )  # fmt: skip
 
     def rows(self, now: float) -> list[RowView]:
@@ -219,6 +235,10 @@ class Board:
                 self.resyncs += 1
                 shown = ", ".join(symbols[:6]) + (" ..." if len(symbols) > 6 else "")
                 note("gap", f"resync {shown or '(all)'}: {reason}")
+            case CoalescedMessage(replaced=replaced, symbols=symbols):
+                self._replaced.update(symbols)
+                shown = ", ".join(symbols[:6]) + (" ..." if len(symbols) > 6 else "")
+                note("info", f"behind: {replaced} older updates replaced ({shown})")
             case LinkMessage(state=state, detail=detail):
                 if state == "connected" and self._connected_once and self._state != "connected":
                     self.reconnects += 1
@@ -246,6 +266,8 @@ class Board:
             if not snapshot:
                 self.duplicates += 1
             return
+        replaced = quote.symbol in self._replaced
+        self._replaced.discard(quote.symbol)  # only its next update follows the replacing
         if snapshot:
             self.snapshots += 1
         else:
@@ -253,8 +275,11 @@ class Board:
             row.updates += 1
             if old is not None and same_epoch and quote.seq > old.seq + 1:
                 missed = quote.seq - old.seq - 1
-                self.skipped += missed
-                note("gap", f"{quote.symbol}: seq {old.seq} -> {quote.seq}, {missed} not seen")
+                if replaced:
+                    self.coalesced += missed  # told by the service: not a gap
+                else:
+                    self.skipped += missed
+                    note("gap", f"{quote.symbol}: seq {old.seq} -> {quote.seq}, {missed} not seen")
             elif old is not None and quote.epoch and old.epoch and quote.epoch != old.epoch:
                 note("gap", f"{quote.symbol}: new epoch {quote.epoch} (the service restarted)")
         if old is not None:

@@ -241,16 +241,17 @@ def _parser() -> argparse.ArgumentParser:
     listing.add_argument("--json", action="store_true", help=json_help)
     listing.set_defaults(handler=_remote("subscriptions"))
 
+    channels = "comma-separated: quotes, trades, bars (default: quotes; unsubscribe: all)"
     sub = client_command(
-        "subscribe", "subscribe to symbols (sent in batches of the API's limit per request)"
+        "subscribe", 'subscribe to tickers, crypto pairs (BTC/USD) or "*" (the whole market)'
     )
     sub.add_argument("symbols", nargs="+", metavar="SYMBOL")
-    sub.add_argument("--json", action="store_true", help=json_help)
-    sub.set_defaults(handler=_remote("subscribe"))
-
-    unsub = client_command("unsubscribe", "unsubscribe from a symbol")
+    unsub = client_command("unsubscribe", 'unsubscribe from a symbol, a crypto pair or "*"')
     unsub.add_argument("symbol", metavar="SYMBOL")
-    unsub.add_argument("--json", action="store_true", help=json_help)
+    for command in (sub, unsub):
+        command.add_argument("--channels", action="append", metavar="LIST", help=channels)
+        command.add_argument("--json", action="store_true", help=json_help)
+    sub.set_defaults(handler=_remote("subscribe"))
     unsub.set_defaults(handler=_remote("unsubscribe"))
 
     status = client_command(

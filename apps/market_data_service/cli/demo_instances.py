@@ -15,9 +15,7 @@ import argparse
 import asyncio
 import contextlib
 import os
-import signal
 import subprocess
-import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,8 +27,9 @@ from rich.console import Console, Group
 from rich.live import Live
 from rich.table import Table
 
+from apps.market_data_service.cli.demo_shell import demo_symbols, run_demo, stop_on_signals
+from apps.market_data_service.cli.instances import spawn_instance, stop_instances
 from apps.simulator import AlpacaSimulator, SimulatorConfig
-from libs.market_data import InvalidSymbolError, normalize_symbols
 from libs.redis_client import RedisClient
 from libs.redis_embedded import EmbeddedRedis
 
@@ -52,28 +51,11 @@ class _Instance:
 
 
 def run(args: argparse.Namespace) -> int:
-    try:
-        return asyncio.run(_demo(args))
-    except KeyboardInterrupt:
-        return 130
+    return run_demo(_demo, args)
 
 
 def _spawn(instance: _Instance, sim: AlpacaSimulator, redis: EmbeddedRedis, log: Path) -> None:
-    env = {
-        **{k: v for k, v in os.environ.items() if not k.startswith(("ALPACA_", "REDIS_"))},
-        "ALPACA_API_KEY": sim.config.api_key,
-        "ALPACA_SECRET_KEY": sim.config.secret_key,
-        "ALPACA_DATA_URL": sim.url(),
-        "REDIS_HOST": redis.host,
-        "REDIS_PORT": str(redis.port),
-        "PORT": str(instance.port),
-        "LEADER_ELECTION": "redis",
-        "INSTANCE_ID": instance.name,
-        "LOG_LEVEL": "WARNING",
-    }
-    command = [str(Path(sys.executable).parent / "market-data"), "serve"]
-    with log.open("ab") as out:
-        instance.process = subprocess.Popen(command, env=env, stdout=out, stderr=out)
+    instance.process = spawn_instance(instance.name, instance.port, sim, redis, log)
 
 
 async def _poll(instances: list[_Instance], http: httpx.AsyncClient) -> None:
@@ -88,15 +70,10 @@ async def _poll(instances: list[_Instance], http: httpx.AsyncClient) -> None:
 
 async def _demo(args: argparse.Namespace) -> int:
     console = Console(soft_wrap=True)
-    try:
-        symbols = normalize_symbols(args.symbols)
-    except InvalidSymbolError as exc:
-        print(f"market-data: {exc}", file=sys.stderr)
+    symbols = demo_symbols(args)
+    if symbols is None:
         return 2
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
+    stop = stop_on_signals()
     console.print(
         f"[bold]market-data demo --instances {args.instances}[/]: a private Redis, "
         "the simulator (1 connection per key) and the instances ..."
@@ -123,13 +100,7 @@ async def _demo(args: argparse.Namespace) -> int:
                 await _show(stage, stop, args)
         finally:
             await client.close()
-            for instance in instances:
-                if instance.process is not None and instance.process.poll() is None:
-                    instance.process.terminate()
-            for instance in instances:
-                if instance.process is not None:
-                    with contextlib.suppress(subprocess.TimeoutExpired):
-                        await asyncio.to_thread(instance.process.wait, 15)
+            await stop_instances((i.process for i in instances if i.process is not None), 15)
     console.print("stopped: instances, simulator and Redis are down.")
     return 0
 
@@ -137,7 +108,8 @@ async def _demo(args: argparse.Namespace) -> int:
 async def _subscribed(
     instances: list[_Instance], http: httpx.AsyncClient, symbols: list[str], console: Console
 ) -> bool:
-    """Wait for a leader, then subscribe through the first instance (any would do)."""
+    """Wait for a leader, then subscribe through it: any instance would do once it
+    listens, and the leader is the one known to."""
     deadline = time.monotonic() + _START_WAIT
     while not any(i.health.get("role") == "leader" for i in instances):
         if time.monotonic() > deadline:
@@ -145,7 +117,8 @@ async def _subscribed(
             return False
         await asyncio.sleep(0.2)
         await _poll(instances, http)
-    reply = await http.post(f"{instances[0].base}/api/v1/subscribe", json={"symbols": symbols})
+    leader = next(i for i in instances if i.health.get("role") == "leader")
+    reply = await http.post(f"{leader.base}/api/v1/subscribe", json={"symbols": symbols})
     if not reply.is_success:
         console.print(f"[red]subscribe failed[/]: {reply.status_code} {reply.text}")
         return False

@@ -31,13 +31,11 @@ from apps.market_data_service.cli.client import (
     ServiceClient,
     failure_line,
 )
-from apps.market_data_service.cli.tables import (
-    LIST_LIMIT,
-    health_table,
-    pnl_table,
+from apps.market_data_service.cli.subscription_tables import (
     subscriptions_summary,
     subscriptions_table,
 )
+from apps.market_data_service.cli.tables import LIST_LIMIT, health_table, pnl_table
 
 __all__ = ["PATHS", "fetch_status", "pnl_table", "render_status", "run", "status_ok"]
 

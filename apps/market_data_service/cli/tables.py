@@ -25,9 +25,6 @@ __all__ = [
     "money",
     "pnl_table",
     "signed",
-    "stalest",
-    "subscriptions_summary",
-    "subscriptions_table",
     "yes_no",
 ]
 
@@ -35,7 +32,6 @@ _STATUS_STYLE: Final = {"healthy": "green", "degraded": "yellow", "unhealthy": "
 _WIDE: Final = 160  # a pipe gets this many columns: the P&L table needs them
 # Subscriptions listed one per row up to this many; above it, status summarises.
 LIST_LIMIT: Final = 20
-_STALEST: Final = 5
 
 
 def console() -> Console:
@@ -156,6 +152,10 @@ def health_table(health: Mapping[str, Any], now: float | None = None) -> Table:
         )
     table.add_row("redis connected", yes_no(health.get("redis_connected")))
     table.add_row("subscribed symbols", count(health.get("subscribed_symbols")))
+    ages = health.get("quote_ages")
+    if isinstance(ages, dict) and ages.get("wildcard"):
+        tracked = count(ages.get("symbols_tracked"))
+        table.add_row("whole market (*)", f"subscribed; {tracked} symbols quoted so far")
     stats = health.get("stats")
     if isinstance(stats, dict):
         table.add_row("quotes", _quotes_text(stats))
@@ -180,77 +180,6 @@ def health_table(health: Mapping[str, Any], now: float | None = None) -> Table:
                 text.append(f", failing ({failing} in a row): {sync.get('last_error')}")
             table.add_row("positions sync", text)
     return table
-
-
-# -- subscriptions ----------------------------------------------------------------------------
-
-
-def _sources(subs: Mapping[str, Any]) -> dict[str, list[str]]:
-    sources = subs.get("sources")
-    return sources if isinstance(sources, dict) else {}
-
-
-def _symbols(subs: Mapping[str, Any]) -> list[str]:
-    symbols = subs.get("symbols")
-    return [str(s) for s in symbols] if isinstance(symbols, list) else []
-
-
-def subscriptions_table(
-    subs: Mapping[str, Any],
-    ages: Mapping[str, float | None] | None = None,
-    *,
-    symbols: list[str] | None = None,
-    title: str | None = None,
-) -> Table:
-    """Symbol and sources per subscription (``symbols``: only those, in that order);
-    with ``ages`` (``/health``'s ``last_update_age_seconds``), the last quote's age."""
-    listed = _symbols(subs) if symbols is None else symbols
-    total = subs.get("count", len(_symbols(subs)))
-    table = Table(title=title or f"Subscriptions ({count(total)})", title_justify="left")
-    table.add_column("symbol", style="bold")
-    table.add_column("sources")
-    if ages is not None:
-        table.add_column("last quote", justify="right")
-    sources = _sources(subs)
-    for symbol in listed:
-        row = [symbol, ", ".join(sources.get(symbol, [])) or "-"]
-        if ages is not None:
-            seen = ages.get(symbol)
-            row.append("none yet" if seen is None else age(seen))
-        table.add_row(*row)
-    return table
-
-
-def stalest(symbols: list[str], ages: Mapping[str, float | None], n: int = _STALEST) -> list[str]:
-    """The ``n`` symbols quoted longest ago, those never quoted first."""
-
-    def key(symbol: str) -> tuple[int, float, str]:
-        seen = ages.get(symbol)
-        return (0, 0.0, symbol) if seen is None else (1, -seen, symbol)
-
-    return sorted(symbols, key=key)[:n]
-
-
-def subscriptions_summary(
-    subs: Mapping[str, Any], ages: Mapping[str, float | None]
-) -> tuple[Text, Table]:
-    """Many subscriptions at a glance: counts by source and by quote, the stalest few."""
-    symbols = _symbols(subs)
-    by_source: dict[str, int] = {}
-    for names in _sources(subs).values():
-        for name in names:
-            by_source[name] = by_source.get(name, 0) + 1
-    never = sum(1 for s in symbols if ages.get(s) is None)
-    line = Text(f"Subscriptions ({count(subs.get('count', len(symbols)))})", style="bold italic")
-    line.append(f": {len(symbols) - never:,} quoted, {never:,} without a quote yet", style="")
-    if by_source:
-        line.append("; by source: " + ", ".join(f"{k} {v:,}" for k, v in sorted(by_source.items())))
-    line.append(" (--all lists every one)", style="")
-    picked = stalest(symbols, ages)
-    table = subscriptions_table(
-        subs, ages, symbols=picked, title=f"Stalest {len(picked)} of {len(symbols):,}"
-    )
-    return line, table
 
 
 # -- P&L --------------------------------------------------------------------------------------

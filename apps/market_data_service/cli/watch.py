@@ -97,7 +97,8 @@ def _table(board: Board, now: float) -> Table:
     table.add_column("Updates", justify="right", style="dim")
     for row in board.rows(now):
         quote = row.quote
-        size = "-" if quote is None else f"{quote.bid_size:,} x {quote.ask_size:,}"
+        # Exact: "1,000 x 200" for a stock, "0.00012345 x 1.5" for a crypto pair.
+        size = "-" if quote is None else f"{money(quote.bid_size)} x {money(quote.ask_size)}"
         table.add_row(
             row.symbol,
             *(_cell(row, name) for name in ("bid", "ask", "mid", "spread")),
@@ -124,7 +125,8 @@ def render(board: Board, now: float) -> RenderableType:
     line = Text.assemble(
         ("● ", style), (status.state, style), (f"  {status.detail}", "dim"),
         f"   updates {status.updates:,} · resyncs {status.resyncs:,} · "
-        f"reconnects {status.reconnects:,} · not seen {status.skipped:,}",
+        f"reconnects {status.reconnects:,} · not seen {status.skipped:,} · "
+        f"coalesced {status.coalesced:,}",
     )  # fmt: skip
     events = board.events
     body: RenderableType = (

@@ -25,6 +25,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 from apps.market_data_service.cli.board import (
     BoardMessage,
+    CoalescedMessage,
     LinkMessage,
     NoticeMessage,
     PriceMessage,
@@ -77,6 +78,12 @@ def _int(value: object) -> int:
     return int(number) if number is not None and number == number.to_integral_value() else 0
 
 
+def _size(value: object) -> Decimal:
+    # A JSON integer (older services) or decimal text; a bad or negative one shows as 0.
+    number = _decimal(value)
+    return number if number is not None and not number.is_signed() else Decimal(0)
+
+
 def _quote(data: object) -> Quote | None:
     if not isinstance(data, dict) or not isinstance(data.get("symbol"), str):
         return None
@@ -89,8 +96,8 @@ def _quote(data: object) -> Quote | None:
         bid=bid,
         ask=ask,
         mid=mid if mid is not None else (bid + ask) / 2,
-        bid_size=_int(data.get("bid_size")),
-        ask_size=_int(data.get("ask_size")),
+        bid_size=_size(data.get("bid_size")),
+        ask_size=_size(data.get("ask_size")),
         timestamp=str(data.get("timestamp") or ""),
         seq=_int(data.get("seq")),
         epoch=str(data.get("epoch") or ""),
@@ -115,7 +122,8 @@ def _message(item: object) -> BoardMessage:
         return ResyncMessage(names, str(item.get("reason") or "unspecified"))
     if kind == "coalesced":
         # Latest-value: the service replaced older updates while this client was behind.
-        return NoticeMessage(f"behind: {item.get('replaced')} older updates replaced {_few(names)}")
+        replaced = item.get("replaced")
+        return CoalescedMessage(replaced if isinstance(replaced, int) else 0, names)
     if kind == "subscriptions":
         return NoticeMessage(f"subscribed: {_few(names)}")
     if kind == "error":

@@ -7,7 +7,7 @@ the contract and the policy: docs/streaming.md.
 """
 
 from apps.market_data_service.streaming.client import ClientBuffer, ClientPolicy, ClientState
-from apps.market_data_service.streaming.hub import StreamHub
+from apps.market_data_service.streaming.hub import HubState, HubStats, StreamHub
 from apps.market_data_service.streaming.messages import (
     ALL,
     MAX_REQUEST_BYTES,
@@ -29,6 +29,8 @@ __all__ = [
     "ClientPolicy",
     "ClientSession",
     "ClientState",
+    "HubState",
+    "HubStats",
     "StreamHub",
     "StreamRequest",
     "TicketBook",

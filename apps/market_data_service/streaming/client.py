@@ -30,9 +30,11 @@ from typing import Final
 
 from apps.market_data_service.streaming.messages import encode_coalesced
 
-__all__ = ["ClientBuffer", "ClientPolicy", "ClientState"]
+__all__ = ["CLOSE_CAUSES", "ClientBuffer", "ClientPolicy", "ClientState"]
 
 _NO_SYMBOL: Final = ""
+# Why the policy closed a client, as a bounded label for /metrics (the reason is text).
+CLOSE_CAUSES: Final = ("send_blocked", "behind", "pending_bytes")
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,6 +63,7 @@ class ClientBuffer:
         self.policy = policy or ClientPolicy()
         self.state = ClientState.OPEN
         self.reason = ""
+        self.cause = ""  # one of CLOSE_CAUSES once closed
         # Pending (symbol or "", payload) in order; _open[symbol] is the index of the
         # symbol's price a newer one may replace (none after a control message).
         self._entries: list[tuple[str, bytes]] = []
@@ -166,17 +169,23 @@ class ClientBuffer:
             return self.reason
         limit = self.policy.max_behind
         if self._sending_since is not None and now - self._sending_since > limit:
-            return self._close(f"too slow: a send blocked for more than {limit:g} s")
+            return self._close(
+                f"too slow: a send blocked for more than {limit:g} s", "send_blocked"
+            )
         if self._behind_since is not None and now - self._behind_since > limit:
-            return self._close(f"too slow: behind for more than {limit:g} s")
+            return self._close(f"too slow: behind for more than {limit:g} s", "behind")
         if self._bytes > self.policy.max_pending_bytes:
-            return self._close(f"too slow: more than {self.policy.max_pending_bytes} bytes pending")
+            return self._close(
+                f"too slow: more than {self.policy.max_pending_bytes} bytes pending",
+                "pending_bytes",
+            )
         return None
 
-    def _close(self, reason: str) -> str:
+    def _close(self, reason: str, cause: str) -> str:
         # The one place the state changes: pending messages are dropped with it.
         self.state = ClientState.CLOSING
         self.reason = reason
+        self.cause = cause
         self._entries = []
         self._open.clear()
         self._bytes = 0

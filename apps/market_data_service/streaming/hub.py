@@ -17,17 +17,19 @@ import asyncio
 import contextlib
 import itertools
 import logging
+from collections import Counter
 from collections.abc import Iterable
+from dataclasses import dataclass, field
 from typing import Final, Literal
 
-from apps.market_data_service.streaming.client import ClientPolicy
+from apps.market_data_service.streaming.client import CLOSE_CAUSES, ClientPolicy
 from apps.market_data_service.streaming.messages import (
     encode_price,
     encode_resync,
     encode_snapshot,
     encode_subscriptions,
 )
-from apps.market_data_service.streaming.session import ClientSession, Sender
+from apps.market_data_service.streaming.session import ClientSession, Sender, Transport
 from libs.market_data.backoff import BackoffPolicy
 from libs.market_data.consumers import (
     DEFAULT_SUBSCRIBER_BACKOFF,
@@ -40,13 +42,33 @@ from libs.market_data.keys import DEFAULT_KEYS, KeySpace
 from libs.redis_client import RedisConnectionParams
 from libs.redis_client.cluster import ClusterParams
 
-__all__ = ["StreamHub"]
+__all__ = ["HubState", "HubStats", "StreamHub"]
+
+HubState = Literal["idle", "connecting", "streaming"]
 
 logger = logging.getLogger(__name__)
 
 _READY_WAIT: Final = 3.0  # seconds a first client waits for the hub's first snapshot
 _WATCHDOG: Final = 0.25  # seconds between slow-client checks
 _RESTART_DELAY: Final = 1.0  # after the subscriber gave up, before a new one
+
+
+@dataclass(frozen=True, slots=True)
+class HubStats:
+    """The hub at a moment, for /metrics and /health (totals since the service started).
+
+    ``state``: ``idle`` (no client yet), ``connecting`` (its Redis reader has no snapshot
+    yet, or lost Redis and starts over), ``streaming``.
+    """
+
+    state: HubState
+    clients: dict[str, int]  # by transport: ws, sse
+    updates: int  # price updates read from Redis and fanned out
+    resyncs: int
+    messages_sent: int  # messages written to clients (several per frame)
+    frames_sent: int
+    coalesced: int  # pending updates replaced by newer ones (slow clients)
+    closed_slow: dict[str, int] = field(default_factory=dict)  # by CLOSE_CAUSES
 
 
 class StreamHub:
@@ -71,10 +93,34 @@ class StreamHub:
         self._ready = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
         self._names = itertools.count(1)
-        # Counters (tests, the bench).
+        # Counters (tests, the bench, /metrics).
         self.updates = 0
         self.resyncs = 0
         self.closed_slow = 0
+        self._closed_causes: Counter[str] = Counter()
+        # The counters of clients gone, so totals survive disconnects.
+        self._gone_messages = 0
+        self._gone_frames = 0
+        self._gone_coalesced = 0
+        self._streaming = False  # the reader has its snapshot and reads updates
+
+    def stats(self) -> HubStats:
+        """Counters and state, read at scrape time (nothing on the hot path)."""
+        clients = {"ws": 0, "sse": 0}
+        messages, frames, coalesced = self._gone_messages, self._gone_frames, self._gone_coalesced
+        for client in self._clients:
+            clients[client.transport] += 1
+            buffer = client.buffer
+            messages += buffer.messages_sent
+            frames += buffer.frames_sent
+            coalesced += buffer.replaced_total
+        state: HubState = (
+            "idle" if not self._tasks else "streaming" if self._streaming else "connecting"
+        )
+        closed = {cause: self._closed_causes[cause] for cause in CLOSE_CAUSES}
+        return HubStats(
+            state, clients, self.updates, self.resyncs, messages, frames, coalesced, closed
+        )
 
     @property
     def clients(self) -> int:
@@ -116,11 +162,13 @@ class StreamHub:
                 while subscriber.queued:  # the snapshot connect() took
                     self._dispatch(await anext(subscriber))
                 self._ready.set()
+                self._streaming = True
                 async for update in subscriber:
                     self._dispatch(update)
             except SubscriberError as exc:
                 logger.error("stream hub: %s; starting over", exc)
             finally:
+                self._streaming = False
                 await subscriber.close()
             await asyncio.sleep(_RESTART_DELAY)
 
@@ -134,21 +182,29 @@ class StreamHub:
 
     # -- clients -----------------------------------------------------------------------------------
 
-    def connect(self, send: Sender) -> ClientSession:
+    def connect(self, send: Sender, transport: Transport = "ws") -> ClientSession:
         """A new client (no symbols yet); its writer runs until :meth:`disconnect`."""
-        client = ClientSession(send, self.policy, f"c{next(self._names)}")
+        client = ClientSession(send, self.policy, f"c{next(self._names)}", transport)
         self._clients.add(client)
         client.start()
         return client
 
     async def disconnect(self, client: ClientSession) -> None:
+        if client not in self._clients:
+            await client.stop()
+            return  # gone already: counted once
         self._clients.discard(client)
         self._everything.discard(client)
         for symbol in client.symbols:
             self._leave(client, symbol)
         if client.condemned.is_set():
             self.closed_slow += 1
+            self._closed_causes[client.buffer.cause] += 1
         await client.stop()
+        buffer = client.buffer  # its totals stay in the hub's
+        self._gone_messages += buffer.messages_sent
+        self._gone_frames += buffer.frames_sent
+        self._gone_coalesced += buffer.replaced_total
 
     def subscribe(self, client: ClientSession, symbols: Iterable[str] | Literal["*"]) -> None:
         """Add symbols (or ``"*"``); one snapshot each, then the subscription list."""

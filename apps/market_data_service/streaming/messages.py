@@ -13,8 +13,9 @@ The contract (docs/streaming.md) in short. A frame (a WebSocket text message, or
 - ``{"type":"error","message":"..."}``: a bad request (the socket stays open), or why the
   server is closing the stream.
 
-``data`` holds ``symbol``, ``bid``, ``ask``, ``mid`` (exact decimals as strings),
-``bid_size``, ``ask_size``, ``timestamp`` (the exchange's), ``seq`` and ``epoch``.
+``data`` holds ``symbol``, ``bid``, ``ask``, ``mid``, ``bid_size``, ``ask_size`` (exact
+decimals as strings: ``"100"`` for a stock, ``"0.00012345"`` for a crypto pair),
+``timestamp`` (the exchange's), ``seq`` and ``epoch``.
 An update is encoded once and the same bytes go to every client.
 """
 
@@ -58,8 +59,8 @@ class PriceBody(msgspec.Struct):
     bid: str
     ask: str
     mid: str
-    bid_size: int
-    ask_size: int
+    bid_size: str  # exact decimal text: "100" (a stock), "0.00012345" (a crypto pair)
+    ask_size: str
     timestamp: str
     seq: int
     epoch: str
@@ -97,8 +98,8 @@ _encode: Final = msgspec.json.Encoder().encode
 
 def _body(price: LivePrice) -> PriceBody:
     return PriceBody(
-        price.symbol, str(price.bid), str(price.ask), str(price.mid), price.bid_size,
-        price.ask_size, price.timestamp, price.seq, price.epoch,
+        price.symbol, str(price.bid), str(price.ask), str(price.mid), str(price.bid_size),
+        str(price.ask_size), price.timestamp, price.seq, price.epoch,
     )  # fmt: skip
 
 

@@ -10,23 +10,27 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, Literal
 
 from apps.market_data_service.streaming.client import ClientBuffer, ClientPolicy
 from apps.market_data_service.streaming.messages import frame
 
-__all__ = ["ClientSession", "Sender", "abort_connection"]
+__all__ = ["ClientSession", "Sender", "Transport", "abort_connection"]
 
 logger = logging.getLogger(__name__)
 
 Sender = Callable[[bytes], Awaitable[None]]
+Transport = Literal["ws", "sse"]
 
 
 class ClientSession:
     """A client of the hub; the hub calls :meth:`push_price` / :meth:`push_control`."""
 
-    def __init__(self, send: Sender, policy: ClientPolicy, name: str) -> None:
+    def __init__(
+        self, send: Sender, policy: ClientPolicy, name: str, transport: Transport = "ws"
+    ) -> None:
         self.name = name
+        self.transport: Transport = transport
         self.buffer = ClientBuffer(policy)
         self.symbols: set[str] = set()
         self.everything = False  # subscribed to "*"

@@ -6,6 +6,10 @@ import { $, addEvent, age, compare, exchangeAge, headers, minus, page, setKeySta
 const MAX_SYMBOLS = 200; // rows of the live table; the rest are listed, not streamed
 const RETRY_MIN_MS = 500;
 const RETRY_MAX_MS = 10000;
+// Symbols of the last `coalesced` message whose next update has not come yet: the service
+// replaced older updates with it while the page was behind (latest-value), so its seq
+// jump is those replaced updates, not a gap (docs/streaming.md, "Slow clients").
+const replaced = new Set();
 
 function setStream(state) {
   text("stream-state", `${state} · ${page.messages} messages`);
@@ -148,6 +152,7 @@ function handle(message) {
       addEvent("gap", `resync ${(message.symbols || []).join(", ") || "(all)"}: ${message.reason}`);
       break;
     case "coalesced":
+      for (const symbol of message.symbols || []) replaced.add(symbol);
       addEvent("info", `behind: ${message.replaced} older updates replaced (${(message.symbols || []).join(", ")})`);
       break;
     case "error":
@@ -168,8 +173,9 @@ function showQuote(data, live) {
   if (!page.streamed.has(data.symbol)) return;
   const known = quoteRow(data.symbol);
   const before = known.data;
+  const coalesced = replaced.delete(data.symbol); // only its next update follows the replacing
   if (before && before.epoch === data.epoch && data.seq <= before.seq) return; // never go back
-  if (live && before && before.epoch === data.epoch && data.seq > before.seq + 1) {
+  if (live && !coalesced && before && before.epoch === data.epoch && data.seq > before.seq + 1) {
     addEvent("gap", `${data.symbol}: seq ${before.seq} -> ${data.seq}, ${data.seq - before.seq - 1} not seen`);
   }
   const values = {

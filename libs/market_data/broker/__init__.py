@@ -3,6 +3,7 @@ exact decimals.
 
 - :mod:`~libs.market_data.broker.models`: the records (positions, previous closes);
 - :mod:`~libs.market_data.broker.wire`: decoding Alpaca's answers into them;
+- :mod:`~libs.market_data.broker.crypto`: crypto positions named as their pairs;
 - :mod:`~libs.market_data.broker.client`: :class:`AlpacaRestClient`, HTTP and retries;
 - :mod:`~libs.market_data.broker.caches`: reads kept a short while to spare rate limits.
 
@@ -17,6 +18,7 @@ from libs.market_data.broker.client import (
     REST_FEEDS,
     AlpacaRestClient,
 )
+from libs.market_data.broker.crypto import QUOTE_CURRENCIES, crypto_pair, position_symbol
 from libs.market_data.broker.models import (
     LatestQuote,
     LatestQuotesReader,
@@ -36,6 +38,7 @@ __all__ = [
     "ALPACA_DATA_HOST",
     "ALPACA_PAPER_HOST",
     "LATEST_QUOTES_BATCH",
+    "QUOTE_CURRENCIES",
     "REST_FEEDS",
     "AlpacaRestClient",
     "LatestQuote",
@@ -47,7 +50,9 @@ __all__ = [
     "PreviousCloseCache",
     "PreviousClosesReader",
     "RecentPositions",
+    "crypto_pair",
     "decode_latest_quotes",
     "decode_positions",
     "decode_previous_closes",
+    "position_symbol",
 ]

@@ -35,6 +35,7 @@ from libs.market_data.exceptions import (
     BrokerRateLimitError,
     BrokerUnavailableError,
 )
+from libs.market_data.symbols import is_crypto
 
 __all__ = [
     "ALPACA_DATA_HOST",
@@ -106,6 +107,7 @@ class AlpacaRestClient:
         base_url: str = ALPACA_PAPER_HOST,
         data_base_url: str = ALPACA_DATA_HOST,
         feed: str | None = None,
+        crypto_location: str = "us",
         timeout: float = 10.0,
         max_attempts: int = 3,
         max_retry_wait: float = 5.0,
@@ -121,6 +123,7 @@ class AlpacaRestClient:
         self.base_url = base_url.rstrip("/")
         self.data_base_url = data_base_url.rstrip("/")
         self.feed = feed if feed in REST_FEEDS else None
+        self.crypto_location = crypto_location  # ALPACA_CRYPTO_FEED: us, us-1, eu-1
         self.max_attempts = max_attempts
         self.max_retry_wait = max_retry_wait
         # No jitter: one client's few retries are not a crowd to spread out.
@@ -159,9 +162,10 @@ class AlpacaRestClient:
     async def get_previous_closes(self, symbols: Iterable[str]) -> dict[str, PreviousClose]:
         """Symbol -> close of its previous daily bar, from ``GET /v2/stocks/snapshots``.
 
-        Symbols without data (unknown, or no previous bar) are absent from the result.
+        Symbols without data (unknown, or no previous bar) are absent from the result,
+        and so are crypto pairs: the stocks endpoint does not serve them.
         """
-        wanted = list(dict.fromkeys(symbols))
+        wanted = [s for s in dict.fromkeys(symbols) if not is_crypto(s)]
         closes: dict[str, PreviousClose] = {}
         what = "GET /v2/stocks/snapshots"
         for start in range(0, len(wanted), _SNAPSHOT_CHUNK):
@@ -173,20 +177,37 @@ class AlpacaRestClient:
         return closes
 
     async def get_latest_quotes(self, symbols: Iterable[str]) -> dict[str, LatestQuote]:
-        """Symbol -> latest quote, from ``GET /v2/stocks/quotes/latest``.
+        """Symbol -> latest quote: stocks from ``GET /v2/stocks/quotes/latest``, crypto
+        pairs (``BTC/USD``) from ``GET /v1beta3/crypto/{loc}/latest/quotes``.
 
-        One request per :data:`LATEST_QUOTES_BATCH` symbols (each retried as every call
-        is); symbols without a quote are absent. Prices are exact decimals.
+        One request per :data:`LATEST_QUOTES_BATCH` symbols of one kind (each retried as
+        every call is); symbols without a quote are absent. Prices are exact decimals.
         """
         wanted = list(dict.fromkeys(symbols))
+        stocks = [s for s in wanted if not is_crypto(s)]
+        pairs = [s for s in wanted if is_crypto(s)]
+        quotes = await self._latest(stocks, "/v2/stocks/quotes/latest", fractional=False)
+        if pairs:
+            path = f"/v1beta3/crypto/{self.crypto_location}/latest/quotes"
+            quotes.update(await self._latest(pairs, path, fractional=True))
+        return quotes
+
+    async def get_latest_crypto_quotes(self, pairs: Iterable[str]) -> dict[str, LatestQuote]:
+        """Pair -> latest quote from ``GET /v1beta3/crypto/{loc}/latest/quotes``; sizes
+        are fractional ``Decimal`` s. Symbols that are no pair are not asked for."""
+        return await self.get_latest_quotes(p for p in pairs if is_crypto(p))
+
+    async def _latest(
+        self, symbols: list[str], path: str, *, fractional: bool
+    ) -> dict[str, LatestQuote]:
         quotes: dict[str, LatestQuote] = {}
-        what = "GET /v2/stocks/quotes/latest"
-        url = f"{self.data_base_url}/v2/stocks/quotes/latest"
-        for start in range(0, len(wanted), LATEST_QUOTES_BATCH):
-            params = {"symbols": ",".join(wanted[start : start + LATEST_QUOTES_BATCH])}
-            if self.feed is not None:
+        what = f"GET {path}"
+        for start in range(0, len(symbols), LATEST_QUOTES_BATCH):
+            params = {"symbols": ",".join(symbols[start : start + LATEST_QUOTES_BATCH])}
+            if self.feed is not None and not fractional:  # the crypto API has no feed
                 params["feed"] = self.feed
-            quotes.update(decode_latest_quotes(await self._get(url, params, what), what))
+            content = await self._get(f"{self.data_base_url}{path}", params, what)
+            quotes.update(decode_latest_quotes(content, what, fractional=fractional))
         return quotes
 
     # -- transport ----------------------------------------------------------------------------

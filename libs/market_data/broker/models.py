@@ -60,17 +60,20 @@ class PreviousClose(msgspec.Struct, frozen=True):
 
 
 class LatestQuote(msgspec.Struct, frozen=True, kw_only=True):
-    """A symbol's latest quote from ``GET /v2/stocks/quotes/latest``, exact decimals.
+    """A symbol's latest quote from ``GET /v2/stocks/quotes/latest`` (a stock) or
+    ``GET /v1beta3/crypto/{loc}/latest/quotes`` (a crypto pair), exact decimals.
 
-    ``timestamp`` is the exchange time as sent (RFC 3339, nanoseconds); sizes are in
-    shares, as on the stream. Validation (crossed, negative) is the pipeline's job.
+    ``timestamp`` is the exchange time as sent (RFC 3339, nanoseconds); sizes are as on
+    the stream: whole shares (``int``) for a stock, the base asset's fractional amount
+    (``Decimal``) for a crypto pair, which has no exchange codes. Validation (crossed,
+    negative) is the pipeline's job.
     """
 
     symbol: str
     bid_price: Decimal
     ask_price: Decimal
-    bid_size: int
-    ask_size: int
+    bid_size: int | Decimal
+    ask_size: int | Decimal
     timestamp: str
     bid_exchange: str | None = None
     ask_exchange: str | None = None

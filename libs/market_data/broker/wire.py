@@ -2,7 +2,7 @@
 :mod:`libs.market_data.broker.models` with exact decimals.
 
 ``GET /v2/positions`` sends every number as a JSON string,
-``GET /v2/stocks/snapshots`` and ``GET /v2/stocks/quotes/latest`` as JSON numbers;
+``GET /v2/stocks/snapshots`` and the latest quotes (stocks and crypto) as JSON numbers;
 msgspec reads them straight from the response bytes into :class:`~decimal.Decimal`, so
 no price ever passes through a binary float (``response.json()`` would make floats).
 Only the fields we read are declared; unknown fields are ignored.
@@ -16,6 +16,7 @@ from typing import Final
 
 import msgspec
 
+from libs.market_data.broker.crypto import position_symbol
 from libs.market_data.broker.models import LatestQuote, Position, PositionSide, PreviousClose
 from libs.market_data.exceptions import BrokerResponseError
 
@@ -59,6 +60,17 @@ class _WireQuote(msgspec.Struct):
     ax: str | None = None
 
 
+class _WireCryptoQuote(msgspec.Struct):
+    # The crypto feed's: fractional sizes in the base asset, no exchange codes.
+    bp: Decimal
+    ap: Decimal
+    bs: Decimal
+    t: str
+    as_: Decimal = msgspec.field(name="as")
+    bx: str | None = None
+    ax: str | None = None
+
+
 class _WireLatestQuotes(msgspec.Struct):
     # Raw per symbol: one bad entry costs only itself, not the whole batch.
     quotes: dict[str, msgspec.Raw] = {}
@@ -73,6 +85,7 @@ _positions_decoder: Final = msgspec.json.Decoder(list[_WirePosition])
 _snapshots_decoder: Final = msgspec.json.Decoder(dict[str, _WireSnapshot | None])
 _latest_decoder: Final = msgspec.json.Decoder(_WireLatestQuotes)
 _quote_decoder: Final = msgspec.json.Decoder(_WireQuote)
+_crypto_quote_decoder: Final = msgspec.json.Decoder(_WireCryptoQuote)
 _error_decoder: Final = msgspec.json.Decoder(_WireError)
 
 
@@ -100,7 +113,8 @@ def _to_position(wire: _WirePosition) -> Position:
         )
     qty = -abs(wire.qty) if short else wire.qty
     return Position(
-        symbol=symbol,
+        # BTCUSD (a crypto position) as the pair its quotes stream and cache under.
+        symbol=position_symbol(symbol, wire.asset_class),
         side=PositionSide.SHORT if short else PositionSide.LONG,
         qty=qty,
         avg_entry_price=wire.avg_entry_price,
@@ -150,14 +164,18 @@ def decode_previous_closes(content: bytes, what: str) -> dict[str, PreviousClose
     return closes
 
 
-def decode_latest_quotes(content: bytes, what: str) -> dict[str, LatestQuote]:
-    """Symbol -> latest quote from the bytes of a ``GET /v2/stocks/quotes/latest`` answer.
+def decode_latest_quotes(
+    content: bytes, what: str, *, fractional: bool = False
+) -> dict[str, LatestQuote]:
+    """Symbol -> latest quote from the bytes of a latest-quotes answer: stocks', or with
+    ``fractional`` the crypto endpoint's (``Decimal`` sizes, kept exact).
 
     Symbols without data are absent (as Alpaca leaves them out). An entry that is not a
-    quote (missing field, a float size, a price that is no finite number) is logged and
+    quote (missing field, a float stock size, a number that is not finite) is logged and
     left out; a body that is not ``{"quotes": {...}}`` raises
     :class:`~libs.market_data.exceptions.BrokerResponseError`.
     """
+    decoder = _crypto_quote_decoder if fractional else _quote_decoder
     try:
         body = _latest_decoder.decode(content)
     except msgspec.MsgspecError as exc:
@@ -165,9 +183,12 @@ def decode_latest_quotes(content: bytes, what: str) -> dict[str, LatestQuote]:
     quotes: dict[str, LatestQuote] = {}
     for symbol, raw in body.quotes.items():
         try:
-            wire = _quote_decoder.decode(raw)
+            wire = decoder.decode(raw)
             _finite(wire.bp, "bp", symbol)
             _finite(wire.ap, "ap", symbol)
+            if isinstance(wire, _WireCryptoQuote):
+                _finite(wire.bs, "bs", symbol)
+                _finite(wire.as_, "as", symbol)
         except (msgspec.MsgspecError, ValueError) as exc:
             logger.warning("%s: ignoring the quote of %s: %s", what, symbol, exc)
             continue

@@ -1,6 +1,8 @@
 """The subscriber's typed records, and reading them off the wire.
 
-Prices are exact ``Decimal`` from the JSON's text, as the service wrote them.
+Prices and sizes are exact ``Decimal`` from the JSON's text, as the service wrote them:
+a stock's size is a JSON integer, a crypto pair's the exact fractional amount of the base
+asset as a string (``"0.00012345"``; README, "Crypto records"). Both read as ``Decimal``.
 """
 
 from __future__ import annotations
@@ -18,14 +20,15 @@ UpdateKind = Literal["snapshot", "update", "resync"]
 
 @dataclass(frozen=True, slots=True)
 class LivePrice:
-    """A symbol's price as the subscriber knows it; prices are exact ``Decimal``."""
+    """A symbol's price as the subscriber knows it; prices and sizes are exact ``Decimal``
+    (a stock's size is whole, ``Decimal("100")``; a crypto pair's fractional)."""
 
     symbol: str
     mid: Decimal
     bid: Decimal
     ask: Decimal
-    bid_size: int
-    ask_size: int
+    bid_size: Decimal
+    ask_size: Decimal
     timestamp: str
     seq: int
     epoch: str
@@ -53,8 +56,9 @@ class _Wire(msgspec.Struct):
     symbol: str
     bid: Decimal
     ask: Decimal
-    bid_size: int
-    ask_size: int
+    # A JSON integer (stocks) or decimal text (crypto): msgspec reads both exactly.
+    bid_size: Decimal
+    ask_size: Decimal
     timestamp: str
     mid: Decimal | None = None
     price: Decimal | None = None
@@ -63,12 +67,18 @@ class _Wire(msgspec.Struct):
 
     def live(self) -> LivePrice | None:
         mid = self.mid if self.mid is not None else self.price
-        if mid is None:
+        if mid is None or not _sane(mid, self.bid, self.ask, self.bid_size, self.ask_size):
             return None
         return LivePrice(
             self.symbol, mid, self.bid, self.ask, self.bid_size, self.ask_size,
             self.timestamp, self.seq, self.epoch,
         )  # fmt: skip
+
+
+def _sane(*numbers: Decimal) -> bool:
+    # msgspec reads "NaN", "Infinity" and negative numbers as Decimals too: none is a price
+    # or a size the service writes, so such a payload counts as malformed.
+    return all(n.is_finite() and not n.is_signed() for n in numbers)
 
 
 class _Notice(msgspec.Struct):

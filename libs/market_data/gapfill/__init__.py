@@ -21,7 +21,12 @@ from libs.market_data.gapfill.records import (
     SkipReason,
 )
 from libs.market_data.gapfill.runner import GAP_FILLED, GapFiller
-from libs.market_data.gapfill.target import FillTarget, StreamFillTarget, TargetUnavailableError
+from libs.market_data.gapfill.target import (
+    FillTarget,
+    StreamFillTarget,
+    TargetUnavailableError,
+    fill_symbols,
+)
 
 __all__ = [
     "GAP_FILLED",
@@ -39,5 +44,6 @@ __all__ = [
     "SkipReason",
     "StreamFillTarget",
     "TargetUnavailableError",
+    "fill_symbols",
     "newer_quotes",
 ]

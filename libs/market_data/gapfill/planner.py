@@ -30,6 +30,7 @@ from libs.market_data.gapfill.records import (
     GapFillStatus,
     SkipReason,
 )
+from libs.market_data.symbols import is_crypto
 from libs.telemetry import instant_key
 
 __all__ = ["GapFillPlanner", "PlannerState", "Selection", "newer_quotes"]
@@ -142,7 +143,8 @@ class GapFillPlanner:
         self, request: FillRequest, held: Mapping[str, str | None], now: float
     ) -> FillPlan | SkipReason:
         """The batches for ``request`` within the budget, symbols without a held price
-        first, then the oldest held; or why the fill is skipped."""
+        first, then the oldest held; or why the fill is skipped. A batch holds stocks or
+        crypto pairs, never both: each kind has its own endpoint, one call per batch."""
         if self._cooldown_until is not None:
             if now < self._cooldown_until:
                 return SkipReason.COOLING_DOWN
@@ -156,9 +158,15 @@ class GapFillPlanner:
         # "" sorts before every instant: symbols with nothing held come first.
         ordered = sorted(request.symbols, key=lambda s: (held.get(s) or "", s))
         size = self.policy.batch_size
-        fits = ordered[: budget * size]
-        batches = tuple(tuple(fits[i : i + size]) for i in range(0, len(fits), size))
-        return FillPlan(request, batches, tuple(ordered[budget * size :]))
+        batches: list[tuple[str, ...]] = []
+        for crypto in (False, True):
+            kind = [s for s in ordered if is_crypto(s) is crypto]
+            batches += (tuple(kind[i : i + size]) for i in range(0, len(kind), size))
+        # Stably by each batch's first (its most wanted) symbol: the neediest go first.
+        rank = {symbol: index for index, symbol in enumerate(ordered)}
+        batches.sort(key=lambda batch: rank[batch[0]])
+        left_out = tuple(s for batch in batches[budget:] for s in batch)
+        return FillPlan(request, tuple(batches[:budget]), left_out)
 
     def call_made(self, now: float) -> None:
         """Count one REST request against the budget (before it is sent)."""

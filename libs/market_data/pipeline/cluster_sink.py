@@ -6,11 +6,11 @@ share goes to that primary's :class:`ShardSink` as one pipelined write. A symbol
 ``SET`` and its ``SPUBLISH`` go to the same primary, the event once the ``SET`` landed:
 cache before event holds per symbol, as on one Redis (docs/cluster.md).
 
-The topology (slot -> primary) comes from the cluster through redis-py
-(``ClusterRedisClient.topology``). It is asked again when a write is redirected
-(``-MOVED``/``-ASK``: the slot moved), and every ``_WATCH_FAULT`` seconds while a primary
-is not taking writes (a failover moves its slots without any redirect reaching us).
-When it changes, what a primary that lost slots still holds is sent to the new owners.
+The topology (slot -> primary) comes from the cluster through redis-py; it is asked
+again when a write is redirected (``-MOVED``/``-ASK``: the slot moved) and on a timer
+(:mod:`~libs.market_data.pipeline.cluster_topology`). When it changes, what a primary
+that lost slots still holds is sent to the new owners. The health read-outs are summed
+up from the primaries in :mod:`~libs.market_data.pipeline.cluster_status`.
 Throughout, only a symbol's newest update is ever rewritten, so nothing is reordered.
 """
 
@@ -23,15 +23,22 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import asdict
 from typing import Any, Final
 
-from redis.crc import key_slot
-
 from libs.market_data import defaults
 from libs.market_data.keys import KeySpace
+from libs.market_data.pipeline.cluster_status import (
+    SEVERITY,
+    Address,
+    address_name,
+    cluster_problem,
+    cluster_stats,
+    first_error,
+    worst,
+)
+from libs.market_data.pipeline.cluster_topology import SlotRouter, TopologyWatch
 from libs.market_data.pipeline.condition import SinkState
 from libs.market_data.pipeline.processor import PriceUpdate
 from libs.market_data.pipeline.shard_sink import ShardSink
 from libs.market_data.pipeline.stats import SinkStats
-from libs.market_data.topics import parse_topic
 from libs.redis_client.cluster import ClusterRedisClient, Topology
 from libs.redis_client.exceptions import RedisClientError
 from libs.redis_client.writer import ConnectionGuard
@@ -41,18 +48,7 @@ __all__ = ["ClusterPriceSink"]
 
 logger = logging.getLogger(__name__)
 
-_WATCH_FAULT: Final = 0.25  # seconds between topology checks while a primary is out
-_WATCH_CALM: Final = 5.0  # and otherwise (a reshard without writes to the moved slots)
 _REDIRECT_DELAY: Final = 0.005  # first retry of redirected writes; doubles to 0.2 s
-_SEVERITY: Final = {
-    SinkState.UP: 0,
-    SinkState.STARTING: 1,
-    SinkState.REFUSED: 2,
-    SinkState.UNRESPONSIVE: 3,
-    SinkState.DOWN: 4,
-    SinkState.CLOSED: 5,
-}
-Address = tuple[str, int]
 
 
 class ClusterPriceSink:
@@ -77,20 +73,15 @@ class ClusterPriceSink:
         self._keys = keys
         self._guard = guard
         self._shards: dict[Address, ShardSink] = {}
-        self._topology: Topology | None = None
-        self._owner: list[ShardSink | None] = []
-        self._route: dict[str, ShardSink] = {}  # symbol -> its primary's sink
+        self._topology = TopologyWatch(client, self._apply, self._calm)
+        self._router = SlotRouter(keys)
         self._latest: dict[str, PriceUpdate] = {}
         self._redirected: dict[str, PriceUpdate] = {}  # newest per symbol, to re-route
         self._round_trips = Histogram(ROUND_TRIP_BUCKETS)
-        self._watch_task: asyncio.Task[None] | None = None
         self._redirect_task: asyncio.Task[None] | None = None
-        self._refresh_lock = asyncio.Lock()
         self._closed = False
         # Told of every notice (the gap fill); each primary's sink calls it through us.
         self.notice_listener: Callable[[str, Mapping[str, Any]], None] | None = None
-        self.last_topology_error: str | None = None
-        self.topology_refreshes = 0
 
     # -- state ----------------------------------------------------------------------
 
@@ -99,19 +90,24 @@ class ClusterPriceSink:
         return dict(self._shards)
 
     @property
+    def last_topology_error(self) -> str | None:
+        return self._topology.last_error
+
+    @property
+    def topology_refreshes(self) -> int:
+        return self._topology.refreshes
+
+    @property
     def state(self) -> SinkState:
         if self._closed:
             return SinkState.CLOSED
         if not self._shards:
             return SinkState.DOWN if self.last_topology_error else SinkState.STARTING
-        return max((s.state for s in self._shards.values()), key=_SEVERITY.__getitem__)
+        return worst(s.state for s in self._shards.values())
 
     @property
     def last_error(self) -> str | None:
-        for shard in self._shards.values():
-            if shard.last_error is not None:
-                return f"{_name(shard.address)}: {shard.last_error}"
-        return self.last_topology_error
+        return first_error(self._shards) or self.last_topology_error
 
     @property
     def connected(self) -> bool:
@@ -131,36 +127,15 @@ class ClusterPriceSink:
 
     def problem(self) -> str | None:
         """Which shard is not taking writes and why, from state already held."""
-        problems = []
-        topology = self._topology
-        for address, shard in sorted(self._shards.items()):
-            issue = shard.problem()
-            if issue is not None:
-                slots = topology.slot_ranges(address) if topology is not None else "?"
-                problems.append(f"shard {_name(address)} (slots {slots}): {issue}")
-        if topology is not None and None in topology.owners:
-            problems.append(f"{topology.owners.count(None)} slots have no primary")
-        if not self._shards and self.last_topology_error:
-            problems.append(f"cluster topology unknown: {self.last_topology_error}")
-        return "; ".join(problems) or None
+        return cluster_problem(self._shards, self._topology.current, self.last_topology_error)
 
     def snapshot(self) -> SinkStats:
-        parts = [s.snapshot() for s in self._shards.values()]
-        trips = [p.last_round_trip_ms for p in parts if p.last_round_trip_ms is not None]
-        return SinkStats(
-            redis_connected=self.connected,
-            redis_state=self.state.value,
-            quotes_written=sum(p.quotes_written for p in parts),
-            quotes_deferred=sum(p.quotes_deferred for p in parts),
-            quotes_refused=sum(p.quotes_refused for p in parts),
+        return cluster_stats(
+            self._shards.values(),
+            connected=self.connected,
+            state=self.state,
             pending_symbols=self.pending_symbols,
-            batches_in_flight=sum(p.batches_in_flight for p in parts),
-            round_trips=sum(p.round_trips for p in parts),
-            last_round_trip_ms=max(trips) if trips else None,
-            reply_errors=sum(p.reply_errors for p in parts),
-            redis_outages=sum(p.redis_outages for p in parts),
-            notices_published=sum(p.notices_published for p in parts),
-            redis_last_error=self.last_error,
+            last_error=self.last_error,
         )
 
     def stats(self) -> dict[str, Any]:
@@ -172,8 +147,7 @@ class ClusterPriceSink:
         """Learn the topology and connect to every primary; keep trying in the background."""
         with contextlib.suppress(RedisClientError):
             await self.refresh()
-        if self._watch_task is None:
-            self._watch_task = asyncio.create_task(self._watch(), name="redis-cluster-watch")
+        self._topology.start()
 
     async def flush(self, timeout: float = 5.0) -> bool:
         shards = list(self._shards.values())
@@ -182,12 +156,12 @@ class ClusterPriceSink:
 
     async def close(self, timeout: float = 5.0) -> None:
         self._closed = True
-        for task in (self._watch_task, self._redirect_task):
-            if task is not None:
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
-        self._watch_task = self._redirect_task = None
+        await self._topology.stop()
+        task, self._redirect_task = self._redirect_task, None
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
         shards, self._shards = list(self._shards.values()), {}
         await asyncio.gather(*(s.close(timeout) for s in shards))
 
@@ -197,13 +171,14 @@ class ClusterPriceSink:
         """Split ``updates`` by primary and write each share; waits at most the timeout."""
         if not updates:
             return
-        route = self._route
+        router = self._router
+        route = router.route
         latest = self._latest
         groups: dict[ShardSink | None, list[PriceUpdate]] = {}
         for update in updates:
             symbol = update[0]
             latest[symbol] = update
-            shard = route.get(symbol) or self._route_symbol(symbol)
+            shard = route.get(symbol) or router.locate(symbol)
             group = groups.get(shard)
             if group is None:
                 groups[shard] = [update]
@@ -214,15 +189,6 @@ class ClusterPriceSink:
                 self._hold(group)
             else:
                 await shard.write(group)
-
-    def _route_symbol(self, symbol: str) -> ShardSink | None:
-        owner = self._owner
-        # A topic (AAPL, trades:AAPL, bars:AAPL) hashes by its symbol, the names' hash tag.
-        slot = key_slot(self._keys.price_key(parse_topic(symbol)[1]).encode())
-        shard = owner[slot] if owner else None
-        if shard is not None:
-            self._route[symbol] = shard
-        return shard
 
     def _hold(self, updates: Iterable[PriceUpdate]) -> None:
         latest = self._latest
@@ -235,8 +201,7 @@ class ClusterPriceSink:
 
     def _on_redirect(self, updates: list[PriceUpdate], error: str) -> None:
         logger.info("%d writes redirected (%s); asking the cluster its slots", len(updates), error)
-        for update in updates:
-            self._route.pop(update[0], None)
+        self._router.moved(update[0] for update in updates)
         self._hold(updates)
 
     async def _reroute(self) -> None:
@@ -272,7 +237,7 @@ class ClusterPriceSink:
 
     def publish_status(self, event: str, details: Mapping[str, Any]) -> None:
         """A notice on ``market_data.status``: classic PUBLISH, which every node relays."""
-        shards = sorted(self._shards.values(), key=lambda s: _SEVERITY[s.state])
+        shards = sorted(self._shards.values(), key=lambda s: SEVERITY[s.state])
         if shards:
             shards[0].publish_status(event, details)
         else:
@@ -292,17 +257,10 @@ class ClusterPriceSink:
 
     async def refresh(self) -> None:
         """Ask the cluster which primary owns each slot; apply what changed."""
-        async with self._refresh_lock:
-            try:
-                topology = await self._client.topology(refresh=self._topology is not None)
-            except RedisClientError as exc:
-                self.last_topology_error = str(exc)
-                raise
-            self.last_topology_error = None
-            self.topology_refreshes += 1
-            if topology == self._topology:
-                return
-            await self._apply(topology)
+        await self._topology.refresh()
+
+    def _calm(self) -> bool:
+        return bool(self._shards) and all(s.state is SinkState.UP for s in self._shards.values())
 
     async def _apply(self, topology: Topology) -> None:
         primaries = set(topology.primaries())
@@ -322,11 +280,9 @@ class ClusterPriceSink:
             shard.notice_listener = self._notice
             self._shards[address] = shard
             await shard.start()
-        self._topology = topology
-        self._owner = [None if a is None else self._shards[a] for a in topology.owners]
-        self._route = {}
+        self._router.rebuild([None if a is None else self._shards[a] for a in topology.owners])
         logger.info("redis cluster: %d primaries (%s)", len(primaries),
-                    ", ".join(_name(a) for a in sorted(primaries)))  # fmt: skip
+                    ", ".join(address_name(a) for a in sorted(primaries)))  # fmt: skip
         # A primary that lost slots (failover, reshard) hands over what it still holds.
         moved: list[PriceUpdate] = []
         for shard in self._shards.values():
@@ -337,16 +293,3 @@ class ClusterPriceSink:
         if moved:
             latest = self._latest
             await self.write([u for u in moved if latest.get(u[0]) is u])
-
-    async def _watch(self) -> None:
-        while not self._closed:
-            calm = self._shards and all(s.state is SinkState.UP for s in self._shards.values())
-            await asyncio.sleep(_WATCH_CALM if calm else _WATCH_FAULT)
-            try:
-                await self.refresh()
-            except RedisClientError as exc:
-                logger.debug("cluster topology refresh failed: %s", exc)
-
-
-def _name(address: Address) -> str:
-    return f"{address[0]}:{address[1]}"

@@ -11,28 +11,27 @@ When writes do not land (Redis down, refusing, or not answering within
 ``write_timeout``) the sink keeps only the newest update of each symbol (memory bounded by
 the symbol count, never a queue of everything), never makes the reader wait longer than
 ``write_timeout``, rewrites those updates until they land, and then announces
-``redis.recovered`` on ``market_data.status`` with the symbols it rewrote.
+``redis.recovered`` on ``market_data.status`` with the symbols it rewrote (the way back:
+:mod:`~libs.market_data.pipeline.recovery`).
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import asdict
-from typing import Any, Final
+from typing import Any
 
 from libs.market_data import defaults
-from libs.market_data.backoff import BackoffPolicy
 from libs.market_data.keys import DEFAULT_KEYS, KeySpace
 from libs.market_data.pipeline.book import UpdateBook
 from libs.market_data.pipeline.condition import SinkCondition, SinkState
 from libs.market_data.pipeline.notices import Notices
 from libs.market_data.pipeline.packing import Batch, FramePacker
 from libs.market_data.pipeline.processor import PriceUpdate
+from libs.market_data.pipeline.recovery import SinkRecovery
 from libs.market_data.pipeline.stats import SinkStats
-from libs.market_data.topics import parse_topic
 from libs.redis_client import RedisConnectionParams
 from libs.redis_client.exceptions import RedisClientError
 from libs.redis_client.writer import ConnectionGuard, PipelinedWriter
@@ -41,9 +40,6 @@ from libs.telemetry import Histogram
 __all__ = ["RedisPriceSink", "SinkState"]
 
 logger = logging.getLogger(__name__)
-
-# 0.05 s doubling to 0.5 s, then every 0.5 s: back within a second of Redis.
-_RETRY: Final = BackoffPolicy(base=0.05, maximum=0.5, jitter=0.0)
 
 
 class RedisPriceSink:
@@ -74,9 +70,15 @@ class RedisPriceSink:
         )
         self._book = UpdateBook()
         self._condition = SinkCondition(write_timeout)
-        self._task: asyncio.Task[None] | None = None  # retry refused or wait for replies
-        self._reconnect_task: asyncio.Task[None] | None = None
         self._notices = Notices(self._writer, keys.status_channel)
+        self._recovery = SinkRecovery(
+            self._writer,
+            self._condition,
+            self._book,
+            self._notices,
+            send=self._send,
+            publish=self.publish_status,
+        )
         # Told of every notice after it is queued (the gap fill starts on reconnects and
         # Redis recoveries: docs/architecture.md, "Gap fill"); must not raise.
         self.notice_listener: Callable[[str, Mapping[str, Any]], None] | None = None
@@ -149,7 +151,7 @@ class RedisPriceSink:
         try:
             await self._writer.connect()
         except RedisClientError as exc:
-            self._connection_lost(exc)
+            self._recovery.lost(exc)
             return
         self._condition.enter(SinkState.UP)
 
@@ -159,12 +161,7 @@ class RedisPriceSink:
 
     async def close(self, timeout: float = 5.0) -> None:
         """Flush what is pending and in flight (bounded by ``timeout``), then close."""
-        self._cancel_task()
-        task, self._reconnect_task = self._reconnect_task, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await self._recovery.stop()
         self._condition.enter(SinkState.CLOSED)
         if self._writer.connected:
             pending = self._book.take_pending()
@@ -172,15 +169,6 @@ class RedisPriceSink:
                 self._send(pending)
             await self._writer.flush(timeout)
         await self._writer.close()
-
-    def _spawn(self, job: Any) -> None:
-        self._cancel_task()
-        self._task = asyncio.create_task(job, name="redis-sink-recovery")
-
-    def _cancel_task(self) -> None:
-        task, self._task = self._task, None
-        if task is not None and task is not asyncio.current_task():
-            task.cancel()
 
     # -- writing ----------------------------------------------------------------------
 
@@ -201,12 +189,9 @@ class RedisPriceSink:
         except TimeoutError:
             # Redis holds the connection but does not answer: stop feeding it and let
             # the reader go on; the newest price per symbol waits in the book.
-            self._condition.enter(
-                SinkState.UNRESPONSIVE, f"no reply within {self._condition.write_timeout:g}s"
-            )
-            self._spawn(self._await_replies())
+            self._recovery.unresponsive()
         except RedisClientError as exc:
-            self._connection_lost(exc)
+            self._recovery.lost(exc)
 
     def _send(self, updates: Sequence[PriceUpdate]) -> None:
         sets, events, written = self._frames.pack(updates, self._book.latest)
@@ -220,7 +205,7 @@ class RedisPriceSink:
         except RedisClientError as exc:
             self._book.refused(updates)
             self.quotes_deferred += len(updates)
-            self._connection_lost(exc)
+            self._recovery.lost(exc)
             return
         self.quotes_written += len(updates)
         self._last_set = batch
@@ -244,7 +229,7 @@ class RedisPriceSink:
         if not refused:
             self._writer.send(batch.events, len(updates), Batch(Batch.PUBLISH, updates))
             if self._condition.episode is not None and not self._book.pending:
-                self._recovered()
+                self._recovery.recovered()
             return
         # A refused SET stands for every update of its topic in the batch: none of their
         # events may go out (the cache does not hold the newest of them).
@@ -256,9 +241,7 @@ class RedisPriceSink:
             self._writer.send(events, len(landed), Batch(Batch.PUBLISH, landed))
         self._book.refused(written[index] for index, _ in refused)
         self.quotes_refused += len(refused)
-        self._condition.enter(SinkState.REFUSED, refused[-1][1])
-        if self._task is None or self._task.done():
-            self._spawn(self._retry_refused())
+        self._recovery.refused(refused[-1][1])
 
     def resend_latest(self) -> int:
         """Rewrite every symbol's newest price (the cache lost its data); returns how many."""
@@ -303,80 +286,7 @@ class RedisPriceSink:
                     self._notices.hold(batch.events)
             else:
                 self._book.refused(batch.updates)
-        self._connection_lost(error)
+        self._recovery.lost(error)
         for batch in batches:
             self._release_after(batch)
         self._last_set = None
-
-    def _connection_lost(self, error: BaseException) -> None:
-        if self._condition.state is SinkState.CLOSED:
-            return
-        self._cancel_task()
-        self._condition.enter(SinkState.DOWN, str(error))
-        task = self._reconnect_task
-        if task is None or task.done():
-            self._reconnect_task = asyncio.create_task(self._reconnect(), name="redis-reconnect")
-
-    def _recovered(self) -> None:
-        episode = self._condition.close_episode()
-        if episode is None:
-            return
-        self._notices.release()
-        logger.info(
-            "Redis writes land again after %s; rewrote %d symbols",
-            episode.cause,
-            len(episode.rewritten),
-        )
-        self.publish_status(
-            "redis.recovered",
-            {
-                "cause": episode.cause.value,
-                "outage_started_at": episode.started_at,
-                "symbols_rewritten": sorted({parse_topic(t)[1] for t in episode.rewritten}),
-            },
-        )
-
-    def _rewrite_pending(self) -> None:
-        """Send every held update again; the episode closes when they land."""
-        updates = self._book.take_pending()
-        if self._condition.episode is not None:
-            self._condition.episode.rewritten.update(u[0] for u in updates)
-        if updates:
-            self._send(updates)
-        elif self._condition.episode is not None and self._writer.in_flight == 0:
-            self._recovered()  # nothing was held and nothing is waiting: done
-
-    async def _reconnect(self) -> None:
-        attempt = 0
-        while self._condition.state is SinkState.DOWN:
-            await asyncio.sleep(_RETRY.delay(attempt))
-            attempt += 1
-            try:
-                await self._writer.connect()
-            except RedisClientError as exc:
-                self._condition.last_error = str(exc)
-                continue
-            logger.info("Redis is back; rewriting the newest price of %d symbols",
-                        len(self._book.pending))  # fmt: skip
-            self._condition.enter(SinkState.UP)  # the episode stays open until the rewrites land
-            self._rewrite_pending()
-            return
-
-    async def _retry_refused(self) -> None:
-        attempt = 0
-        while self._condition.state is SinkState.REFUSED:
-            await asyncio.sleep(_RETRY.delay(attempt))
-            attempt += 1
-            if self._condition.state is SinkState.REFUSED and self._writer.writable():
-                self._rewrite_pending()
-
-    async def _await_replies(self) -> None:
-        try:
-            await self._writer.wait_writable()
-        except RedisClientError as exc:
-            self._connection_lost(exc)
-            return
-        logger.info("Redis answers again; writing the newest price of %d symbols",
-                    len(self._book.pending))  # fmt: skip
-        self._condition.enter(SinkState.UP)
-        self._rewrite_pending()

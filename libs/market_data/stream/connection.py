@@ -6,8 +6,9 @@ in :mod:`~libs.market_data.stream.session`, retry or give up in
 :mod:`~libs.market_data.stream.clock`. This module runs them: it opens and closes sockets
 (:mod:`~libs.market_data.stream.transport`), reads frames and hands market data to
 ``on_frame``, passes control messages to the session and subscription replies to their
-requester (:mod:`~libs.market_data.stream.changes`), waits out the backoff, keeps the
-state and the counters, and reports notices through ``on_notice``.
+requester (:mod:`~libs.market_data.stream.changes`), and waits out the backoff. The state,
+the counters and the notices sent through ``on_notice`` are its base's
+(:mod:`~libs.market_data.stream.status`).
 """
 
 from __future__ import annotations
@@ -17,7 +18,6 @@ import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable, Iterable, Set
-from types import MappingProxyType
 
 from websockets.asyncio.client import ClientConnection
 from websockets.exceptions import ConnectionClosed
@@ -29,12 +29,7 @@ from libs.market_data.stream.changes import SubscriptionChanges
 from libs.market_data.stream.clock import DataClock, StallDetected
 from libs.market_data.stream.failures import classify, plan_retry
 from libs.market_data.stream.protocol import ControlMessage, DecodedFrame, decode_frame
-from libs.market_data.stream.records import (
-    ConnectionState,
-    ConnectionStats,
-    StatusNotice,
-    connected_notice,
-)
+from libs.market_data.stream.records import ConnectionState, StatusNotice, connected_notice
 from libs.market_data.stream.session import (
     FATAL_ERROR_CODES,
     Answered,
@@ -43,6 +38,7 @@ from libs.market_data.stream.session import (
     Reported,
     StreamSession,
 )
+from libs.market_data.stream.status import ConnectionStatus
 from libs.market_data.stream.transport import connect_options, establish, open_socket
 
 __all__ = ["FATAL_ERROR_CODES", "AlpacaConnection", "ConnectionState"]
@@ -50,7 +46,7 @@ __all__ = ["FATAL_ERROR_CODES", "AlpacaConnection", "ConnectionState"]
 logger = logging.getLogger(__name__)
 
 
-class AlpacaConnection:
+class AlpacaConnection(ConnectionStatus):
     """A reconnecting Alpaca market-data session (one feed: stocks or crypto)."""
 
     def __init__(
@@ -70,12 +66,16 @@ class AlpacaConnection:
         on_notice: Callable[[StatusNotice], None] | None = None,
         decode: Callable[[bytes | str], DecodedFrame] = decode_frame,
     ) -> None:
-        self.url = url
+        super().__init__(
+            url,
+            StreamSession(api_key, secret_key),
+            DataClock(stall_timeout),
+            backoff or BackoffPolicy(),
+            on_notice,
+        )
         # The feed's decoder: stocks by default, decode_crypto_frame for the crypto feed.
         self._decode = decode
         self._on_frame = on_frame
-        self._on_notice = on_notice
-        self.backoff = backoff or BackoffPolicy()
         self._step_timeout = step_timeout
         self._connect_options = connect_options(
             step_timeout=step_timeout,
@@ -84,21 +84,6 @@ class AlpacaConnection:
             max_frame_size=max_frame_size,
             compression=compression,
         )
-        self._session = StreamSession(api_key, secret_key)
-        self.clock = DataClock(stall_timeout)
-        self._state = ConnectionState.IDLE
-        self.reconnect_attempts = 0
-        self.last_error: str | None = None
-        self.connections_opened = 0
-        self.frames_received = 0
-        self.malformed_messages = 0
-        self.other_messages = 0
-        # reconnects by short cause ("closed", "stall", "alpaca_406", ...): a fixed set
-        # of names, so a metric labelled with them stays small.
-        self.reconnect_causes: dict[str, int] = {}
-        self.connected_since: float | None = None  # wall clock
-        self.last_data_at: float | None = None  # wall clock of the last market data
-        self.disconnected_at: float | None = None  # wall clock of the last lost session
         self._ws: ClientConnection | None = None
         self._stopping = False
         self._wake = asyncio.Event()
@@ -111,14 +96,6 @@ class AlpacaConnection:
     # -- reading it ---------------------------------------------------------------------
 
     @property
-    def state(self) -> ConnectionState:
-        return self._state
-
-    def is_connected(self) -> bool:
-        """True from the end of the handshake until the socket starts to close."""
-        return self._state is ConnectionState.CONNECTED
-
-    @property
     def desired(self) -> Set[str]:
         """The symbols wanted: a live read-only view, the same object for the whole life."""
         return self._session.desired
@@ -127,28 +104,6 @@ class AlpacaConnection:
     def stall_limit(self) -> float | None:
         """The silence the next socket is allowed (doubled after silent sockets)."""
         return self.clock.limit(self.last_data_at)
-
-    def stats(self) -> ConnectionStats:
-        """A snapshot of the counters, for ``/health``, metrics and operators."""
-        return ConnectionStats(
-            state=self._state,
-            connected=self.is_connected(),
-            url=self.url,
-            reconnect_attempts=self.reconnect_attempts,
-            max_reconnect_attempts=self.backoff.max_attempts,
-            subscribed_symbols=len(self._session.desired),
-            confirmed_symbols=len(self._session.confirmed),
-            connections_opened=self.connections_opened,
-            frames_received=self.frames_received,
-            malformed_messages=self.malformed_messages,
-            other_messages=self.other_messages,
-            error_frames=self._session.error_frames,
-            stalls_detected=self.clock.stalls_detected,
-            last_error=self.last_error,
-            connected_since=self.connected_since,
-            last_data_at=self.last_data_at,
-            reconnect_causes=MappingProxyType(dict(sorted(self.reconnect_causes.items()))),
-        )
 
     # -- driving it ---------------------------------------------------------------------
 
@@ -200,20 +155,10 @@ class AlpacaConnection:
                     f"last error: {self.last_error}"
                 )
                 raise StreamConnectionError(self.last_error or "gave up")
-            delay = retry.delay
-            self._set_state(ConnectionState.RECONNECTING)
-            self.reconnect_causes[verdict.cause] = self.reconnect_causes.get(verdict.cause, 0) + 1
-            logger.warning(
-                "market data stream lost (%s); reconnect attempt %d/%d in %.2fs",
-                self.last_error,
-                self.reconnect_attempts,
-                self.backoff.max_attempts,
-                delay,
-                extra={"cause": verdict.cause, "attempt": self.reconnect_attempts, "delay": delay},
-            )
+            self._reconnecting(verdict.cause, retry.delay)
             self._wake.clear()
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), delay)
+                await asyncio.wait_for(self._wake.wait(), retry.delay)
         self._set_state(ConnectionState.STOPPED)
 
     async def stop(self) -> None:
@@ -239,26 +184,8 @@ class AlpacaConnection:
 
     # -- one socket ---------------------------------------------------------------------
 
-    def _set_state(self, state: ConnectionState) -> None:
-        """The one place the state changes, so every transition is logged."""
-        previous = self._state
-        if state is previous:
-            return
-        self._state = state
-        logger.info(
-            "market data stream state %s -> %s",
-            previous.value,
-            state.value,
-            extra={"state": state.value, "previous_state": previous.value},
-        )
-
     def _live_socket(self) -> ClientConnection | None:
         return self._ws if self._state is ConnectionState.CONNECTED else None
-
-    def _fail(self, reason: str) -> None:
-        self._set_state(ConnectionState.FAILED)
-        self.last_error = reason
-        logger.error("market data stream failed: %s", reason)
 
     async def _attempt(self) -> None:
         """One socket's life: open, handshake, read. It only ever ends by raising."""
@@ -365,10 +292,3 @@ class AlpacaConnection:
             # Not connected from this moment: nothing may be sent on a closing socket.
             self._set_state(ConnectionState.RECONNECTING)
         await ws.close(code=1000, reason="no data")
-
-    def _notice(self, notice: StatusNotice) -> None:
-        if self._on_notice is not None:
-            try:
-                self._on_notice(notice)
-            except Exception:  # a notice must never take the session down
-                logger.exception("status notice %s failed", notice.event)

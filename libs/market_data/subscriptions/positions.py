@@ -24,10 +24,11 @@ from dataclasses import dataclass, field, replace
 from typing import Final
 
 from libs.market_data.backoff import BackoffPolicy
+from libs.market_data.broker.crypto import CRYPTO_ASSET_CLASS
 from libs.market_data.broker.models import Position, PositionsReader
 from libs.market_data.exceptions import InvalidSymbolError, MarketDataError
 from libs.market_data.subscriptions.registry import SubscriptionRegistry, SubscriptionSource
-from libs.market_data.symbols import normalize_symbol
+from libs.market_data.symbols import is_crypto, normalize_symbol
 
 __all__ = [
     "STREAMED_ASSET_CLASSES",
@@ -38,10 +39,12 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-# The stock quote stream carries equities only; a crypto or option position has no
-# quotes there, so subscribing to it would only spend the plan's symbol limit.
-# "" covers brokers (and simulators) that leave the class out.
-STREAMED_ASSET_CLASSES: Final = frozenset({"us_equity", ""})
+# Equities stream on the stock feed, crypto on the crypto feed, under the pair the
+# broker client names the position by (BTCUSD -> BTC/USD, libs.market_data.broker.crypto).
+# Options (msgpack-only) and crypto perpetuals are not streamed: subscribing them would
+# only spend the plan's symbol limit. "" covers brokers (and simulators) that leave the
+# class out.
+STREAMED_ASSET_CLASSES: Final = frozenset({"us_equity", "crypto", ""})
 # However long a rate limit asks us to wait, look again at least this often (or every
 # interval, if that is longer).
 _MAX_BACKOFF_S: Final = 300.0
@@ -123,6 +126,10 @@ class PositionBasedSubscription:
         symbols: dict[str, None] = {}
         for position in positions:
             if position.qty == 0 or position.asset_class not in self._asset_classes:
+                continue
+            if position.asset_class == CRYPTO_ASSET_CLASS and not is_crypto(position.symbol):
+                # No pair could be read off it: on the stock feed it would never quote.
+                logger.warning("crypto position %s not followed: not a pair", position.symbol)
                 continue
             try:
                 symbols.setdefault(normalize_symbol(position.symbol), None)

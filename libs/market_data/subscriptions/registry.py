@@ -3,7 +3,7 @@
 A symbol can be wanted by hand (the HTTP API) and by open positions at the same time;
 it stays subscribed at the broker while any source holds it, so a closed position never
 removes a symbol a person subscribed. The set lives in the Redis hash
-``market_data:subscriptions`` (symbol -> comma-separated sources), so a restarted
+``market_data:subscriptions`` (:mod:`~libs.market_data.subscriptions.saved`), so a restarted
 service resumes the same symbols. The entries are topics (:mod:`libs.market_data.topics`):
 a bare symbol is its quotes, as before; ``trades:AAPL``, ``bars:AAPL`` and ``*`` (the
 whole market) are entries of their own, each with its sources.
@@ -20,12 +20,12 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable, Iterable, Mapping
-from enum import StrEnum
 from typing import Final, Protocol
 
 from libs.market_data.backoff import BackoffPolicy
 from libs.market_data.exceptions import MarketDataError
 from libs.market_data.keys import SUBSCRIPTIONS_KEY
+from libs.market_data.subscriptions.saved import SubscriptionSource, encode_saved, parse_saved
 from libs.market_data.topics import channel_topics
 from libs.redis_client import RedisClient, RedisClientError
 
@@ -65,11 +65,6 @@ class SubscriptionForwarder(Protocol):
     async def forward(
         self, op: str, symbols: list[str], source: str
     ) -> tuple[list[str], dict[str, list[str]]]: ...
-
-
-class SubscriptionSource(StrEnum):
-    MANUAL = "manual"
-    POSITIONS = "positions"
 
 
 class SubscriptionRegistry:
@@ -131,7 +126,7 @@ class SubscriptionRegistry:
             self.last_error = str(exc) or f"no answer within {timeout:g}s"
             logger.error("could not restore subscriptions from Redis: %s", self.last_error)
             return []
-        restored = _parse(stored)
+        restored = parse_saved(stored)
         async with self._lock:
             try:
                 await self._stream.subscribe_symbols(sorted(restored))
@@ -152,7 +147,7 @@ class SubscriptionRegistry:
         them: the target follows, nothing is written to Redis. A standby mirrors the
         leader's set, so it answers reads alike and streams it once it leads
         (docs/leadership.md)."""
-        wanted = _parse({s: ",".join(v) for s, v in sources.items()})
+        wanted = parse_saved({s: ",".join(v) for s, v in sources.items()})
         async with self._lock:
             gone = [s for s in self._sources if s not in wanted]
             new = [s for s in wanted if s not in self._sources]
@@ -205,7 +200,7 @@ class SubscriptionRegistry:
         if self._store is None or not self._restored:
             return "unavailable"
         async with self._lock:
-            wanted = {s: ",".join(sorted(src)) for s, src in self._sources.items()}
+            wanted = encode_saved(self._sources)
             try:
                 stored = await self._store.hgetall(self._key)
                 if stored == wanted:
@@ -234,9 +229,7 @@ class SubscriptionRegistry:
         """
         wanted = channel_topics(symbols)
         if self.forwarder is not None:  # a standby: the leader applies it
-            changed, saved = await self.forwarder.forward("add", wanted, source.value)
-            await self.mirror(saved)
-            return changed
+            return await self._forward(self.forwarder, "add", wanted, source)
         async with self._lock:
             new_at_broker = [s for s in wanted if s not in self._sources]
             if new_at_broker:
@@ -254,9 +247,7 @@ class SubscriptionRegistry:
         """
         wanted = channel_topics(symbols)
         if self.forwarder is not None:  # a standby: the leader applies it
-            changed, saved = await self.forwarder.forward("remove", wanted, source.value)
-            await self.mirror(saved)
-            return changed
+            return await self._forward(self.forwarder, "remove", wanted, source)
         async with self._lock:
             released = [s for s in wanted if source in self._sources.get(s, ())]
             unused: list[str] = []
@@ -271,41 +262,32 @@ class SubscriptionRegistry:
             await self._persist(released)
         return released
 
+    async def _forward(
+        self,
+        forwarder: SubscriptionForwarder,
+        op: str,
+        wanted: list[str],
+        source: SubscriptionSource,
+    ) -> list[str]:
+        """A standby's change: the leader applies and saves it; mirror the saved set."""
+        changed, saved = await forwarder.forward(op, wanted, source.value)
+        await self.mirror(saved)
+        return changed
+
     async def _persist(self, changed: list[str]) -> None:
         if self._store is None or not (changed or self._dirty):
             return
         try:
             if self._dirty and self._restored:
                 # An earlier write failed: rewrite the whole set rather than guess.
-                wanted = {s: ",".join(sorted(src)) for s, src in self._sources.items()}
-                await self._store.replace_hash(self._key, wanted)
+                await self._store.replace_hash(self._key, encode_saved(self._sources))
             else:
                 if self._dirty:  # not restored yet: add what we hold, erase nothing
                     changed = [*self._sources, *changed]
-                present = {
-                    s: ",".join(sorted(self._sources[s])) for s in changed if s in self._sources
-                }
+                present = encode_saved({s: self._sources[s] for s in changed if s in self._sources})
                 await self._store.hset(self._key, present)
                 await self._store.hdel(self._key, *[s for s in changed if s not in self._sources])
             self._dirty = False
         except RedisClientError as exc:
             self._dirty = True
             logger.warning("subscriptions not saved to Redis (will retry): %s", exc)
-
-
-_SOURCE_VALUES: Final = frozenset(s.value for s in SubscriptionSource)
-
-
-def _parse(stored: Mapping[str, str]) -> dict[str, set[SubscriptionSource]]:
-    """The saved hash (symbol -> comma-separated sources) as sets; bad entries skipped."""
-    parsed: dict[str, set[SubscriptionSource]] = {}
-    for symbol, text in stored.items():
-        sources = {SubscriptionSource(v) for v in text.split(",") if v in _SOURCE_VALUES}
-        try:
-            (valid,) = channel_topics([symbol])
-        except ValueError:
-            logger.warning("ignoring stored subscription %r: not a topic", symbol)
-            continue
-        if sources:
-            parsed[valid] = sources
-    return parsed

@@ -4,15 +4,25 @@ subscriptions and notices apart; the empty namespace keeps the spec's names."""
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 
 import pytest
 import redis
 
+from apps.simulator import AlpacaSimulator
 from libs.market_data.keys import KeySpace
 from libs.redis_client import RedisConnectionParams
-from tests.fixtures.service import running_services
+from tests.fixtures.service import Service, running_services
 from tests.fixtures.simulator import SimulatorFactory
 from tests.helpers import eventually, listen_prices, quote
+
+
+def subscribed(sim: AlpacaSimulator, symbol: str) -> Callable[[], bool]:
+    return lambda: symbol in sim.subscribed_quotes
+
+
+def written(service: Service) -> Callable[[], bool]:
+    return lambda: service.stream.stats().sink.quotes_written == 1
 
 
 def keys_of(params: RedisConnectionParams) -> set[str]:
@@ -34,11 +44,11 @@ async def test_two_namespaces_on_one_redis_never_mix(
         for service, sim, symbol in ((paper, paper_sim, "AAPL"), (live, live_sim, "MSFT")):
             reply = await service.http.post("/api/v1/subscribe", json={"symbols": [symbol]})
             assert reply.status_code == 201, reply.text
-            await eventually(lambda sim=sim, symbol=symbol: symbol in sim.subscribed_quotes)
+            await eventually(subscribed(sim, symbol))
         await paper_sim.send_quotes([quote("AAPL", "10.00", "10.02")])
         await live_sim.send_quotes([quote("MSFT", "20.00", "20.02")])
         for service in (paper, live):
-            await eventually(lambda s=service: s.stream.stats().sink.quotes_written == 1)
+            await eventually(written(service))
             assert await service.stream.sink.flush(5)
         names = keys_of(redis_params)
         assert {"paper:price:AAPL", "live:price:MSFT"} <= names
@@ -52,6 +62,9 @@ async def test_two_namespaces_on_one_redis_never_mix(
         # Each service reads its own namespace back.
         assert (await paper.get("/api/v1/prices/AAPL"))["mid"] == "10.01"
         assert (await live.http.get("/api/v1/prices/AAPL")).status_code == 404
+        # /health's cache probe reads the namespaced key: the price is there, fresh.
+        cache = (await paper.http.get("/health")).json()["cache"]
+        assert (cache["fresh_symbols"], cache["missing_symbols"]) == (1, 0), cache
         # Events went to the namespaced channels only: price.updated.* heard nothing.
         assert unprefixed.events == []
 

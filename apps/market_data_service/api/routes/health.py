@@ -17,6 +17,7 @@ from apps.market_data_service.api.schemas import (
 )
 from apps.market_data_service.api.schemas.health import QuoteAges
 from apps.market_data_service.api.schemas.leadership import LeadershipHealth
+from apps.market_data_service.api.schemas.stream import StreamingHealth
 from apps.market_data_service.observability.cache_health import probe_cache
 from apps.market_data_service.service import MarketDataService
 from libs.market_data import ConnectionState
@@ -99,6 +100,7 @@ async def health(service: ServiceDep, response: Response) -> HealthResponse:
         leadership=None if election is None else LeadershipHealth.of(election),
         # Shown, never degrading: a skipped fill leaves streaming as it was.
         gap_fill=GapFillHealth.of(stream.gap_fill),
+        streaming=StreamingHealth.of(service.stream_hub.stats()),
         last_update_age_seconds=ages,
         quote_ages=quote_ages,
         # Cache health (issue 5): Redis ping, fresh/stale/missing subscribed prices (the
@@ -107,6 +109,7 @@ async def health(service: ServiceDep, response: Response) -> HealthResponse:
             service.redis_client,
             stream.named_quote_symbols()[:_PROBED],
             stale_after=service.settings.price_cache_ttl,
+            keys=stream.keys,  # REDIS_NAMESPACE's names, as the stream writes them
         ),
     )
 

@@ -53,9 +53,9 @@ after a resync; `{"type":"price","data":{...}}` an update; `{"type":"resync","sy
 [...],"reason":"..."}` a gap (snapshots follow); `{"type":"coalesced","replaced":N,
 "symbols":[...]}` the client was behind and N older updates were replaced by newer ones;
 `{"type":"subscriptions","symbols":[...]}`; `{"type":"error","message":"..."}`. `data`:
-`symbol`, `bid`, `ask`, `mid` (exact decimal strings), `bid_size`, `ask_size`,
-`timestamp`, `seq`, `epoch`. A client behind for more than 5 s is closed (WebSocket
-1008, SSE a last `error`). See docs/streaming.md.
+`symbol`, `bid`, `ask`, `mid`, `bid_size`, `ask_size` (exact decimal strings: `"100"`,
+`"0.00012345"` for a crypto pair), `timestamp`, `seq`, `epoch`. A client behind for more
+than 5 s is closed (WebSocket 1008, SSE a last `error`). See docs/streaming.md.
 """
 
 _TICKET_DOC: Final = """Browsers cannot set `X-API-Key` on a WebSocket or an `EventSource`.
@@ -152,7 +152,7 @@ async def stream_websocket(websocket: WebSocket, ticket: str | None = None) -> N
     async def send(data: bytes) -> None:
         await websocket.send({"type": "websocket.send", "text": data.decode()})
 
-    client = hub.connect(send)
+    client = hub.connect(send, "ws")
     tasks = [
         asyncio.create_task(_read_requests(websocket, hub, client)),
         asyncio.create_task(client.condemned.wait()),
@@ -272,7 +272,7 @@ class _EventStream(Response):
             await send({"type": "http.response.body", "body": b"data: %s\n\n" % data,
                         "more_body": True})  # fmt: skip
 
-        client = self._hub.connect(event)
+        client = self._hub.connect(event, "sse")
         self._hub.subscribe(client, self._symbols)
         tasks = [
             asyncio.create_task(_until_disconnect(receive)),

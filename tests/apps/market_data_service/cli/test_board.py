@@ -6,6 +6,7 @@ from decimal import Decimal
 
 from apps.market_data_service.cli.board import (
     Board,
+    CoalescedMessage,
     LinkMessage,
     NoticeMessage,
     PriceMessage,
@@ -22,7 +23,9 @@ def price(
     symbol: str, bid: str, ask: str, seq: int, *, epoch: str = "e1", snapshot: bool = False
 ) -> PriceMessage:
     b, a = Decimal(bid), Decimal(ask)
-    return PriceMessage(Quote(symbol, b, a, (b + a) / 2, 1, 2, STAMP, seq, epoch), snapshot)
+    return PriceMessage(
+        Quote(symbol, b, a, (b + a) / 2, Decimal(1), Decimal(2), STAMP, seq, epoch), snapshot
+    )
 
 
 def test_rows_keep_the_order_given_and_start_empty() -> None:
@@ -71,6 +74,28 @@ def test_a_seq_jump_is_a_gap_and_repeats_are_dropped() -> None:
     board.apply(price("AAPL", "0.7", "2", 8, snapshot=True), T0)
     quote = board.quote("AAPL")
     assert quote is not None and (quote.seq, str(quote.bid)) == (9, "1.2")
+
+
+def test_a_jump_the_service_said_it_coalesced_is_not_a_gap() -> None:
+    """Behind, the service replaces a symbol's pending update with the newest and says so
+    (``coalesced``) before it: that jump is not an update lost (docs/streaming.md)."""
+    board = Board(["AAPL", "MSFT"])
+    board.apply(price("AAPL", "1", "2", 19, snapshot=True), T0)
+    board.apply(price("MSFT", "1", "2", 5, snapshot=True), T0)
+    added = board.apply(CoalescedMessage(1, ("AAPL",)), T0)
+    assert [(e.kind, e.text) for e in added] == [
+        ("info", "behind: 1 older updates replaced (AAPL)")
+    ]
+    assert board.apply(price("AAPL", "1.1", "2", 21), T0) == []
+    assert (board.coalesced, board.skipped) == (1, 0)
+    # Only the next update of a named symbol: a later jump, or another symbol's, is a gap.
+    gaps = board.apply(price("AAPL", "1.2", "2", 23), T0)
+    gaps += board.apply(price("MSFT", "1.2", "2", 7), T0)
+    assert [e.text for e in gaps] == [
+        "AAPL: seq 21 -> 23, 1 not seen",
+        "MSFT: seq 5 -> 7, 1 not seen",
+    ]
+    assert (board.coalesced, board.skipped, board.status().coalesced) == (1, 2, 1)
 
 
 def test_a_new_epoch_is_shown_and_numbering_restarts() -> None:

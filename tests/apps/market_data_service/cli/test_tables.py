@@ -13,7 +13,9 @@ import pytest
 from rich.console import Console, RenderableType
 
 from apps.market_data_service.cli.client import problem_line
-from apps.market_data_service.cli.demo import _Board, _render, demo_positions
+from apps.market_data_service.cli.demo import demo_positions
+from apps.market_data_service.cli.demo_board import Board as _Board
+from apps.market_data_service.cli.demo_board import render_board as _render
 from apps.market_data_service.cli.tables import age, health_table, money, pnl_table, signed
 from libs.market_data import PriceData
 

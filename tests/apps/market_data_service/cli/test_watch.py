@@ -41,16 +41,22 @@ def test_the_screen_has_the_table_the_status_and_the_events() -> None:
     now = 1_772_461_802.0  # 2 s after the stamp
     board.apply(LinkMessage("connected", "ws://127.0.0.1:8004/api/v1/stream"), now)
     first = Quote("AAPL", Decimal("1234.50"), Decimal("1234.60"), Decimal("1234.55"),
-                  100, 200, stamp, 1, "e")  # fmt: skip
+                  Decimal(100), Decimal(200), stamp, 1, "e")  # fmt: skip
     board.apply(PriceMessage(first, snapshot=True), now)
     board.apply(PriceMessage(Quote("AAPL", Decimal("1234.40"), Decimal("1234.60"),
-                                   Decimal("1234.50"), 1, 2, stamp, 2, "e")), now)  # fmt: skip
+                                   Decimal("1234.50"), Decimal(1500), Decimal(2), stamp, 2,
+                                   "e")), now)  # fmt: skip
+    # A crypto pair's sizes are fractions of a coin, shown exactly (never as 1.2E-7).
+    board.apply(PriceMessage(Quote("MSFT", Decimal("71859.53"), Decimal("71939.7"),
+                                   Decimal("71899.615"), Decimal("0.00012345"),
+                                   Decimal("1.2E-7"), stamp, 1, "e")), now)  # fmt: skip
     screen = render(board, now)
     console = Console(record=True, width=120, color_system=None)
     console.print(screen)
     shown = console.export_text()
     for text in ("Bid", "Ask", "Mid", "Spread", "Age", "1,234.40", "1,234.60", "0.20", "2.0s",
-                 "connected", "updates 1", "recent events", "connected: ws://"):  # fmt: skip
+                 "connected", "updates 2", "recent events", "connected: ws://",
+                 "1,500 x 2", "0.00012345 x 0.00000012"):  # fmt: skip
         assert text in shown, (text, shown)
     assert "MSFT" in shown
     # The changed cells carry the highlight: bid and mid down (red), spread up (green).

@@ -6,6 +6,7 @@ import json
 from decimal import Decimal
 
 from apps.market_data_service.cli.board import (
+    CoalescedMessage,
     NoticeMessage,
     PriceMessage,
     Quote,
@@ -18,7 +19,7 @@ DATA = {
     "ask_size": 4, "timestamp": "2026-03-02T14:30:00.1Z", "seq": 7, "epoch": "e1",
 }  # fmt: skip
 QUOTE = Quote(
-    "AAPL", Decimal("150.10"), Decimal("150.13"), Decimal("150.115"), 3, 4,
+    "AAPL", Decimal("150.10"), Decimal("150.13"), Decimal("150.115"), Decimal(3), Decimal(4),
     "2026-03-02T14:30:00.1Z", 7, "e1",
 )  # fmt: skip
 
@@ -53,6 +54,21 @@ def test_prices_stay_exact_even_as_json_numbers() -> None:
     assert str(message.quote.mid) == "150.115"  # no mid sent: the exact midpoint
 
 
+def test_sizes_are_exact_decimals_whole_or_fractional() -> None:
+    crypto = DATA | {"symbol": "BTC/USD", "bid_size": "0.00012345", "ask_size": "1.5"}
+    bad_sizes = DATA | {"bid_size": "-1", "ask_size": "x"}
+    frame = json.dumps([{"type": "price", "data": DATA | {"bid_size": "3"}},
+                        {"type": "price", "data": crypto},
+                        {"type": "price", "data": bad_sizes}])  # fmt: skip
+    stock, btc, bad = parse_frame(frame)
+    assert isinstance(stock, PriceMessage) and isinstance(btc, PriceMessage)
+    assert stock == PriceMessage(QUOTE)  # "3" and 3 read the same
+    assert (btc.quote.bid_size, btc.quote.ask_size) == (Decimal("0.00012345"), Decimal("1.5"))
+    assert str(btc.quote.bid_size) == "0.00012345"
+    assert isinstance(bad, PriceMessage)  # the price still shows; a bad size shows as 0
+    assert (bad.quote.bid_size, bad.quote.ask_size) == (Decimal(0), Decimal(0))
+
+
 def test_the_services_other_messages_become_notices() -> None:
     frame = json.dumps([
         {"type": "error", "message": "unknown action 'x'"},
@@ -62,7 +78,7 @@ def test_the_services_other_messages_become_notices() -> None:
     ])  # fmt: skip
     assert parse_frame(frame) == [
         NoticeMessage("the service says: unknown action 'x'", error=True),
-        NoticeMessage("behind: 12 older updates replaced AAPL"),
+        CoalescedMessage(12, ("AAPL",)),
         NoticeMessage("subscribed: AAPL"),
         NoticeMessage('hello: {"type":"hello","v":2}'),
     ]

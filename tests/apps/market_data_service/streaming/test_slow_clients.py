@@ -8,6 +8,7 @@ import asyncio
 from collections.abc import Callable
 
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from apps.market_data_service.streaming import ClientPolicy, ClientSession
 from libs.redis_client import RedisConnectionParams
@@ -47,6 +48,19 @@ async def write_until(w: Writer, done: Callable[[], bool], what: str) -> None:
         await asyncio.sleep(0)
 
 
+async def metrics(service: Service) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    """The stream's samples of /metrics: (name, labels) -> value."""
+    reply = await service.http.get("/metrics")
+    assert reply.status_code == 200
+    return {
+        (sample.name, tuple(sorted(sample.labels.items()))): sample.value
+        for family in text_string_to_metric_families(reply.text)
+        if family.name.startswith("market_data_stream")
+        for sample in family.samples
+        if not sample.name.endswith("_created")
+    }
+
+
 def every_update_in_order(fast: StreamClient) -> None:
     assert fast.of("coalesced") == [] and fast.of("resync") == []
     for symbol in SYMBOLS:
@@ -71,6 +85,17 @@ async def test_behind_coalesces_then_catches_up(
     (notice, *_) = slow.of("coalesced")
     assert notice["replaced"] > 0 and notice["symbols"] == sorted(SYMBOLS)
     every_update_in_order(fast)
+    # /metrics and /health count it: both clients on the WebSocket, the updates replaced.
+    seen = await metrics(service)
+    replaced = slow_session(service, fast).buffer.replaced_total
+    assert seen[("market_data_stream_updates_coalesced_total", ())] == replaced > 0
+    assert seen[("market_data_stream_clients", (("transport", "ws"),))] == 2
+    assert seen[("market_data_stream_clients", (("transport", "sse"),))] == 0
+    assert seen[("market_data_stream_hub_state", (("state", "streaming"),))] == 1
+    sent = sum(c.buffer.messages_sent for c in service.service.stream_hub.sessions())
+    assert seen[("market_data_stream_messages_sent_total", ())] == sent
+    streaming = (await service.health())["streaming"]
+    assert streaming["clients"] == {"ws": 2, "sse": 0} and streaming["coalesced"] == replaced
     # The slow one saw fewer updates, never one out of order (converged() checked it).
     assert len(slow.of("price")) < len(fast.of("price"))
     for client in (fast, slow):
@@ -94,5 +119,19 @@ async def test_stalled_client_is_closed_with_1008_and_the_others_carry_on(
     assert slow.close_reason.startswith("too slow: ")
     assert hub.clients == 1 and hub.closed_slow == 1
     every_update_in_order(fast)
+    # /metrics names the cause; the closed client's messages stay in the total.
+    seen = await metrics(service)
+    closed = {
+        dict(labels)["cause"]: value
+        for (name, labels), value in seen.items()
+        if name == "market_data_stream_slow_clients_closed_total"
+    }
+    assert sum(closed.values()) == 1 and set(closed) == {"send_blocked", "behind", "pending_bytes"}
+    assert seen[("market_data_stream_clients", (("transport", "ws"),))] == 1
+    assert (
+        seen[("market_data_stream_messages_sent_total", ())]
+        > hub.sessions()[0].buffer.messages_sent
+    )
+    assert (await service.health())["streaming"]["slow_clients_closed"] == 1
     assert not same_as_cache(slow, redis_params)  # it left before the end
     await fast.close()

@@ -4,12 +4,16 @@ the simulator and a real redis-server, real WebSocket and HTTP clients."""
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
+from decimal import Decimal
 from typing import Any
+
+import pytest
 
 from apps.simulator import AlpacaSimulator
 from tests.apps.market_data_service.streaming.streamclient import StreamClient, ws_url
-from tests.fixtures.service import Service
+from tests.fixtures.service import Service, ServiceFactory, local_broker
 from tests.helpers import eventually, quote
 
 
@@ -141,3 +145,111 @@ async def test_sse(service: Service, simulator: AlpacaSimulator) -> None:
     assert received[1] == {"type": "snapshot", "symbol": "MSFT", "data": None}
     assert [m["data"]["mid"] for m in received if m["type"] == "price"] == ["10.11"]
     await eventually(lambda: service.service.stream_hub.clients == 0, 10, "the SSE client gone")
+
+
+async def test_a_crypto_pair_streams_with_exact_fractional_sizes(
+    service: Service, simulator: AlpacaSimulator
+) -> None:
+    """BTC/USD's sizes are fractions of a coin: they must reach WebSocket and SSE clients
+    exactly, as decimal strings, and a stock's size still reads as before ("1")."""
+    await subscribe_service(service, "AAPL", "BTC/USD")
+    await eventually(service.stream.crypto_connection.is_connected, 10, "the crypto connection")
+    first = {"S": "BTC/USD", "bp": Decimal("71859.53"), "bs": Decimal("0.00012345"),
+             "ap": Decimal("71939.7"), "as": Decimal("1.5")}  # fmt: skip
+    await simulator.send_quotes([first, quote("AAPL", "150.10", "150.20")])
+    await wait_price(service, "BTC/USD", "71899.615")
+    await wait_price(service, "AAPL", "150.15")
+    client = await StreamClient.open(ws_url(service.url))
+    sse: list[Any] = []
+    try:
+        await client.subscribe("btc/usd", "AAPL")
+        await client.wait_for("subscriptions")
+        async with service.http.stream(
+            "GET", "/api/v1/stream/sse", params={"symbols": "BTC/USD"}
+        ) as reply:
+            assert reply.status_code == 200
+            sent = False
+            async for line in reply.aiter_lines():
+                if not line.startswith("data: "):
+                    continue
+                decoded = json.loads(line[len("data: ") :])
+                sse.extend(decoded if isinstance(decoded, list) else [decoded])
+                if not sent and any(m["type"] == "subscriptions" for m in sse):
+                    second = first | {"bs": Decimal("0.000012345678"), "bp": Decimal("71860")}
+                    await simulator.send_quotes([second])
+                    sent = True
+                if any(m["type"] == "price" for m in sse):
+                    break
+        await eventually(lambda: client.prices("BTC/USD"), 10, "a BTC/USD price on the socket")
+    finally:
+        await client.close()
+    snapshots = {m["symbol"]: m["data"] for m in client.of("snapshot")}
+    assert (snapshots["BTC/USD"]["bid_size"], snapshots["BTC/USD"]["ask_size"]) == (
+        "0.00012345", "1.5")  # fmt: skip
+    assert (snapshots["AAPL"]["bid_size"], snapshots["AAPL"]["ask_size"]) == ("1", "2")
+    for price in (
+        client.prices("BTC/USD")[-1],
+        next(m["data"] for m in sse if m["type"] == "price"),
+    ):
+        assert (price["bid"], price["bid_size"], price["ask_size"], price["seq"]) == (
+            "71860", "0.000012345678", "1.5", 2)  # fmt: skip
+    assert sse[0]["data"]["bid_size"] == "0.00012345"  # the SSE snapshot
+    assert client.of("error") == []
+
+
+def unexplained_jumps(messages: list[dict[str, Any]]) -> list[str]:
+    """Each ``price`` whose seq skips some of its symbol's, with no ``coalesced`` naming the
+    symbol since its last price or snapshot: an update lost between resync and stream."""
+    last: dict[str, tuple[str, int]] = {}
+    coalesced: set[str] = set()
+    jumps = []
+    for message in messages:
+        if message["type"] == "coalesced":
+            coalesced.update(message["symbols"])
+        data = message.get("data")
+        if message["type"] not in ("price", "snapshot") or data is None:
+            continue
+        symbol, key = data["symbol"], (data["epoch"], data["seq"])
+        before = last.get(symbol)
+        skipped = before is not None and before[0] == key[0] and key[1] > before[1] + 1
+        if message["type"] == "price" and skipped and symbol not in coalesced:
+            jumps.append(f"{symbol}: seq {before[1] if before else 0} -> {key[1]}")
+        last[symbol] = key
+        coalesced.discard(symbol)
+    return jumps
+
+
+def filled(client: StreamClient, count: int) -> bool:
+    return len([m for m in client.of("resync") if m["reason"] == "notice:gap.filled"]) >= count
+
+
+def more(client: StreamClient, than: int) -> bool:
+    return len(client.prices("AAPL")) > than
+
+
+@pytest.mark.timeout(90)
+async def test_broker_reconnects_with_a_gap_fill_leave_no_hole(
+    start_service: ServiceFactory, simulator: AlpacaSimulator
+) -> None:
+    """The status page's scenario: quotes flowing, the broker connection drops, the service
+    resyncs (``stream.reconnected``), the gap fill writes REST quotes (the next seq) and
+    says ``gap.filled``, live quotes go on. A client sees every seq in between, or a
+    snapshot or ``coalesced`` that accounts for the jump."""
+    service = await start_service(**local_broker(simulator))  # the gap fill's REST
+    await service.wait_connected()
+    await subscribe_service(service, "AAPL", "MSFT")
+    await eventually(lambda: {"AAPL", "MSFT"} <= simulator.subscribed_quotes, what="subscribed")
+    client = await StreamClient.open(ws_url(service.url))
+    try:
+        await client.subscribe("AAPL", "MSFT")
+        simulator.set_rate(20)
+        await eventually(lambda: len(client.prices("MSFT")) > 3, 20, "quotes flowing")
+        for drop in range(1, 6):
+            await simulator.drop_connections()
+            await eventually(functools.partial(filled, client, drop), 20, f"gap fill {drop}")
+            seen = len(client.prices("AAPL"))
+            await eventually(functools.partial(more, client, seen), 20, "live again")
+    finally:
+        await client.close()
+    assert unexplained_jumps(client.messages) == []
+    assert client.of("error") == []

@@ -6,105 +6,19 @@ one never overwrites it; a REST side that fails is skipped and counted."""
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import json
-from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Any
-
-import pytest
 
 from apps.simulator import AlpacaSimulator
-from libs.market_data import AlpacaMarketDataStream
-from libs.market_data.broker import AlpacaRestClient
 from libs.market_data.gapfill import GapFillPolicy
-from libs.redis_client import EventPublisher, RedisClient, RedisConnectionParams
-from tests.helpers import eventually, listen, quote
-from tests.libs.market_data.broker.sim_client import client_for
-
-StreamFactory = Callable[..., Awaitable[AlpacaMarketDataStream]]
-Messages = list[tuple[str, dict[str, Any]]]
-
-
-@pytest.fixture
-async def make_stream(
-    simulator: AlpacaSimulator, redis_params: RedisConnectionParams
-) -> AsyncIterator[StreamFactory]:
-    """Streams on the simulator and the test Redis, with a REST client on the simulator
-    for the gap fill (``rest=False``: none); started at once."""
-    made: list[
-        tuple[AlpacaMarketDataStream, RedisClient, AlpacaRestClient, asyncio.Task[None]]
-    ] = []
-
-    async def make(
-        symbols: list[str], *, rest: bool = True, policy: GapFillPolicy | None = None
-    ) -> AlpacaMarketDataStream:
-        client = RedisClient(params=redis_params)
-        broker = client_for(simulator, max_attempts=2)
-        stream = AlpacaMarketDataStream(
-            "sim-key",
-            "sim-secret",
-            client,
-            EventPublisher(client=client),
-            url=simulator.url(),
-            reconnect_base_delay=0.05,
-            reconnect_max_delay=0.2,
-            compression=None,
-            latest_quotes=broker if rest else None,
-            gap_fill=policy or GapFillPolicy(cooldown=0.0),
-        )
-        await stream.subscribe_symbols(symbols)
-        task = asyncio.create_task(stream.start())
-        made.append((stream, client, broker, task))
-        await eventually(stream.is_connected, what="connected")
-        return stream
-
-    yield make
-    for stream, client, broker, task in made:
-        await stream.stop()
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError, Exception):
-            await task
-        await broker.aclose()
-        await client.close()
-
-
-@contextlib.asynccontextmanager
-async def pubsub(params: RedisConnectionParams) -> AsyncIterator[Messages]:
-    """Price events and status notices, in the one order Redis delivered them."""
-    messages: Messages = []
-    async with listen(
-        params,
-        lambda channel, data: messages.append((channel, data)),
-        channels=["market_data.status"],
-        patterns=["price.updated.*"],
-    ):
-        yield messages
-
-
-def notices(messages: Messages, event: str) -> list[dict[str, Any]]:
-    return [d for c, d in messages if c == "market_data.status" and d["event_type"] == event]
-
-
-async def cached(client: RedisClient, symbol: str) -> dict[str, Any] | None:
-    raw = await client.get(f"price:{symbol}")
-    return None if raw is None else json.loads(raw)
-
-
-async def wait_cached(client: RedisClient, symbol: str, bid: str) -> dict[str, Any]:
-    found: dict[str, Any] | None = None
-
-    async def check() -> bool:
-        nonlocal found
-        found = await cached(client, symbol)
-        return found is not None and found["bid"] == bid
-
-    deadline = asyncio.get_running_loop().time() + 5
-    while not await check():
-        assert asyncio.get_running_loop().time() < deadline, f"{symbol} never cached at {bid}"
-        await asyncio.sleep(0.01)
-    assert found is not None
-    return found
+from libs.redis_client import RedisClient, RedisConnectionParams
+from tests.helpers import eventually, quote
+from tests.libs.market_data.gapfill.fills import (
+    StreamFactory,
+    cached,
+    notices,
+    pubsub,
+    wait_cached,
+)
 
 
 async def test_after_a_reconnect_a_quiet_symbol_holds_the_current_quote_then_gap_filled(
@@ -280,18 +194,3 @@ async def test_without_a_rest_reader_the_stream_has_no_gap_fill(
     price = await wait_cached(redis_client, "TSLA", "252.00")
     assert price["seq"] == 1
     assert simulator.rest.requests == []
-
-
-async def test_only_stock_quote_symbols_are_read_over_rest(
-    simulator: AlpacaSimulator, make_stream: StreamFactory
-) -> None:
-    stream = await make_stream(["AAPL"])
-    await stream.subscribe(["AAPL"], ["trades"])
-    assert stream.gap_fill is not None
-    assert await stream.gap_fill.wait_idle(5)
-    simulator.set_latest_quote("AAPL", "190.00", "190.02")
-    stream.sink.publish_status("redis.recovered", {"cause": "down", "symbols_rewritten": []})
-    await eventually(lambda: stream.gap_fill and stream.gap_fill.status().last_refreshed == 1,
-                     what="a fill of AAPL")  # fmt: skip
-    # Every request was a valid one: trades:AAPL never went to the quotes endpoint.
-    assert all(status == 200 for _, status in simulator.rest.requests)

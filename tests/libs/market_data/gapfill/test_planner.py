@@ -194,3 +194,22 @@ def test_the_policy_refuses_bounds_that_mean_nothing() -> None:
         GapFillPolicy(max_calls=0)
     with pytest.raises(ValueError, match="batch_size"):
         GapFillPolicy(batch_size=101)
+
+
+def test_a_batch_holds_stocks_or_crypto_pairs_never_both_neediest_batch_first() -> None:
+    planner = GapFillPlanner(GapFillPolicy(max_calls=2, batch_size=2))
+    planner.request(RECONNECTED)
+    request = planner.take({"AAPL", "MSFT", "TSLA", "BTC/USD", "ETH/USD"})
+    assert request is not None
+    held: dict[str, str | None] = {
+        "AAPL": instant_key("2026-01-02T15:00:03Z"),
+        "MSFT": instant_key("2026-01-02T15:00:04Z"),
+        "TSLA": instant_key("2026-01-02T15:00:05Z"),
+        "BTC/USD": None,  # nothing held: its batch goes first
+        "ETH/USD": instant_key("2026-01-02T15:00:01Z"),
+    }
+    plan = planner.plan(request, held, 0.0)
+    assert isinstance(plan, FillPlan)
+    # One endpoint per batch (stocks', or crypto's); the budget of 2 leaves TSLA out.
+    assert plan.batches == (("BTC/USD", "ETH/USD"), ("AAPL", "MSFT"))
+    assert plan.left_out == ("TSLA",)

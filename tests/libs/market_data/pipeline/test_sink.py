@@ -16,7 +16,6 @@ from libs.redis_client import RedisConnectionParams
 from tests.fixtures.monitor import monitor
 from tests.helpers import eventually
 
-
 _instants = itertools.count()
 
 

@@ -52,6 +52,7 @@ async def parts(simulator: AlpacaSimulator, redis_client: RedisClient) -> AsyncI
         redis_client,
         publisher,
         url=simulator.url(),
+        crypto_url=simulator.crypto_url(),
         reconnect_base_delay=0.05,
         reconnect_max_delay=0.2,
     )
@@ -149,13 +150,41 @@ async def test_only_streamed_valid_symbols_are_followed(parts: Parts) -> None:
     parts.sim.set_positions(
         [
             pos("AAPL"),
-            pos("BTCUSD", asset_class="crypto"),
             pos("SPY240119C00450000", asset_class="us_option"),
+            pos("BTCPERP", asset_class="crypto_perp"),
         ]
     )
     result = await parts.sync.sync_once()
     assert result.symbols == ["AAPL"]
     assert parts.registry.symbols(POSITIONS) == ["AAPL"]
+
+
+async def test_a_crypto_position_is_followed_as_its_pair_on_the_crypto_feed(
+    parts: Parts,
+) -> None:
+    # As Alpaca reports them: BTCUSD / ETHUSDT, asset class crypto, a fractional qty.
+    parts.sim.set_positions(
+        [
+            pos("AAPL"),
+            pos("BTCUSD", "0.5", asset_class="crypto"),
+            pos("ETHUSDT", "1.25", asset_class="crypto"),
+        ]
+    )
+    assert [p.symbol for p in parts.sim.rest.positions] == ["AAPL", "BTCUSD", "ETHUSDT"]
+    result = await parts.sync.sync_once()
+    assert result.symbols == ["AAPL", "BTC/USD", "ETH/USDT"]
+    assert parts.registry.symbols(POSITIONS) == ["AAPL", "BTC/USD", "ETH/USDT"]
+    # Routed by feed: the pairs to the crypto connection, never to the stock one.
+    assert set(parts.stream.crypto_connection.desired) == {"BTC/USD", "ETH/USDT"}
+    assert set(parts.stream.connection.desired) == {"AAPL"}
+    await eventually(
+        lambda: {"AAPL", "BTC/USD", "ETH/USDT"} <= parts.sim.subscribed_quotes,
+        what="the pairs subscribed on the simulator's crypto feed",
+    )
+    # The position closes: its pair is released from the crypto feed.
+    parts.sim.set_positions([pos("AAPL"), pos("ETHUSDT", "1.25", asset_class="crypto")])
+    assert (await parts.sync.sync_once()).removed == ["BTC/USD"]
+    assert set(parts.stream.crypto_connection.desired) == {"ETH/USDT"}
 
 
 async def test_a_refused_subscribe_is_reported_and_the_next_sync_retries(parts: Parts) -> None:

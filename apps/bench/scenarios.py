@@ -1,0 +1,68 @@
+"""The benchmark's scenarios, its options, and the record of one scenario's run."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+__all__ = ["BenchOptions", "Mode", "Result", "Scenario", "scenarios"]
+
+Mode = Literal["pipelined", "naive", "cluster"]
+
+
+@dataclass(frozen=True)
+class Scenario:
+    name: str
+    mode: Mode
+    symbols: int
+    batch: int
+    rate: float  # offered quotes/s; above capacity the socket's backpressure paces the sender
+    duration: float
+    sample_every: int  # latency of every n-th event
+    # Leader election's connection fencing armed on the writer (docs/leadership.md)
+    fenced: bool = False
+
+
+@dataclass
+class Result:
+    scenario: Scenario
+    quotes_per_s: float
+    cpu_us_per_quote: float | None
+    p50_ms: float | None
+    p99_ms: float | None
+    max_ms: float | None
+    sent: int
+    received: int
+    lost: int | None
+    rss_start_mb: float
+    rss_end_mb: float
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class BenchOptions:
+    duration: float = 10.0
+    memory_duration: float = 60.0
+    memory_rate: float = 100_000.0
+    output: Path = Path("bench-results.json")
+    only: tuple[str, ...] = ()
+
+
+def scenarios(options: BenchOptions) -> list[Scenario]:
+    d = options.duration
+    return [
+        Scenario("throughput", "pipelined", 100, 200, 2_000_000, d, 50),
+        # The same with connection fencing (LEADER_ELECTION=redis): its ratio to the above.
+        Scenario("throughput-fenced", "pipelined", 100, 200, 2_000_000, d, 50, fenced=True),
+        Scenario("throughput-naive", "naive", 100, 200, 2_000_000, d, 5),
+        # The throughput scenario on a private 3-primary Redis Cluster (docs/cluster.md).
+        Scenario("cluster-3", "cluster", 100, 200, 2_000_000, d, 50),
+        # symbols=0: "*", the simulator's 10,000-symbol Zipf-skewed universe (issue 14).
+        Scenario("whole-market", "pipelined", 0, 200, 2_000_000, d, 50),
+        Scenario("one-per-frame", "pipelined", 100, 1, 200_000, d, 20),
+        Scenario("latency-20k", "pipelined", 100, 10, 20_000, d, 1),
+        Scenario(
+            "memory", "pipelined", 100, 200, options.memory_rate, options.memory_duration, 100
+        ),
+    ]
