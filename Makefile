@@ -52,8 +52,8 @@ status: setup ## Health, subscriptions and real-time P&L of the service on :8004
 bench: setup ## Throughput/latency benchmark (simulator -> service pipeline -> Redis -> subscriber)
 	$(BIN)/market-data bench
 
-failover-drill: setup ## 10 SIGKILL + 10 SIGTERM leader failovers: price gap p50/max, connections
-	$(BIN)/python -m apps.bench.failover
+failover-drill: setup ## 10 SIGKILL + 10 SIGTERM leader failovers: price gap p50/max, connections (DRILL_ARGS="--release-delay 1.0")
+	$(BIN)/python -m apps.bench.failover $(DRILL_ARGS)
 
 clean: ## Remove the virtualenv and caches
 	rm -rf $(VENV) .uv .pytest_cache .mypy_cache .ruff_cache

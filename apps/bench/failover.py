@@ -10,7 +10,10 @@ standby. For each failover it measures, with a real subscriber on ``price.update
 - connection attempts: sockets the simulator accepted until the new leader streamed.
 
 It prints p50 and max of each; it asserts nothing (docs/leadership.md has the figures).
-Run: ``python -m apps.bench.failover [--rounds N]``.
+``--release-delay S`` makes the simulator keep a socket's slot S seconds after it died
+without a closing handshake (a SIGKILL), as Alpaca does for a while: the new leader then
+meets 406 and retries on its takeover schedule.
+Run: ``python -m apps.bench.failover [--rounds N] [--release-delay S]``.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ import argparse
 import asyncio
 import contextlib
 import json
+import math
 import signal
 import statistics
 import subprocess
@@ -138,11 +142,17 @@ async def _listen(server: EmbeddedRedis, events: _Events) -> None:
         await client.aclose()
 
 
-async def run_drill(rounds: int = 10) -> dict[str, list[tuple[float, int]]]:
+async def run_drill(
+    rounds: int = 10, release_delay: float = 0.0
+) -> dict[str, list[tuple[float, int]]]:
     """``rounds`` SIGKILL failovers, then ``rounds`` SIGTERM handovers: (gap, attempts)."""
     results: dict[str, list[tuple[float, int]]] = {"SIGKILL": [], "SIGTERM": []}
     server = await asyncio.to_thread(EmbeddedRedis().start)
-    sim = AlpacaSimulator(SimulatorConfig(port=0, rate=0.0, connection_limit=1))
+    sim = AlpacaSimulator(
+        SimulatorConfig(
+            port=0, rate=0.0, connection_limit=1, connection_release_delay=release_delay
+        )
+    )
     await sim.start()
     with tempfile.TemporaryDirectory(prefix="failover-drill-") as logs:
         drill = _Drill(sim, server, Path(logs))
@@ -187,9 +197,20 @@ def _summary(name: str, rows: list[tuple[float, int]]) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="failover-drill", description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=10, help="failovers per signal (10)")
+    parser.add_argument(
+        "--release-delay",
+        type=float,
+        default=0.0,
+        help="seconds the simulator keeps a dead socket's slot (0: frees it at once)",
+    )
     args = parser.parse_args(argv)
-    print(f"failover drill: 2 instances, LEADER_LEASE_TTL default, {args.rounds} rounds per signal")
-    results = asyncio.run(run_drill(args.rounds))
+    if not (math.isfinite(args.release_delay) and args.release_delay >= 0):
+        parser.error("--release-delay must be a number >= 0")
+    print(
+        f"failover drill: 2 instances, LEADER_LEASE_TTL default, {args.rounds} rounds per "
+        f"signal, simulator release delay {args.release_delay:g}s"
+    )
+    results = asyncio.run(run_drill(args.rounds, args.release_delay))
     print(_summary("SIGKILL", results["SIGKILL"]))
     print(_summary("SIGTERM", results["SIGTERM"]))
     return 0

@@ -20,6 +20,7 @@ from libs.market_data.broker import AlpacaRestClient, PreviousCloseCache, Recent
 from libs.market_data.cache.price_cache import PriceCache
 from libs.market_data.gapfill import GapFillPolicy
 from libs.market_data.pnl.service import PnLService
+from libs.market_data.stream.failures import TakeoverSchedule
 from libs.market_data.subscriptions.positions import PositionBasedSubscription
 from libs.market_data.subscriptions.registry import SubscriptionRegistry
 from libs.redis_client import EventPublisher, RedisClient
@@ -75,6 +76,10 @@ class MarketDataService:
             namespace=settings.redis_namespace,
             redis_write_timeout=settings.redis_write_timeout,
             connection_guard=None if self.election is None else self.election.guard,
+            # A leader's 406 at a takeover is the old leader's socket (docs/leadership.md).
+            takeover=None
+            if self.election is None
+            else TakeoverSchedule(cap=settings.leader_lease_ttl),
             latest_quotes=self.broker if settings.gap_fill_on else None,
             gap_fill=GapFillPolicy(
                 timeout=settings.gap_fill_timeout, max_calls=settings.gap_fill_max_calls

@@ -27,6 +27,7 @@ from libs.market_data.pipeline.events import EventProcessor
 from libs.market_data.pipeline.processor import PriceUpdate, QuoteProcessor
 from libs.market_data.pipeline.sinks import PriceSink, build_sink, keyspace_for
 from libs.market_data.stream.connection import AlpacaConnection
+from libs.market_data.stream.failures import RetryPolicy, TakeoverRetry, TakeoverSchedule
 from libs.market_data.stream.feeds import ALPACA_STREAM_HOST, Feeds, crypto_feed_url, feed_url
 from libs.market_data.stream.protocol import DecodedFrame, decode_crypto_frame
 from libs.market_data.stream.records import StatusNotice
@@ -75,6 +76,7 @@ class AlpacaMarketDataStream(StreamTopics, StreamReadouts):
         gap_fill: GapFillPolicy | None = None,
         crypto_feed: str = "us",
         crypto_url: str | None = None,
+        takeover: TakeoverSchedule | None = None,
     ) -> None:
         if price_ttl <= 0:
             raise ValueError("price_ttl must be a positive number of seconds")
@@ -93,19 +95,32 @@ class AlpacaMarketDataStream(StreamTopics, StreamReadouts):
             keys=self.keys,
             guard=connection_guard,
         )
+        backoff = BackoffPolicy(
+            base=reconnect_base_delay,
+            maximum=reconnect_max_delay,
+            max_attempts=max_reconnect_attempts,
+        )
+
+        def retry() -> RetryPolicy | None:
+            # A leader (``takeover`` given) retries a 406 of its term's start on a short
+            # schedule: the broker still holds the previous leader's socket
+            # (docs/leadership.md). None: the backoff alone, as one instance.
+            return None if takeover is None else TakeoverRetry(backoff, takeover)
+
         options: dict[str, Any] = {
-            "backoff": BackoffPolicy(
-                base=reconnect_base_delay,
-                maximum=reconnect_max_delay,
-                max_attempts=max_reconnect_attempts,
-            ),
+            "backoff": backoff,
             "step_timeout": step_timeout,
             "compression": compression,
             "stall_timeout": stall_timeout,
             "on_notice": self._forward_notice,
         }
         self._connection = AlpacaConnection(
-            url or feed_url(feed), api_key, secret_key, on_frame=self._handle_frame, **options
+            url or feed_url(feed),
+            api_key,
+            secret_key,
+            on_frame=self._handle_frame,
+            retry=retry(),
+            **options,
         )
         # Crypto pairs: the same policies, on a connection of its own to the crypto feed.
         crypto = AlpacaConnection(
@@ -114,6 +129,7 @@ class AlpacaMarketDataStream(StreamTopics, StreamReadouts):
             secret_key,
             on_frame=self._handle_crypto_frame,
             decode=decode_crypto_frame,
+            retry=retry(),
             **options,
         )
         self._feeds = Feeds(self._connection, crypto, first_wait=2 * step_timeout)

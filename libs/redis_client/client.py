@@ -50,6 +50,13 @@ def translate_errors(params: RedisConnectionParams, action: str) -> Iterator[Non
         raise RedisConnectionError(
             f"{action}: cannot reach Redis at {params.redacted_url()}: {exc}"
         ) from exc
+    except redis.exceptions.RedisClusterException as exc:
+        # Not a RedisError: redis-py's "Redis Cluster cannot be connected" (no seed node
+        # reachable: down, TLS refused, wrong password) and "slot not covered".
+        kind = "refused the credentials" if _is_auth_failure(exc) else "cannot be reached"
+        raise RedisConnectionError(
+            f"{action}: Redis Cluster at {params.redacted_url()} {kind}: {exc}"
+        ) from exc
     except redis.exceptions.RedisError as exc:
         raise RedisCommandError(
             f"{action}: Redis at {params.redacted_url()} answered with an error: {exc}"

@@ -6,6 +6,8 @@ replicas (``CLUSTER REPLICATE``); ``start()`` returns once every node says
 ``cluster_state:ok``. Sharded pub/sub needs Redis 7+: the binary is the one on PATH (or
 ``$REDIS_SERVER_BIN``), never the bundled 6.2. The nodes die with us like the single
 server (``spawner``), and ``stop()`` (or interpreter exit) removes their directory.
+With ``tls`` every node is TLS-only (clients, bus, replication) and ``params`` carry the
+CA; with ``password`` every node requires it and replicas use it (``masterauth``).
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from libs.redis_client.params import RedisConnectionParams
 from libs.redis_embedded import cluster_admin as admin
 from libs.redis_embedded.binary import find_redis_server
 from libs.redis_embedded.cluster_node import ClusterNodeProcess, free_cluster_port
+from libs.redis_embedded.command import TlsFiles
 from libs.redis_embedded.lifecycle import ContextManaged, reaper
 
 __all__ = ["EmbeddedRedisCluster", "require_redis_7"]
@@ -60,6 +63,7 @@ class EmbeddedRedisCluster(ContextManaged):
         replicas: int = 0,
         *,
         password: str | None = None,
+        tls: TlsFiles | None = None,
         binary: str | None = None,
         node_timeout_ms: int = 1000,
         startup_timeout: float = 30.0,
@@ -69,6 +73,7 @@ class EmbeddedRedisCluster(ContextManaged):
         self.primary_count = primaries
         self.replica_count = replicas
         self.password = password
+        self.tls = tls
         self._binary = binary
         self.node_timeout_ms = node_timeout_ms
         self.startup_timeout = startup_timeout
@@ -87,7 +92,7 @@ class EmbeddedRedisCluster(ContextManaged):
 
     @property
     def params(self) -> RedisConnectionParams:
-        """Connection parameters of the first node (password included)."""
+        """Connection parameters of the first node (password and TLS included)."""
         return self.nodes[0].params
 
     def client(self, node: ClusterNodeProcess) -> redis.Redis:
@@ -131,7 +136,7 @@ class EmbeddedRedisCluster(ContextManaged):
     # -- lifecycle --------------------------------------------------------------------
 
     def start(self) -> Self:
-        binary = self._binary or find_redis_server()
+        binary = self._binary or find_redis_server(tls=self.tls is not None)
         require_redis_7(binary)
         self._tmpdir = Path(tempfile.mkdtemp(prefix="redis-cluster-"))
         reaper.add(self)
@@ -146,6 +151,7 @@ class EmbeddedRedisCluster(ContextManaged):
                     port,
                     self._tmpdir / f"node-{port}",
                     password=self.password,
+                    tls=self.tls,
                     node_timeout_ms=self.node_timeout_ms,
                 )
                 self.nodes.append(node)

@@ -3,7 +3,8 @@
 A dev/test tool like the rest of ``libs.redis_embedded``: the node keeps its port and
 its work directory (``nodes.conf``, its identity in the cluster) across ``kill()`` and
 ``restart()``, so a killed primary can come back as itself. The command line is the
-single server's (``command.server_command``) plus the cluster flags.
+single server's (``command.server_command``) plus the cluster flags. With ``tls`` the
+node speaks TLS only: clients, the cluster bus and replication (docs/cluster.md, "TLS").
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from typing import Final
 
 from libs.redis_client.exceptions import RedisClientError
 from libs.redis_client.params import RedisConnectionParams
-from libs.redis_embedded.command import LOOPBACK, server_command
+from libs.redis_embedded.command import LOOPBACK, TlsFiles, server_command
 from libs.redis_embedded.lifecycle import RedisChild
 from libs.redis_embedded.process import answers_ping
 
@@ -60,6 +61,7 @@ class ClusterNodeProcess(RedisChild):
         workdir: Path,
         *,
         password: str | None = None,
+        tls: TlsFiles | None = None,
         node_timeout_ms: int = 1000,
         startup_timeout: float = 10.0,
     ) -> None:
@@ -68,6 +70,7 @@ class ClusterNodeProcess(RedisChild):
         self.port = port
         self.workdir = workdir
         self.password = password
+        self.tls = tls
         self.node_timeout_ms = node_timeout_ms
         self.startup_timeout = startup_timeout
         workdir.mkdir(parents=True, exist_ok=True)
@@ -86,7 +89,14 @@ class ClusterNodeProcess(RedisChild):
 
     @property
     def params(self) -> RedisConnectionParams:
-        return RedisConnectionParams(host=LOOPBACK, port=self.port, password=self.password)
+        tls = self.tls
+        return RedisConnectionParams(
+            host=LOOPBACK,
+            port=self.port,
+            password=self.password,
+            ssl=tls is not None,
+            ssl_ca_certs=tls.ca_cert_file if tls is not None else None,
+        )
 
     @property
     def log_path(self) -> Path:
@@ -102,7 +112,7 @@ class ClusterNodeProcess(RedisChild):
             port=self.port,
             unix_socket_path=None,
             password=self.password,
-            tls=None,
+            tls=self.tls,
         )
         if self.password is not None:
             # A replica authenticates to its primary with the same password; the
@@ -122,6 +132,11 @@ class ClusterNodeProcess(RedisChild):
             "--cluster-require-full-coverage",
             "no",
         ]
+        if self.tls is not None:
+            # The bus and the replication links on TLS too: with a TLS-only port (port 0)
+            # the node announces its TLS port, and the bus is that port + 10000.
+            command += ["--tls-cluster", "yes", "--tls-replication", "yes"]
+        ca_file = self.tls.ca_cert_file if self.tls is not None else None
         self._launch(
             command,
             binary=self.binary,
@@ -129,7 +144,7 @@ class ClusterNodeProcess(RedisChild):
             log_path=self.log_path,
             where=f" on port {self.port}",
             timeout=self.startup_timeout,
-            answers=lambda: answers_ping((LOOPBACK, self.port), ca_file=None),
+            answers=lambda: answers_ping((LOOPBACK, self.port), ca_file=ca_file),
         )
 
     def stop(self) -> None:

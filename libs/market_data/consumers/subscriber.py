@@ -19,6 +19,9 @@ Redis")::
   (yielding ``snapshot`` updates), and carries on.
 - It reconnects with :class:`~libs.market_data.backoff.BackoffPolicy` and gives up
   (:class:`SubscriberError`) after ``max_attempts`` consecutive failures.
+
+The connection is a link: one Redis (``standalone_link``) or a Redis Cluster's shards
+(``cluster_link``), read the same way; this module is the gap logic on top.
 """
 
 from __future__ import annotations
@@ -30,12 +33,7 @@ from collections import deque
 from collections.abc import Iterable
 from typing import Any, Final, Literal, Self
 
-import redis.asyncio
-from redis.asyncio.client import PubSub
-from redis.asyncio.retry import Retry
-from redis.backoff import NoBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from libs.market_data.backoff import BackoffPolicy
 from libs.market_data.consumers.cluster_link import ShardedLink
@@ -45,6 +43,7 @@ from libs.market_data.consumers.records import (
     notice_event,
     parse_price,
 )
+from libs.market_data.consumers.standalone_link import LOST, StandaloneLink
 from libs.market_data.exceptions import SubscriberError
 from libs.market_data.keys import DEFAULT_KEYS, KeySpace
 from libs.market_data.symbols import normalize_symbols
@@ -59,8 +58,6 @@ logger = logging.getLogger(__name__)
 DEFAULT_SUBSCRIBER_BACKOFF: Final = BackoffPolicy(base=0.05, maximum=2.0, max_attempts=100)
 _MGET_CHUNK: Final = 500
 _POLL: Final = 1.0  # seconds one read waits for a message before checking for close()
-# Errors that mean the connection is gone (CLIENT KILL, output buffer overflow, restart).
-_LOST: Final = (RedisConnectionError, RedisTimeoutError, OSError)
 
 
 class PriceSubscriber:
@@ -94,8 +91,7 @@ class PriceSubscriber:
             raise ValueError('symbols: at least one, or "*"')
         self._latest: dict[str, LivePrice] = {}
         self._pending: deque[SubscriberUpdate] = deque()
-        self._client: redis.asyncio.Redis | None = None
-        self._pubsub: PubSub | ShardedLink | None = None
+        self._link: StandaloneLink | ShardedLink | None = None
         self._closed = False
         self._connected_once = False
         self._failures = 0
@@ -134,7 +130,7 @@ class PriceSubscriber:
             try:
                 await self._connect()
                 return
-            except _LOST as exc:
+            except LOST as exc:
                 await self._lost(exc)
 
     async def close(self) -> None:
@@ -150,16 +146,16 @@ class PriceSubscriber:
             if self._closed:
                 raise StopAsyncIteration
             try:
-                if self._pubsub is None:
+                if self._link is None:
                     again = self._connected_once
                     await self._connect()
                     if again:
                         self._resync_queue_reason("reconnected")
                     continue
-                message = await self._pubsub.get_message(timeout=_POLL)
+                message = await self._link.get_message(timeout=_POLL)
                 if message is not None:
                     await self._handle(message)
-            except _LOST as exc:
+            except LOST as exc:
                 if self._closed:
                     raise StopAsyncIteration from None
                 await self._lost(exc)
@@ -167,36 +163,18 @@ class PriceSubscriber:
 
     # -- connection -------------------------------------------------------------------------
 
-    def _redis(self) -> redis.asyncio.Redis:
-        if self._client is None:
-            # No silent retries: redis-py would reconnect the pub/sub and subscribe again
-            # on its own, and the events missed meanwhile would go unnoticed.
-            self._client = redis.asyncio.Redis(
-                **self._params.redis_kwargs(), retry=Retry(NoBackoff(), 0)
-            )
-        return self._client
-
     async def _connect(self) -> None:
-        if self._cluster is not None:
-            link = ShardedLink(self._cluster, self._keys)
-            self._pubsub = link  # closed by _teardown even if open() fails
-            await link.open(self._keys.status_channel, None if self._all else self._wanted)
-            self._connected_once = True
-            await self._read_cache(await self._symbols_to_read(), announce=None)
-            self._failures = 0
-            return
-        client = self._redis()
-        pubsub = client.pubsub()
+        link: StandaloneLink | ShardedLink = (
+            StandaloneLink(self._params, self._keys)
+            if self._cluster is None
+            else ShardedLink(self._cluster, self._keys)
+        )
+        self._link = link
         try:
-            await pubsub.subscribe(self._keys.status_channel)
-            if self._all:
-                await pubsub.psubscribe(self._keys.price_channel_prefix + "*")
-            else:
-                await pubsub.subscribe(*(self._keys.price_channel(s) for s in self._wanted))
+            await link.open(self._keys.status_channel, None if self._all else self._wanted)
         except BaseException:
-            await pubsub.aclose()  # type: ignore[no-untyped-call]
+            await self._teardown()  # the next attempt starts from a fresh link
             raise
-        self._pubsub = pubsub
         self._connected_once = True
         # Subscribed: now the snapshot; anything published from here on is in the socket.
         await self._read_cache(await self._symbols_to_read(), announce=None)
@@ -212,14 +190,10 @@ class PriceSubscriber:
         await asyncio.sleep(self._backoff.delay(self._failures))
 
     async def _teardown(self) -> None:
-        pubsub, self._pubsub = self._pubsub, None
-        client, self._client = self._client, None
-        if pubsub is not None:
-            with contextlib.suppress(*_LOST):
-                await pubsub.aclose()
-        if client is not None:
-            with contextlib.suppress(*_LOST):
-                await client.aclose()
+        link, self._link = self._link, None
+        if link is not None:
+            with contextlib.suppress(*LOST):
+                await link.aclose()
 
     # -- the cache ---------------------------------------------------------------------------
 
@@ -227,12 +201,8 @@ class PriceSubscriber:
         if not self._all:
             return list(self._wanted)
         found = set(self._latest)
-        prefix = self._keys.price_key_prefix
-        if isinstance(self._pubsub, ShardedLink):
-            found.update(await self._pubsub.known_symbols())
-            return sorted(found)
-        async for key in self._redis().scan_iter(match=prefix + "*", count=1000):
-            found.add(key.decode()[len(prefix) :])
+        if self._link is not None:
+            found.update(await self._link.known_symbols())
         return sorted(found)
 
     def _resync_queue_reason(self, reason: str) -> None:
@@ -251,14 +221,14 @@ class PriceSubscriber:
         """Re-read ``symbols`` from the cache, queueing a snapshot per cached symbol."""
         if announce is not None:
             self._announce(tuple(symbols), announce)
-        link = self._pubsub if isinstance(self._pubsub, ShardedLink) else None
+        link = self._link
+        if link is None:  # close() ran meanwhile: a lost connection, iteration ends
+            raise RedisConnectionError("the subscriber closed while reading the cache")
         for start in range(0, len(symbols), _MGET_CHUNK):
             chunk = symbols[start : start + _MGET_CHUNK]
             names = [self._keys.price_key(s) for s in chunk]
             # On a cluster one MGET per slot (docs/cluster.md).
-            raws: list[Any] = await (
-                link.mget(names) if link is not None else self._redis().mget(names)
-            )
+            raws: list[Any] = await link.mget(names)
             for symbol, raw in zip(chunk, raws, strict=True):
                 if raw is None:
                     continue

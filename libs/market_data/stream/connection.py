@@ -27,7 +27,7 @@ from libs.market_data.backoff import BackoffPolicy
 from libs.market_data.exceptions import AlpacaError, ProtocolError, StreamConnectionError
 from libs.market_data.stream.changes import SubscriptionChanges
 from libs.market_data.stream.clock import DataClock, StallDetected
-from libs.market_data.stream.failures import classify, plan_retry
+from libs.market_data.stream.failures import Ended, RetryPolicy, SteadyRetry, classify
 from libs.market_data.stream.protocol import ControlMessage, DecodedFrame, decode_frame
 from libs.market_data.stream.records import ConnectionState, StatusNotice, connected_notice
 from libs.market_data.stream.session import (
@@ -65,6 +65,7 @@ class AlpacaConnection(ConnectionStatus):
         stall_timeout: float | None = defaults.STALL_TIMEOUT,
         on_notice: Callable[[StatusNotice], None] | None = None,
         decode: Callable[[bytes | str], DecodedFrame] = decode_frame,
+        retry: RetryPolicy | None = None,
     ) -> None:
         super().__init__(
             url,
@@ -73,6 +74,9 @@ class AlpacaConnection(ConnectionStatus):
             backoff or BackoffPolicy(),
             on_notice,
         )
+        # When to try again: the stream chooses (a leader's, docs/leadership.md).
+        self._retry: RetryPolicy = SteadyRetry(self.backoff) if retry is None else retry
+        self._reached = False  # this socket's session was established
         # The feed's decoder: stocks by default, decode_crypto_frame for the crypto feed.
         self._decode = decode
         self._on_frame = on_frame
@@ -122,8 +126,10 @@ class AlpacaConnection(ConnectionStatus):
         A :meth:`stop` that came before (or while :meth:`reset` had not been called
         since) makes this return at once.
         """
+        self._retry.begin(time.monotonic())
         while not self._stopping:
             started = time.monotonic()
+            self._reached = False
             failure: StreamConnectionError | AlpacaError | None = None
             attempt = asyncio.ensure_future(self._attempt())
             self._attempt_task = attempt
@@ -145,8 +151,9 @@ class AlpacaConnection(ConnectionStatus):
             self.last_error = str(failure) if failure else "server closed the connection"
             if self._stopping:
                 break
-            retry = plan_retry(
-                verdict, self.reconnect_attempts, time.monotonic() - started, self.backoff
+            now = time.monotonic()
+            retry = self._retry.plan(
+                Ended(verdict, self.reconnect_attempts, now - started, self._reached, now)
             )
             self.reconnect_attempts = retry.attempt
             if retry.delay is None:
@@ -238,6 +245,7 @@ class AlpacaConnection(ConnectionStatus):
             self.last_error = str(ready.refused)
             logger.error("resubscribe refused after connecting: %s", ready.refused)
         self._set_state(ConnectionState.CONNECTED)
+        self._reached = True
         self.connected_since = time.time()
         self.established.set()
 

@@ -2,7 +2,8 @@
 
 Thin shells over :class:`~apps.market_data_service.streaming.hub.StreamHub`: they check
 the key (or a ticket), read the client's requests, and close a client the slow-client
-policy condemned. The contract is in docs/streaming.md.
+policy condemned. The SSE answer's own loop is in ``routes/stream_sse.py``. The contract
+is in docs/streaming.md.
 """
 
 from __future__ import annotations
@@ -15,11 +16,11 @@ from typing import Annotated, Final, Literal
 from fastapi import APIRouter, Query, WebSocket, status
 from fastapi.responses import Response
 from starlette.requests import HTTPConnection
-from starlette.types import Receive, Scope, Send
 from starlette.websockets import WebSocketDisconnect
 
 from apps.market_data_service.api.dependencies import ServiceDep
 from apps.market_data_service.api.errors import ErrorCode, ProblemError, problems
+from apps.market_data_service.api.routes.stream_sse import EventStream, writer_tasks
 from apps.market_data_service.api.schemas.stream import TicketResponse
 from apps.market_data_service.api.security import api_key_configured, check_api_key
 from apps.market_data_service.service import MarketDataService
@@ -43,7 +44,6 @@ logger = logging.getLogger(__name__)
 
 router = APIRouter(prefix="/api/v1")
 
-_KEEPALIVE: Final = 15.0  # seconds between SSE comments, so proxies keep the stream open
 _POLICY_VIOLATION: Final = 1008
 
 _MESSAGES: Final = """
@@ -158,7 +158,7 @@ async def stream_websocket(websocket: WebSocket, ticket: str | None = None) -> N
         asyncio.create_task(client.condemned.wait()),
     ]
     try:
-        await asyncio.wait([*tasks, *_writer(client)], return_when=asyncio.FIRST_COMPLETED)
+        await asyncio.wait([*tasks, *writer_tasks(client)], return_when=asyncio.FIRST_COMPLETED)
         if client.condemned.is_set():
             await client.stop()
             await _close_slow(websocket, client)
@@ -243,69 +243,4 @@ async def stream_sse(
                            ErrorCode.INVALID_SYMBOL) from exc  # fmt: skip
     except ValueError as exc:
         raise ProblemError(422, str(exc), ErrorCode.INVALID_REQUEST) from exc
-    return _EventStream(_service(connection).stream_hub, wanted)
-
-
-class _EventStream(Response):
-    """The SSE answer: its own ASGI loop, so a condemned client can be ended."""
-
-    media_type = "text/event-stream"
-
-    def __init__(self, hub: StreamHub, symbols: tuple[str, ...] | Literal["*"]) -> None:
-        super().__init__()
-        self._hub = hub
-        self._symbols = symbols
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        await self._hub.ensure_started()
-        await send({
-            "type": "http.response.start",
-            "status": 200,
-            "headers": [
-                (b"content-type", b"text/event-stream; charset=utf-8"),
-                (b"cache-control", b"no-cache"),
-                (b"x-accel-buffering", b"no"),  # no proxy buffering (nginx)
-            ],
-        })  # fmt: skip
-
-        async def event(data: bytes) -> None:
-            await send({"type": "http.response.body", "body": b"data: %s\n\n" % data,
-                        "more_body": True})  # fmt: skip
-
-        client = self._hub.connect(event, "sse")
-        self._hub.subscribe(client, self._symbols)
-        tasks = [
-            asyncio.create_task(_until_disconnect(receive)),
-            asyncio.create_task(client.condemned.wait()),
-            asyncio.create_task(_keepalive(send)),
-        ]
-        try:
-            await asyncio.wait([*tasks, *_writer(client)], return_when=asyncio.FIRST_COMPLETED)
-            if client.condemned.is_set():
-                await client.stop()
-                try:
-                    async with asyncio.timeout(client.buffer.policy.close_grace):
-                        await event(encode_error(f"closed: {client.buffer.reason}"))
-                        await send({"type": "http.response.body", "body": b""})
-                except (TimeoutError, OSError):
-                    abort_connection(receive)
-        finally:
-            for task in tasks:
-                task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
-            await self._hub.disconnect(client)
-
-
-def _writer(client: ClientSession) -> list[asyncio.Task[None]]:
-    return [] if client.writer is None else [client.writer]
-
-
-async def _until_disconnect(receive: Receive) -> None:
-    while (await receive())["type"] != "http.disconnect":
-        pass
-
-
-async def _keepalive(send: Send) -> None:
-    while True:
-        await asyncio.sleep(_KEEPALIVE)
-        await send({"type": "http.response.body", "body": b": keepalive\n\n", "more_body": True})
+    return EventStream(_service(connection).stream_hub, wanted)
