@@ -9,6 +9,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Coroutine
+from typing import Any
 
 from apps.market_data_service.config import Settings
 from apps.market_data_service.election import Election
@@ -31,6 +33,19 @@ __all__ = ["MarketDataService"]
 logger = logging.getLogger(__name__)
 
 _RESTORE_AT_START = 1.0  # seconds; past it the restore goes on in the background
+# Longer than any step's own bounded wait (the stream's flush and close: 5 s each).
+_STOP_STEP_BUDGET = 12.0
+
+
+async def _bounded(
+    step: str, work: Coroutine[Any, Any, None], budget: float = _STOP_STEP_BUDGET
+) -> None:
+    """Run one shutdown step for at most ``budget`` seconds; past it, log and go on."""
+    try:
+        async with asyncio.timeout(budget):
+            await work
+    except TimeoutError:
+        logger.error("shutdown step %r did not finish within %gs; going on", step, budget)
 
 
 class MarketDataService:
@@ -151,14 +166,18 @@ class MarketDataService:
 
     async def stop(self) -> None:
         """Close the socket cleanly, flush Redis writes, cancel background work; a leader
-        then releases the lease, so a standby takes over at once."""
+        then releases the lease, so a standby takes over at once.
+
+        Each step is bounded: a SIGTERM must end the process even if one part hangs
+        (the step is named in the log, and the rest still runs).
+        """
         if self.election is not None:
-            await self.election.stop()  # a leader's work stops first, then the release
-        await self.stop_duties()
-        await self.stream_hub.stop()
-        await self.broker.aclose()
-        await self.publisher.close()
-        await self.redis_client.close()
+            await _bounded("election", self.election.stop())  # a leader's work first
+        await _bounded("duties", self.stop_duties())
+        await _bounded("stream hub", self.stream_hub.stop())
+        await _bounded("broker client", self.broker.aclose())
+        await _bounded("publisher", self.publisher.close())
+        await _bounded("redis client", self.redis_client.close())
 
     async def stop_duties(self) -> None:
         """Stop the leader's work: position sync, stream (socket closed, writes flushed)."""

@@ -315,3 +315,32 @@ async def test_the_sync_wrapper(redis_params: RedisConnectionParams) -> None:
         finally:
             await asyncio.to_thread(sync.close)
         assert await asyncio.to_thread(sync.get, 1) is None
+
+
+async def test_redis_restarted_mid_stream_reconnects_and_resyncs(
+    redis_factory: Callable[..., object],
+) -> None:
+    # Redis gone and back empty (no persistence): the subscriber reconnects with backoff,
+    # says so, and ends on what the writer cached after the restart.
+    server = redis_factory()
+    params: RedisConnectionParams = server.params  # type: ignore[attr-defined]
+    async with writer(params) as w:
+        await w.frame()
+        assert await w.sink.flush(5)
+        async with PriceSubscriber(params, symbols=SYMBOLS) as sub:
+            collector = Collector(sub)
+            await converged(sub, params)
+            await asyncio.to_thread(server.restart)  # type: ignore[attr-defined]
+            await eventually(lambda: sub.reconnects >= 1, timeout=10, what="a reconnect")
+            for _ in range(20):
+                await w.frame()
+            assert await w.sink.flush(10)
+            await eventually(lambda: _all_cached(params), timeout=10, what="rewritten")
+            await converged(sub, params)
+            await collector.stop()
+    assert "reconnected" in [u.reason for u in collector.resyncs()]
+
+
+def _all_cached(params: RedisConnectionParams) -> bool:
+    with redis.Redis(**params.redis_kwargs()) as client:
+        return all(client.exists(DEFAULT_KEYS.price_key(s)) for s in SYMBOLS)
