@@ -23,7 +23,8 @@ from typing import Any
 import httpx
 import redis
 
-from tests.faults.harness import Harness, free_port
+from tests.faults.harness import RATE, SYMBOLS, Harness, free_port
+from tests.helpers import eventually
 
 __all__ = ["Group", "Member", "cached_records"]
 
@@ -114,6 +115,25 @@ class Group:
             if time.monotonic() > deadline:
                 raise AssertionError(f"{member.name} never became {role}: {body}\n{self.logs()}")
             await asyncio.sleep(0.05)
+
+    async def leader_and_standby(self) -> tuple[Member, Member]:
+        """Start ``a``, wait until it leads, then ``b``, until it stands by."""
+        first = self.start("a")
+        await self.wait(first, "leader", healthy=False)
+        second = self.start("b")
+        await self.wait(second, "standby")
+        return first, second
+
+    async def stream(self, via: Member) -> None:
+        """Subscribe every symbol through ``via``, stream, and wait until all are cached."""
+        reply = await via.http.post("/api/v1/subscribe", json={"symbols": SYMBOLS})
+        assert reply.status_code == 201, reply.text
+        self.harness.sim.set_rate(RATE, batch_size=5)
+        await eventually(
+            lambda: all(r is not None for r in cached_records(self.harness, SYMBOLS).values()),
+            timeout=10,
+            what="prices cached",
+        )
 
     async def roles(self) -> dict[str, str | None]:
         found = await asyncio.gather(*(m.role() for m in self.members if m.alive()))

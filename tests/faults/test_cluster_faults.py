@@ -21,9 +21,9 @@ from tests.fixtures.cluster import ClusterFactory, params_of
 from tests.fixtures.cluster_stream import (
     KEYS,
     ClusterWriter,
-    Collector,
     cached,
     cluster_writer,
+    collecting,
     symbols,
 )
 from tests.helpers import eventually
@@ -58,9 +58,8 @@ async def test_moving_a_slot_while_streaming_loses_nothing(
     async with cluster_writer(cluster_params) as w:
         await w.frame(NAMES)
         assert await w.sink.flush(5)
-        sub = PriceSubscriber(cluster_params, list(NAMES))
-        await sub.connect()
-        collector = Collector(sub)
+        collector = await collecting(cluster_params, list(NAMES))
+        sub = collector.sub
         streaming = True
 
         async def stream() -> None:
@@ -120,9 +119,8 @@ async def test_a_killed_primary_replaced_by_its_replica_gets_the_newest_quotes(
     async with cluster_writer(params) as w:
         await w.frame(NAMES)
         assert await w.sink.flush(5)
-        sub = PriceSubscriber(params, list(NAMES))
-        await sub.connect()
-        collector = Collector(sub)
+        collector = await collecting(params, list(NAMES))
+        sub = collector.sub
         try:
             victim = cluster.owner_of(key_slot(KEYS.price_key(NAMES[0]).encode()))
             replica = cluster.replicas_of(victim)[0]

@@ -43,25 +43,6 @@ async def group(harness: Harness, tmp_path: Path) -> AsyncIterator[Group]:
         await members.stop()
 
 
-async def _leader_and_standby(group: Group) -> tuple[Any, Any]:
-    first = group.start("a")
-    await group.wait(first, "leader", healthy=False)
-    second = group.start("b")
-    await group.wait(second, "standby")
-    return first, second
-
-
-async def _stream(harness: Harness, group: Group, via: Any) -> None:
-    reply = await via.http.post("/api/v1/subscribe", json={"symbols": SYMBOLS})
-    assert reply.status_code == 201, reply.text
-    harness.sim.set_rate(RATE, batch_size=5)
-    await eventually(
-        lambda: all(r is not None for r in cached_records(harness, SYMBOLS).values()),
-        timeout=10,
-        what="prices cached",
-    )
-
-
 def _wrote(log: CommandLog, epoch: str) -> bool:
     return any(p["epoch"] == epoch for _, p in log.price_writes())
 
@@ -74,8 +55,8 @@ def _epochs(harness: Harness) -> set[str]:
 async def test_kill9_leader_standby_takes_over_and_converges(
     harness: Harness, group: Group
 ) -> None:
-    first, second = await _leader_and_standby(group)
-    await _stream(harness, group, first)
+    first, second = await group.leader_and_standby()
+    await group.stream(first)
     old_epoch = (await group.wait(first, "leader"))["leadership"]["epoch"]
     async with status_notices(harness.redis_server.params) as notices:
         first.process.kill()
@@ -113,8 +94,8 @@ async def test_sigstop_past_the_lease_then_sigcont_writes_nothing_of_the_old_epo
     group = Group(harness, tmp_path)
     events: list[dict[str, Any]] = []
     try:
-        first, second = await _leader_and_standby(group)
-        await _stream(harness, group, first)
+        first, second = await group.leader_and_standby()
+        await group.stream(first)
         old = (await group.wait(first, "leader"))["leadership"]["epoch"]
         async with (
             monitor(harness.redis_server.params) as log,
@@ -166,8 +147,8 @@ async def test_sigstop_past_the_lease_then_sigcont_writes_nothing_of_the_old_epo
 
 @pytest.mark.timeout(90)
 async def test_redis_restart_during_leadership(harness: Harness, group: Group) -> None:
-    first, _ = await _leader_and_standby(group)
-    await _stream(harness, group, first)
+    first, _ = await group.leader_and_standby()
+    await group.stream(first)
     old = (await group.wait(first, "leader"))["leadership"]["epoch"]
     await asyncio.to_thread(harness.redis_server.kill)
     await asyncio.to_thread(harness.redis_server.restart)  # empty: no persistence
@@ -193,8 +174,8 @@ async def test_redis_restart_during_leadership(harness: Harness, group: Group) -
 
 @pytest.mark.timeout(90)
 async def test_sigterm_hands_over_at_once(harness: Harness, group: Group) -> None:
-    first, second = await _leader_and_standby(group)
-    await _stream(harness, group, first)
+    first, second = await group.leader_and_standby()
+    await group.stream(first)
     async with status_notices(harness.redis_server.params) as notices:
         first.process.terminate()
         code = await asyncio.to_thread(first.process.wait, 15)
@@ -231,7 +212,7 @@ async def test_standby_subscribe_and_unsubscribe_answer_as_the_leader(
     harness = limited
     group = Group(harness, tmp_path)
     try:
-        first, second = await _leader_and_standby(group)
+        first, second = await group.leader_and_standby()
         reply = await second.http.post("/api/v1/subscribe", json={"symbols": SYMBOLS[:3]})
         assert reply.status_code == 201, reply.text
         assert reply.json()["total_subscriptions"] == 3

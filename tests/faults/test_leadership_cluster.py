@@ -93,14 +93,6 @@ def _slot(symbol: str) -> int:
     return key_slot(KEYS.price_key(symbol).encode())
 
 
-async def _leader_and_standby(group: Group) -> tuple[Member, Member]:
-    first = group.start("a")
-    await group.wait(first, "leader", healthy=False)
-    second = group.start("b")
-    await group.wait(second, "standby")
-    return first, second
-
-
 async def _stream(group: Group, cluster: EmbeddedRedisCluster, via: Member) -> None:
     reply = await via.http.post("/api/v1/subscribe", json={"symbols": SYMBOLS})
     assert reply.status_code == 201, reply.text
@@ -117,7 +109,7 @@ async def test_sigstop_past_the_lease_then_sigcont_writes_nothing_of_the_old_epo
     group: Group, redis_cluster: EmbeddedRedisCluster
 ) -> None:
     _spread(redis_cluster)
-    first, second = await _leader_and_standby(group)
+    first, second = await group.leader_and_standby()
     await _stream(group, redis_cluster, first)
     old = str((await group.wait(first, "leader"))["leadership"]["epoch"])
     async with monitor_primaries(redis_cluster, SYMBOLS) as record:
@@ -170,7 +162,7 @@ async def test_kill9_leader_standby_takes_over_and_every_shard_converges(
     # The simulator limits one connection per key, as Alpaca does.
     group = await _group(simulator_factory, redis_factory, redis_cluster, tmp_path)
     try:
-        first, second = await _leader_and_standby(group)
+        first, second = await group.leader_and_standby()
         await _stream(group, redis_cluster, first)
         old = (await group.wait(first, "leader"))["leadership"]["epoch"]
         first.process.kill()

@@ -26,7 +26,7 @@ import pytest
 
 from apps.simulator import AlpacaSimulator
 from libs.redis_embedded import EmbeddedRedis
-from tests.faults.harness import RATE, SYMBOLS, Harness
+from tests.faults.harness import SYMBOLS, Harness
 from tests.faults.leaders import Group, Member, cached_records
 from tests.helpers import eventually, listen
 
@@ -70,18 +70,8 @@ async def test_a_new_leader_meets_the_held_slot_and_streams_soon_after_it_frees(
     )
     arrivals: list[tuple[float, dict[str, Any]]] = []
     try:
-        first = group.start("a")
-        await group.wait(first, "leader", healthy=False)
-        second = group.start("b")
-        await group.wait(second, "standby")
-        reply = await first.http.post("/api/v1/subscribe", json={"symbols": SYMBOLS})
-        assert reply.status_code == 201, reply.text
-        harness.sim.set_rate(RATE, batch_size=5)
-        await eventually(
-            lambda: all(r is not None for r in cached_records(harness, SYMBOLS).values()),
-            timeout=10,
-            what="prices cached",
-        )
+        first, second = await group.leader_and_standby()
+        await group.stream(first)
         async with listen(
             harness.redis_server.params,
             lambda _, event: arrivals.append((time.monotonic(), event)),

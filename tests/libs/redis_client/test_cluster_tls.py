@@ -9,6 +9,7 @@ event on the symbol's shard, and the subscriber hears them over sharded pub/sub.
 from __future__ import annotations
 
 import dataclasses
+import functools
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -21,14 +22,20 @@ from redis.retry import Retry
 
 from apps.market_data_service.config import Settings
 from apps.market_data_service.service import MarketDataService
-from libs.market_data import PriceSubscriber
 from libs.market_data.pipeline.sink import SinkState
 from libs.redis_client.cluster import ClusterParams, ClusterRedisClient
 from libs.redis_client.exceptions import RedisConnectionError
 from libs.redis_embedded import TlsFiles
 from libs.redis_embedded.cluster import EmbeddedRedisCluster
-from tests.fixtures.cluster import flush_cluster
-from tests.fixtures.cluster_stream import KEYS, Collector, cached, cluster_writer, symbols
+from tests.fixtures.cluster import flush_cluster, running
+from tests.fixtures.cluster_stream import (
+    KEYS,
+    cached,
+    cluster_writer,
+    collecting,
+    holds_latest,
+    symbols,
+)
 from tests.fixtures.tls import make_ca, make_server_certificate
 from tests.helpers import eventually
 
@@ -44,18 +51,12 @@ def tls_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedRe
     # The nodes present it to each other on the TLS bus: it must allow client auth.
     cert, key = make_server_certificate(directory, ca_cert, ca_key, client_auth=True)
     tls = TlsFiles(cert_file=str(cert), key_file=str(key), ca_cert_file=str(ca_cert))
-    cluster = EmbeddedRedisCluster(primaries=3, password=PASSWORD, tls=tls)
-    cluster.start()
-    try:
-        yield cluster
-    finally:
-        cluster.stop()
+    yield from running(EmbeddedRedisCluster(primaries=3, password=PASSWORD, tls=tls))
 
 
 @pytest.fixture
 def settings(tls_cluster: EmbeddedRedisCluster) -> Settings:
     """The service's settings for the cluster, every primary emptied first."""
-    tls_cluster.wait_ok()
     flush_cluster(tls_cluster)
     tls = tls_cluster.tls
     assert tls is not None
@@ -173,21 +174,12 @@ async def test_the_subscriber_hears_every_symbol_over_sharded_pubsub_with_tls(
     async with cluster_writer(params) as w:
         await w.frame(NAMES)
         assert await w.sink.flush(5)
-        sub = PriceSubscriber(params, list(NAMES))
-        await sub.connect()
-        collector = Collector(sub)
+        collector = await collecting(params, list(NAMES))
         try:
             for _ in range(5):
                 await w.frame(NAMES)
             assert await w.sink.flush(5)
-
-            def complete() -> bool:
-                for name in NAMES:
-                    price, want = sub.latest(name), cached(tls_cluster, name)
-                    if price is None or want is None or price.seq != want.seq:
-                        return False
-                return True
-
+            complete = functools.partial(holds_latest, tls_cluster, collector.sub, NAMES)
             await eventually(complete, timeout=10, what="every symbol's latest price")
             # Heard as events, not only read back from the cache at a resync.
             assert {u.symbol for u in collector.kinds("update")} == set(NAMES)

@@ -18,7 +18,7 @@ from tests.apps.market_data_service.streaming.test_stream_faults import (
     same_as_cache,
 )
 from tests.fixtures.service import Service, ServiceFactory
-from tests.libs.market_data.consumers.test_subscriber import SYMBOLS, Writer, writer
+from tests.fixtures.write_path import SYMBOLS, Writer, writer
 
 pytestmark = pytest.mark.timeout(90)
 

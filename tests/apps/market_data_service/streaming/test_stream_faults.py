@@ -2,7 +2,7 @@
 told of each gap (``resync``), after every fault the library's subscriber lives through.
 
 The prices come from the service's own write path (``QuoteProcessor`` + ``RedisPriceSink``,
-the ``Writer`` of the library's tests), so each fault is injected at a known point; the
+``tests/fixtures/write_path.py``), so each fault is injected at a known point; the
 service under test serves the stream from the same real redis-server.
 """
 
@@ -18,8 +18,8 @@ import redis
 from libs.redis_client import RedisConnectionParams
 from tests.apps.market_data_service.streaming.streamclient import StreamClient, ws_url
 from tests.fixtures.service import Service, ServiceFactory
+from tests.fixtures.write_path import SYMBOLS, cached, writer
 from tests.helpers import eventually
-from tests.libs.market_data.consumers.test_subscriber import SYMBOLS, cached, writer
 
 pytestmark = pytest.mark.timeout(90)
 

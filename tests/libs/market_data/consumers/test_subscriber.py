@@ -7,95 +7,16 @@ each gap it lived through must show as a ``resync`` update.
 from __future__ import annotations
 
 import asyncio
-import contextlib
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from decimal import Decimal
 
 import redis
 
-from libs.market_data import PriceSubscriber, SubscriberUpdate, SyncPriceSubscriber
+from libs.market_data import PriceSubscriber, SyncPriceSubscriber
 from libs.market_data.keys import DEFAULT_KEYS, KeySpace
-from libs.market_data.pipeline.processor import QuoteProcessor
-from libs.market_data.pipeline.sink import RedisPriceSink
-from libs.market_data.stream.protocol import Quote
-from libs.market_data.types import PriceData
 from libs.redis_client import RedisConnectionParams
+from tests.fixtures.write_path import SYMBOLS, Collector, cached, writer
 from tests.helpers import eventually
-
-SYMBOLS = ("AAPL", "MSFT", "GOOGL")
-
-
-class Writer:
-    """The service's write path without the broker: processor (seq/epoch) then sink."""
-
-    def __init__(self, params: RedisConnectionParams, keys: KeySpace = DEFAULT_KEYS) -> None:
-        self.processor = QuoteProcessor()
-        self.sink = RedisPriceSink(params, ttl=60, keys=keys)
-        self.n = 0
-
-    def quote(self, symbol: str) -> Quote:
-        """Quote number ``n``: bid n/100, ask 0.01 above, a timestamp that grows with n."""
-        n = self.n
-        stamp = f"2026-01-02T15:{n // 60_000 % 60:02d}:{n // 1000 % 60:02d}.{n % 1000:03d}Z"
-        bid = Decimal(n) / 100
-        return Quote(S=symbol, bp=bid, bs=1, ap=bid + Decimal("0.01"), as_=2, t=stamp,
-                     bx="Q", ax="P")  # fmt: skip
-
-    async def frame(self, symbols: tuple[str, ...] = SYMBOLS, per_symbol: int = 1) -> None:
-        quotes = []
-        for _ in range(per_symbol):
-            self.n += 1
-            for s in symbols:
-                quotes.append(self.quote(s))
-        await self.sink.write(self.processor.process(quotes, set(symbols)))
-
-
-@contextlib.asynccontextmanager
-async def writer(
-    params: RedisConnectionParams, keys: KeySpace = DEFAULT_KEYS
-) -> AsyncIterator[Writer]:
-    w = Writer(params, keys)
-    await w.sink.start()
-    try:
-        yield w
-    finally:
-        await w.sink.close()
-
-
-def cached(params: RedisConnectionParams, symbol: str, keys: KeySpace = DEFAULT_KEYS) -> PriceData:
-    with redis.Redis(**params.redis_kwargs()) as client:
-        raw = client.get(keys.price_key(symbol))
-    assert raw is not None, symbol
-    return PriceData.model_validate_json(raw)
-
-
-class Collector:
-    """Consumes the subscriber in a task; checks per-symbol order as it goes."""
-
-    def __init__(self, sub: PriceSubscriber) -> None:
-        self.sub = sub
-        self.updates: list[SubscriberUpdate] = []
-        self.task = asyncio.create_task(self._run())
-
-    async def _run(self) -> None:
-        last: dict[str, tuple[str, int]] = {}
-        async for update in self.sub:
-            self.updates.append(update)
-            if update.kind == "update":
-                assert update.price is not None and update.symbol is not None
-                epoch, seq = last.get(update.symbol, (update.price.epoch, 0))
-                # Never a duplicate, never a hole: exactly the next seq, else a resync.
-                assert (update.price.epoch, update.price.seq) == (epoch, seq + 1), update
-            if update.price is not None and update.symbol is not None:
-                last[update.symbol] = (update.price.epoch, update.price.seq)
-
-    def resyncs(self) -> list[SubscriberUpdate]:
-        return [u for u in self.updates if u.kind == "resync"]
-
-    async def stop(self) -> None:
-        await self.sub.close()
-        with contextlib.suppress(asyncio.CancelledError):
-            await asyncio.wait_for(self.task, 5)
 
 
 async def converged(

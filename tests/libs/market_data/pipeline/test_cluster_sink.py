@@ -2,14 +2,22 @@
 
 from __future__ import annotations
 
+import functools
+
 import redis.asyncio
 from redis.crc import key_slot
 
-from libs.market_data import PriceSubscriber
 from libs.market_data.pipeline.sink import SinkState
 from libs.redis_client.cluster import ClusterParams
 from libs.redis_embedded.cluster import EmbeddedRedisCluster
-from tests.fixtures.cluster_stream import KEYS, Collector, cached, cluster_writer, symbols
+from tests.fixtures.cluster_stream import (
+    KEYS,
+    cached,
+    cluster_writer,
+    collecting,
+    holds_latest,
+    symbols,
+)
 from tests.helpers import eventually
 
 NAMES = symbols(60)
@@ -80,21 +88,12 @@ async def test_the_subscriber_receives_every_symbol_across_shards(
         await w.frame(NAMES)
         assert await w.sink.flush(5)
         for wanted in (list(NAMES), "*"):
-            sub = PriceSubscriber(cluster_params, wanted)
-            await sub.connect()
-            collector = Collector(sub)
+            collector = await collecting(cluster_params, wanted)
+            sub = collector.sub
             try:
                 for _ in range(10):
                     await w.frame(NAMES)
-
-                def complete(sub: PriceSubscriber = sub) -> bool:
-                    for s in NAMES:
-                        price = sub.latest(s)
-                        want = cached(redis_cluster, s)
-                        if price is None or want is None or price.seq != want.seq:
-                            return False
-                    return True
-
+                complete = functools.partial(holds_latest, redis_cluster, sub, NAMES)
                 await eventually(complete, timeout=10, what="every symbol's latest price")
                 assert {u.symbol for u in collector.kinds("update")} == set(NAMES)
             finally:
