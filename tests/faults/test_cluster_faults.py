@@ -76,7 +76,7 @@ async def test_moving_a_slot_while_streaming_loses_nothing(
                 cluster_admin.migrate_slot, src, dst, slot, clients, target_port=target.port
             )
             assert moved >= 1
-            redis_cluster.wait_owner(slot, target)
+            await asyncio.to_thread(redis_cluster.wait_owner, slot, target)
             # Writes go on after the move, first to the old owner (-MOVED), then rerouted.
             await eventually(
                 lambda: sum(s.quotes_redirected for s in w.sink.shards.values()) > 0,
@@ -104,7 +104,7 @@ async def test_moving_a_slot_while_streaming_loses_nothing(
                 await asyncio.to_thread(
                     cluster_admin.migrate_slot, dst, src, slot, back, target_port=source.port
                 )
-                redis_cluster.wait_owner(slot, source)
+                await asyncio.to_thread(redis_cluster.wait_owner, slot, source)
             finally:
                 for client in back:
                     client.close()
