@@ -190,6 +190,8 @@ async def test_without_a_rest_reader_the_stream_has_no_gap_fill(
     simulator.set_latest_quote("TSLA", "251.00", "251.10")
     await simulator.drop_connections()
     await eventually(lambda: stream.connection_stats().connections_opened == 2, what="reconnect")
+    # The new session's subscription, not just its socket: a quote sent before it is lost.
+    await eventually(lambda: simulator.subscribed_quotes == {"TSLA"}, what="resubscribed")
     await simulator.send_quotes([quote("TSLA", "252.00", "252.10")])
     price = await wait_cached(redis_client, "TSLA", "252.00")
     assert price["seq"] == 1
