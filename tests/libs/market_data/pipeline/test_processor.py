@@ -50,13 +50,41 @@ def test_same_json_as_the_pydantic_models() -> None:
     assert PriceUpdateEvent.model_validate_json(update[2]) == event
 
 
-def _seqs(updates: list[tuple[str, bytes, bytes]]) -> list[tuple[str, int, int, str]]:
+def _seqs(updates: list[tuple[str, bytes, bytes]]) -> list[tuple[str, int, str]]:
     out = []
     for symbol, price_json, event_json in updates:
-        price, event = json.loads(price_json), json.loads(event_json)
-        assert price["epoch"] == event["epoch"]
-        out.append((symbol, price["seq"], event["seq"], event["epoch"]))
+        event = json.loads(event_json)
+        if price_json:
+            price = json.loads(price_json)
+            assert (price["seq"], price["epoch"]) == (event["seq"], event["epoch"])
+        out.append((symbol, event["seq"], event["epoch"]))
     return out
+
+
+def test_only_each_symbols_newest_quote_of_a_frame_carries_its_cache_record() -> None:
+    # The sink writes only those (docs/architecture.md, "Fewer commands per quote"): the
+    # older quotes of a frame carry b"" and ride on the newest's SET.
+    processor = QuoteProcessor(epoch="E")
+    t0, t1 = "2026-01-02T10:00:00Z", "2026-01-02T10:00:01Z"
+    updates = processor.process(
+        [wire("AAPL", "1", "2", t=t0), wire("MSFT", t=t0), wire("AAPL", "3", "4", t=t1)],
+        {"AAPL", "MSFT"},
+    )
+    assert [(u[0], bool(u[1])) for u in updates] == [
+        ("AAPL", False),
+        ("MSFT", True),
+        ("AAPL", True),
+    ]
+    for symbol, price_json, event_json in updates:
+        if price_json:
+            price, event = json.loads(price_json), json.loads(event_json)
+            assert price["symbol"] == symbol
+            assert (price["mid"], price["seq"], price["timestamp"]) == (
+                event["price"],
+                event["seq"],
+                event["timestamp"],
+            )
+    assert json.loads(updates[2][1])["bid"] == "3"
 
 
 def test_seq_counts_accepted_quotes_per_symbol_and_dropped_ones_take_none() -> None:
@@ -73,11 +101,11 @@ def test_seq_counts_accepted_quotes_per_symbol_and_dropped_ones_take_none() -> N
         ],
         {"AAPL", "MSFT"},
     )
-    assert _seqs(first) == [("AAPL", 1, 1, "E"), ("MSFT", 1, 1, "E"), ("AAPL", 2, 2, "E")]
+    assert _seqs(first) == [("AAPL", 1, "E"), ("MSFT", 1, "E"), ("AAPL", 2, "E")]
     # The next frame carries on; unsubscribing and subscribing again does not restart.
     processor.forget(["AAPL"])
     again = processor.process([wire("AAPL", t=t0), wire("MSFT", t=t2)], {"AAPL", "MSFT"})
-    assert _seqs(again) == [("AAPL", 3, 3, "E"), ("MSFT", 2, 2, "E")]
+    assert _seqs(again) == [("AAPL", 3, "E"), ("MSFT", 2, "E")]
     assert processor.next_seq("AAPL") == 4
 
 
@@ -153,7 +181,7 @@ def test_huge_and_tiny_prices_stay_exact() -> None:
 
 
 def _mids(updates: list[tuple[str, bytes, bytes]]) -> list[str]:
-    return [json.loads(u[1])["mid"] for u in updates]
+    return [json.loads(u[2])["price"] for u in updates]
 
 
 def test_an_older_quote_is_dropped_as_stale_in_the_same_frame_and_the_next() -> None:
