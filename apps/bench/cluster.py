@@ -1,19 +1,19 @@
 """The Redis Cluster scenario of ``make bench``: one Redis against 3 primaries, one run.
 
-Same topology as the other scenarios (simulator process -> this process's stream ->
-Redis -> subscriber process), with the Redis side either the run's private
-``redis-server`` (``redis-1``) or a private 3-primary cluster (``cluster-3``): the
-service splits each frame per primary and sends events with ``SPUBLISH``; the
-subscriber ``SSUBSCRIBE``s every channel on its owner. Besides this process's CPU per
-quote, each Redis process's CPU per quote is read from ``/proc``: that is the figure
-the estimate for N primaries on N machines rests on (docs/cluster.md, "Figures").
+Same topology as the other served scenarios (simulator -> ``market-data serve`` ->
+Redis -> subscriber, each its own process: apps/bench/served.py), with the Redis side
+either the run's private ``redis-server`` (``throughput``) or a private 3-primary
+cluster (``cluster-3``, the service given ``REDIS_CLUSTER_NODES``): the service splits
+each frame per primary and sends events with ``SPUBLISH``; the subscriber
+``SSUBSCRIBE``s every channel on its owner. Besides the service's CPU per quote, each
+Redis process's CPU per quote is read from ``/proc``: that is the figure the estimate
+for N primaries on N machines rests on (docs/cluster.md, "Figures").
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
 import time
 from multiprocessing.connection import Connection
 from typing import Any
@@ -21,6 +21,7 @@ from typing import Any
 from redis.crc import key_slot
 
 from apps.bench.processes import EventCounter, Tally, _serve_pipe
+from apps.bench.service import process_cpu
 from libs.market_data.keys import KeySpace
 from libs.redis_client.cluster import ClusterParams, ClusterRedisClient
 from libs.redis_client.writer import pack_commands
@@ -34,18 +35,6 @@ __all__ = [
     "process_cpu",
     "shard_channels",
 ]
-
-_TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
-
-
-def process_cpu(pid: int) -> float:
-    """CPU seconds (user + system) a process has used, from /proc."""
-    try:
-        with open(f"/proc/{pid}/stat") as stat:
-            fields = stat.read().rpartition(")")[2].split()
-    except OSError:
-        return 0.0
-    return (int(fields[11]) + int(fields[12])) / _TICKS
 
 
 class ShardCounter(EventCounter):
@@ -67,12 +56,7 @@ def cluster_subscriber_main(
             writer.write(pack_commands([("SSUBSCRIBE", channel) for channel in channels]))
             opened.append((reader, writer, len(channels)))
 
-        def handle(message: tuple[Any, ...]) -> Any:
-            if message[0] == "report":
-                return tally.report()
-            return None
-
-        done = _serve_pipe(conn, handle)
+        done = _serve_pipe(conn, tally.handle)
         waiting = {"nodes": len(opened)}
 
         async def pump(reader: asyncio.StreamReader, channels: int) -> None:

@@ -13,21 +13,17 @@ never reads (subscribed to every symbol) and reports its fate.
 from __future__ import annotations
 
 import asyncio
-import os
 import subprocess
-import sys
-import tempfile
 import time
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, Final
 
 import httpx
 import redis
 
-from apps.bench.cluster import process_cpu
 from apps.bench.fanout_clients import clients_main
 from apps.bench.processes import Peer, simulator_main
+from apps.bench.service import process_cpu, rss_mb, start_service, wait_healthy
 from apps.market_data_service.cli.instances import free_port
 from apps.simulator import SimulatorConfig
 from libs.redis_embedded import EmbeddedRedis
@@ -68,60 +64,16 @@ def _percentile(values: list[int], q: float) -> float | None:
     return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))] / 1e6
 
 
-def _rss_mb(pid: int) -> float:
-    pages = int(Path(f"/proc/{pid}/statm").read_text().split()[1])
-    return pages * os.sysconf("SC_PAGE_SIZE") / 2**20
-
-
-def _start_service(
-    sim_port: int, redis_server: EmbeddedRedis, port: int
-) -> subprocess.Popen[bytes]:
-    sim_http = f"http://127.0.0.1:{sim_port}"
-    env = {
-        **{
-            k: v
-            for k, v in os.environ.items()
-            if not k.startswith(("ALPACA_", "REDIS_", "MARKET_"))
-        },
-        "ALPACA_API_KEY": "bench-key",
-        "ALPACA_SECRET_KEY": "bench-secret",
-        "ALPACA_DATA_URL": f"ws://127.0.0.1:{sim_port}/v2/sip",
-        "ALPACA_BASE_URL": sim_http,
-        "ALPACA_DATA_BASE_URL": sim_http,
-        "REDIS_HOST": redis_server.params.host,
-        "REDIS_PORT": str(redis_server.params.port),
-        "POSITION_SYNC_ENABLED": "false",
-        "LOG_LEVEL": "WARNING",
-    }
-    command = [sys.executable, "-m", "apps.market_data_service.cli", "serve", "--port", str(port)]
-    # A scratch directory: no stray .env; the project on the path for ``-m``.
-    env["PYTHONPATH"] = str(Path(__file__).resolve().parents[2])
-    return subprocess.Popen(command, env=env, cwd=tempfile.gettempdir())
-
-
-async def _wait_healthy(http: httpx.AsyncClient) -> None:
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        try:
-            reply = await http.get("/health")
-            if reply.status_code == 200 and reply.json()["status"] == "healthy":
-                return
-        except httpx.HTTPError:
-            pass
-        await asyncio.sleep(0.2)
-    raise RuntimeError("the service did not become healthy")
-
-
 async def _measure(name: str, clients: Any, sim: Any, pid: int, duration: float) -> Phase:
     await clients.ask(("reset",))
     sent_before = (await sim.ask(("stats",)))[1]
     clients_pid = clients.process.pid
     clients_before = process_cpu(clients_pid)
     cpu_before, wall_before = process_cpu(pid), time.monotonic()
-    rss = [_rss_mb(pid)]
+    rss = [rss_mb(pid)]
     while time.monotonic() - wall_before < duration:
         await asyncio.sleep(0.5)
-        rss.append(_rss_mb(pid))
+        rss.append(rss_mb(pid))
     report = await clients.ask(("report",))
     wall = time.monotonic() - wall_before
     cpu = (process_cpu(pid) - cpu_before) / wall
@@ -165,10 +117,10 @@ async def _fanout(options: FanoutOptions) -> list[str]:
         try:
             _, sim_port = await sim.reply()
             port = free_port()
-            service = _start_service(sim_port, redis_server, port)
+            service = start_service(sim_port, redis_server, port)
             base = f"http://127.0.0.1:{port}"
             async with httpx.AsyncClient(base_url=base, timeout=30) as http:
-                await _wait_healthy(http)
+                await wait_healthy(http)
                 reply = await http.post("/api/v1/subscribe", json={"symbols": _SYMBOLS})
                 reply.raise_for_status()
             sim.tell(("rate", _RATE, _BATCH))

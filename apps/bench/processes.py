@@ -17,7 +17,15 @@ from apps.simulator import AlpacaSimulator, SimulatorConfig
 from libs.redis_client import RedisConnectionParams
 from libs.redis_client.writer import pack_commands
 
-__all__ = ["EventCounter", "Peer", "Tally", "parse_ns", "simulator_main", "subscriber_main"]
+__all__ = [
+    "EventCounter",
+    "Peer",
+    "Tally",
+    "bench_config",
+    "parse_ns",
+    "simulator_main",
+    "subscriber_main",
+]
 
 
 class Peer:
@@ -84,8 +92,25 @@ def _serve_pipe(conn: Connection, handle: Any) -> asyncio.Event:
 _tasks: set[asyncio.Task[None]] = set()
 
 
+def bench_config() -> SimulatorConfig:
+    """The simulator as the benchmarks run it; ``*`` streams a Zipf-skewed tape of 10,000
+    symbols, as a real one is (apps/simulator/market.py)."""
+    return SimulatorConfig(
+        port=0,
+        rate=0.0,
+        api_key="bench-key",
+        secret_key="bench-secret",
+        compression=False,
+        connection_limit=None,
+        seed=7,
+        universe_size=10_000,
+        universe_skew=1.0,
+    )
+
+
 def simulator_main(conn: Connection, config: SimulatorConfig) -> None:
-    """Run the simulator; commands: ("rate", rate, batch), ("stats",), ("stop",)."""
+    """Run the simulator; commands: ("rate", rate, batch), ("stats",), ("subscribed",)
+    -> the quote subscriptions of its sessions, ("stop",)."""
     import uvloop
 
     async def main() -> None:
@@ -98,6 +123,8 @@ def simulator_main(conn: Connection, config: SimulatorConfig) -> None:
                     return None
                 if message[0] == "stats":
                     return ("stats", sim.quotes_sent)
+                if message[0] == "subscribed":
+                    return ("subscribed", sorted(sim.subscribed_quotes))
                 return None
 
             await _serve_pipe(conn, handle).wait()
@@ -185,11 +212,23 @@ class Tally:
     def report(self) -> tuple[str, int, int | None, int | None, list[int]]:
         return ("report", self.count, self.first, self.last, self.latencies)
 
+    def handle(self, message: tuple[Any, ...]) -> Any:
+        """A subscriber process's answer to the parent: ("reset", every), ("report",),
+        ("count",) -> ("count", events, latency samples): a report without the samples."""
+        if message[0] == "reset":
+            self.reset(message[1])
+            return ("reset",)
+        if message[0] == "report":
+            return self.report()
+        if message[0] == "count":
+            return ("count", self.count, len(self.latencies))
+        return None
+
 
 def subscriber_main(conn: Connection, params: RedisConnectionParams, sample_every: int) -> None:
     """Count ``price.updated.*`` events; keep every n-th one's latency (receipt - quote ``t``).
 
-    Commands: ("reset", sample_every), ("report",) -> counts and latencies, ("stop",).
+    Commands: those of :meth:`Tally.handle`, and ("stop",).
     """
     import uvloop
 
@@ -205,15 +244,7 @@ def subscriber_main(conn: Connection, params: RedisConnectionParams, sample_ever
             setup.append(("AUTH", params.password))
         writer.write(pack_commands([*setup, ("PSUBSCRIBE", "price.updated.*")]))
 
-        def handle(message: tuple[Any, ...]) -> Any:
-            if message[0] == "reset":
-                tally.reset(message[1])
-                return ("reset",)
-            if message[0] == "report":
-                return tally.report()
-            return None
-
-        done = _serve_pipe(conn, handle)
+        done = _serve_pipe(conn, tally.handle)
         counter = EventCounter()
 
         async def pump() -> None:

@@ -14,26 +14,29 @@ from apps.bench.scenarios import Result
 __all__ = ["results_document", "results_table"]
 
 
+def _num(value: float | None, fmt: str) -> str:
+    return "-" if value is None else format(value, fmt)
+
+
 def results_table(results: list[Result]) -> str:
-    """One row per scenario, then pipelined vs naive and one Redis vs the cluster."""
+    """One row per scenario, where the CPU goes, then pipelined vs naive and the cluster."""
     header = (
-        f"{'scenario':<17}{'mode':<10}{'batch':>6}{'offered/s':>11}{'quotes/s':>11}"
-        f"{'CPU µs/q':>10}{'p50 ms':>9}{'p99 ms':>9}{'max ms':>9}{'lost':>7}{'RSS MB':>15}"
+        f"{'scenario':<19}{'mode':<10}{'batch':>6}{'offered/s':>11}{'quotes/s':>11}"
+        f"{'CPU µs/q':>10}{'p50 ms':>9}{'p99 ms':>9}{'max ms':>9}{'lost':>7}"
+        f"{'RSS MB start/max/end':>22}"
     )
     lines = [header, "-" * len(header)]
-
-    def num(value: float | None, fmt: str) -> str:
-        return "-" if value is None else format(value, fmt)
-
     for r in results:
         s = r.scenario
+        rss = "/".join(_num(v, ".0f") for v in (r.rss_start_mb, r.rss_max_mb, r.rss_end_mb))
         lines.append(
-            f"{s.name:<17}{s.mode:<10}{s.batch:>6}{s.rate:>11,.0f}{r.quotes_per_s:>11,.0f}"
-            f"{num(r.cpu_us_per_quote, '.2f'):>10}{num(r.p50_ms, '.2f'):>9}"
-            f"{num(r.p99_ms, '.2f'):>9}{num(r.max_ms, '.1f'):>9}"
-            f"{'-' if r.lost is None else str(r.lost):>7}"
-            f"{f'{r.rss_start_mb:.0f} -> {r.rss_end_mb:.0f}':>15}"
+            f"{s.name:<19}{s.mode:<10}{s.batch:>6}{s.rate:>11,.0f}{r.quotes_per_s:>11,.0f}"
+            f"{_num(r.cpu_us_per_quote, '.2f'):>10}{_num(r.p50_ms, '.2f'):>9}"
+            f"{_num(r.p99_ms, '.2f'):>9}{_num(r.max_ms, '.1f'):>9}"
+            f"{'-' if r.lost is None else str(r.lost):>7}{rss:>22}"
         )
+    lines.append("")
+    lines.extend(_cores_table(results))
     by_name = {r.scenario.name: r for r in results}
     fast, naive = by_name.get("throughput"), by_name.get("throughput-naive")
     if fast and naive and naive.quotes_per_s:
@@ -50,6 +53,30 @@ def results_table(results: list[Result]) -> str:
             )
     lines.extend(cluster_lines(by_name))
     return "\n".join(lines)
+
+
+def _cores_table(results: list[Result]) -> list[str]:
+    """CPU µs per delivered quote of each process, the cores they add up to, /health."""
+    header = (
+        f"{'µs CPU per quote':<19}{'service':>9}{'simulator':>10}{'redis':>8}{'subscriber':>11}"
+        f"{'all':>8}{'cores':>7}{'/health p50 ms':>16}{'max ms':>8}{'max KB':>8}"
+    )
+    lines = [header, "-" * len(header)]
+    for r in results:
+        parts = (r.cpu_us_per_quote, r.sim_cpu_us_per_quote, r.redis_cpu_us_per_quote,
+                 r.subscriber_cpu_us_per_quote)  # fmt: skip
+        known = [p for p in parts if p is not None]
+        total = sum(known) if known else None
+        cores = total * r.quotes_per_s / 1e6 if total is not None else None
+        size = r.extra.get("health_max_bytes")
+        lines.append(
+            f"{r.scenario.name:<19}{_num(parts[0], '.2f'):>9}{_num(parts[1], '.2f'):>10}"
+            f"{_num(parts[2], '.2f'):>8}{_num(parts[3], '.2f'):>11}{_num(total, '.2f'):>8}"
+            f"{_num(cores, '.2f'):>7}{_num(r.extra.get('health_p50_ms'), '.1f'):>16}"
+            f"{_num(r.extra.get('health_max_ms'), '.1f'):>8}"
+            f"{_num(size / 1024 if size is not None else None, '.1f'):>8}"
+        )
+    return lines
 
 
 def results_document(results: list[Result]) -> dict[str, Any]:

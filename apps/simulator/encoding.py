@@ -16,7 +16,13 @@ import msgspec
 
 from apps.simulator.quotes import CONDITIONS, QuoteTick, format_price, parse_rfc3339_ns, rfc3339_ns
 
-__all__ = ["JsonEncoder", "MsgpackEncoder", "WireEncoder", "msgpack_timestamp"]
+__all__ = [
+    "JsonEncoder",
+    "MsgpackEncoder",
+    "WireEncoder",
+    "msgpack_timestamp",
+    "quote_fragment",
+]
 
 _NS_PER_S: Final = 1_000_000_000
 
@@ -140,6 +146,28 @@ class JsonEncoder(WireEncoder):
             for tick, stamp in zip(ticks, stamps, strict=True)
         ]
         return self._encoder.encode(quotes)
+
+
+_FRAGMENT_ENCODER: Final = msgspec.json.Encoder()
+
+
+def quote_fragment(tick: QuoteTick) -> bytes:
+    """The JSON of one quote as :meth:`JsonEncoder.encode_ticks` writes it, cut after
+    the opening quote of its ``t`` value: the time text and ``"}`` complete it."""
+    quote = _JsonQuote(
+        "q",
+        tick[0],
+        tick[5],
+        msgspec.Raw(format_price(tick[1]).encode()),
+        tick[3],
+        tick[6],
+        msgspec.Raw(format_price(tick[2]).encode()),
+        tick[4],
+        CONDITIONS,
+        tick[7],
+        "",
+    )
+    return _FRAGMENT_ENCODER.encode(quote)[:-2]
 
 
 def _msgpack_value(key: str, value: Any) -> Any:

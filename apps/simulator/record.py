@@ -11,6 +11,7 @@ import operator
 from typing import Any, Final
 
 from apps.simulator.quotes import QuoteTick, tick_to_dict
+from apps.simulator.tape import TapeFrame
 
 __all__ = ["WireRecord"]
 
@@ -26,7 +27,8 @@ class WireRecord:
         self.client_messages: list[dict[str, Any]] = []
         # Generated quotes stay ticks until read: building dicts for every quote
         # would cost more than generating it.
-        self._last: dict[str, tuple[QuoteTick, int] | dict[str, Any]] = {}
+        # Tape frames (apps/simulator/tape.py) stay where they came from until read.
+        self._last: dict[str, tuple[QuoteTick, int] | dict[str, Any] | TapeFrame] = {}
 
     def auth_attempted(self) -> None:
         """Count one auth message."""
@@ -44,6 +46,11 @@ class WireRecord:
         stamped = zip(ticks, range(ns, ns + count), strict=True)
         self._last.update(zip(map(_SYMBOL_OF, ticks), stamped, strict=True))
 
+    def tape_sent(self, frame: TapeFrame) -> None:
+        """Record a frame sent from a quote tape (apps/simulator/tape.py)."""
+        self.quotes_sent += frame.count
+        self._last.update(dict.fromkeys(frame.symbols(), frame))
+
     def quotes_injected(self, frame: list[dict[str, Any]]) -> None:
         """Record an injected frame; messages without a string ``S`` are only counted."""
         for message in frame:
@@ -57,11 +64,23 @@ class WireRecord:
         entry = self._last.get(symbol)
         if entry is None:
             return None
-        return dict(entry) if isinstance(entry, dict) else tick_to_dict(*entry)
+        return _quote(symbol, entry)
 
     def last_quotes(self) -> dict[str, dict[str, Any]]:
         """Symbol -> the last quote object sent for it (copies)."""
         out: dict[str, dict[str, Any]] = {}
-        for symbol, entry in self._last.items():
-            out[symbol] = dict(entry) if isinstance(entry, dict) else tick_to_dict(*entry)
+        for symbol, entry in list(self._last.items()):
+            quote = _quote(symbol, entry)
+            if quote is not None:
+                out[symbol] = quote
         return out
+
+
+def _quote(
+    symbol: str, entry: tuple[QuoteTick, int] | dict[str, Any] | TapeFrame
+) -> dict[str, Any] | None:
+    if isinstance(entry, dict):
+        return dict(entry)
+    if isinstance(entry, TapeFrame):
+        return entry.quote(symbol)
+    return tick_to_dict(*entry)

@@ -1,26 +1,26 @@
 """One client's protocol session: greeting, auth, subscriptions and the paced data loop.
 
-A session sees the rest of the simulator only through :class:`SessionContext`: the
-settings, the fault plan, the quote generator, the wire record and the registry of
-live sessions.
+A session sees the rest of the simulator only through :class:`SessionContext`
+(``context.py``): the settings, the fault plan, the quote generator and its tapes, the
+wire record and the registry of live sessions.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import time
-from dataclasses import dataclass
+from collections.abc import Callable
 from typing import Any, Final
 
 import msgspec
 from websockets.asyncio.server import ServerConnection
 from websockets.exceptions import ConnectionClosed
 
-from apps.simulator.config import SimulatorConfig
+from apps.simulator.context import SessionContext
 from apps.simulator.encoding import WireEncoder
-from apps.simulator.faults import FaultPlan
 from apps.simulator.market import SessionMarket
 from apps.simulator.protocol import (
     FATAL_AUTH_CODES,
@@ -33,9 +33,8 @@ from apps.simulator.protocol import (
     quote_symbols,
     subscription_ack,
 )
-from apps.simulator.quotes import DEFAULT_UNIVERSE, QuoteGenerator
-from apps.simulator.record import WireRecord
-from apps.simulator.registry import SessionRegistry, Slot
+from apps.simulator.registry import Slot
+from apps.simulator.tape import TAPE_MIN_RATE, QuoteTape
 
 __all__ = ["Session", "SessionContext"]
 
@@ -64,19 +63,6 @@ def _resolve(waiter: asyncio.Future[None]) -> None:
         waiter.set_result(None)
 
 
-@dataclass(frozen=True, slots=True)
-class SessionContext:
-    """Everything of the simulator a session may read or change; shared by all sessions."""
-
-    config: SimulatorConfig
-    faults: FaultPlan
-    generator: QuoteGenerator
-    record: WireRecord
-    registry: SessionRegistry
-    # What "*" streams on the stock path (SimulatorConfig.universe_size, universe_skew).
-    universe: tuple[str, ...] = DEFAULT_UNIVERSE
-
-
 class Session:
     """One client socket: protocol state, subscriptions and the data loop."""
 
@@ -95,6 +81,7 @@ class Session:
         self.closed = asyncio.Event()
         self._context = context
         self._cursor = 0
+        self._tape: QuoteTape | None = None  # the walk order's tape, once streamed fast
         self._waiter: asyncio.Future[None] | None = None
 
     # -- sending ---------------------------------------------------------------
@@ -136,8 +123,6 @@ class Session:
         """Send generated quotes at the plan's pace until the socket closes."""
         loop = asyncio.get_running_loop()
         faults = self._context.faults
-        generator = self._context.generator
-        record = self._context.record
         epoch = -1
         start = interval = 0.0
         per_frame = frames = burst = backlog = 0
@@ -166,16 +151,9 @@ class Session:
                 late = int((now - due_at) / interval)
                 if late > backlog:
                     frames += late - backlog
-                ticks, self._cursor = generator.next_ticks(
-                    self.quote_symbols, self._cursor, per_frame
-                )
-                ns = time.time_ns()
-                market = self.market
-                if market is None:  # stock quotes only: the fast path
-                    await self.send_bytes(self.encoder.encode_ticks(ticks, ns))
-                else:
-                    await self.send_bytes(self.encoder.encode(market.frame(ticks, ns)))
-                record.ticks_sent(ticks, ns)
+                data, sent = self._next_frame(per_frame, pacing.rate)
+                await self.send_bytes(data)
+                sent()  # counted once its send completed
                 frames += 1
                 burst += 1
                 if burst >= _BURST_FRAMES:
@@ -188,6 +166,23 @@ class Session:
                 "simulator data loop failed; closing the session", extra={"websocket": self.ws}
             )
             await self.ws.close(1011, "internal error")
+
+    def _next_frame(self, count: int, rate: float) -> tuple[bytes, Callable[[], None]]:
+        """The next data frame of ``count`` quotes, and what records it once sent."""
+        context, market = self._context, self.market
+        if market is None and not self.encoder.binary and rate >= TAPE_MIN_RATE:
+            if self._tape is None:
+                self._tape = context.tapes.get(self.quote_symbols, context.generator)
+            if count <= self._tape.half:
+                data, frame, self._cursor = self._tape.frame(self._cursor, count, time.time_ns())
+                return data, functools.partial(context.record.tape_sent, frame)
+        ticks, self._cursor = context.generator.next_ticks(self.quote_symbols, self._cursor, count)
+        ns = time.time_ns()
+        if market is None:  # stock quotes only: one encoder call
+            data = self.encoder.encode_ticks(ticks, ns)
+        else:
+            data = self.encoder.encode(market.frame(ticks, ns))
+        return data, functools.partial(context.record.ticks_sent, ticks, ns)
 
     # -- protocol --------------------------------------------------------------
 
@@ -266,6 +261,7 @@ class Session:
         self.subscriptions = updated
         self.quote_symbols = quote_symbols(updated, self._context.universe)
         self.market = None
+        self._tape = None
         if self.crypto or updated["trades"] or updated["bars"]:
             market = SessionMarket.of(updated, self._context.universe, crypto=self.crypto)
             self.market = market

@@ -15,8 +15,9 @@ from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
 from apps.simulator import AlpacaSimulator
-from apps.simulator.quotes import DEFAULT_UNIVERSE
+from apps.simulator.quotes import DEFAULT_UNIVERSE, parse_rfc3339_ns
 from tests.apps.simulator.wire import (
+    MARKER,
     RFC3339_NS,
     collect,
     collect_until,
@@ -155,6 +156,28 @@ async def test_last_quotes_tracks_generated_quotes(simulator_factory: SimulatorF
     last = sim.last_quotes["AAPL"]
     assert list(last) == ["T", "S", "bx", "bp", "bs", "ax", "ap", "as", "c", "z", "t"]
     assert isinstance(last["bp"], Decimal) and last["bp"] <= last["ap"]
+
+
+async def test_at_full_speed_the_record_holds_the_last_quotes_streamed(
+    simulator_factory: SimulatorFactory,
+) -> None:
+    # At this rate frames come from the quote tape (apps/simulator/tape.py).
+    sim = await simulator_factory(rate=100_000, batch_size=200)
+    async with sim_client(sim) as ws:
+        await subscribe(ws, "AAPL", "MSFT", "SPY")
+        frames = await collect_until(ws, quotes_at_least(5000))
+        sim.pause()
+        await sim.send_raw(MARKER)
+        frames += await collect_until(ws, lambda got: bool(got) and got[-1][0]["T"] == "marker")
+    quotes = quotes_of(frames[:-1])
+    assert max(len(frame) for frame in frames) == 200
+    for symbol in ("AAPL", "MSFT", "SPY"):
+        own = [quote for quote in quotes if quote["S"] == symbol]
+        assert sim.last_quotes[symbol] == own[-1]
+        assert max(abs(b["bp"] - a["bp"]) for a, b in itertools.pairwise(own)) <= Decimal("0.50")
+    for frame in frames[:-1]:
+        times = [parse_rfc3339_ns(quote["t"]) for quote in frame]
+        assert times == list(range(times[0], times[0] + len(frame)))
 
 
 async def test_dead_socket_ends_its_session_quietly(
