@@ -160,7 +160,14 @@ class QuoteProcessor:
 
     def stalest(self, now: float, limit: int) -> list[tuple[str, float]]:
         """The ``limit`` symbols whose last accepted quote is oldest, with their ages."""
-        oldest = heapq.nsmallest(limit, self.last_accepted.items(), key=lambda item: item[1])
+        last = self.last_accepted
+        # /health asks this with the whole market tracked: the cut-off comes from the bare
+        # times (compared in C), then only the few at or below it are sorted with a key.
+        candidates: Iterable[tuple[str, float]] = last.items()
+        if len(last) > limit > 0:
+            cutoff = heapq.nsmallest(limit, last.values())[-1]
+            candidates = [(symbol, at) for symbol, at in last.items() if at <= cutoff]
+        oldest = sorted(candidates, key=lambda item: item[1])[: max(limit, 0)]
         return [(symbol, max(0.0, now - at)) for symbol, at in oldest]
 
     def forget(self, symbols: Iterable[str]) -> None:

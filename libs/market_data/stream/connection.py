@@ -40,6 +40,7 @@ from libs.market_data.stream.session import (
 )
 from libs.market_data.stream.status import ConnectionStatus
 from libs.market_data.stream.transport import connect_options, establish, open_socket
+from libs.market_data.stream.turns import DEFAULT_TURN, TurnBudget
 
 __all__ = ["FATAL_ERROR_CODES", "AlpacaConnection", "ConnectionState"]
 
@@ -48,6 +49,9 @@ logger = logging.getLogger(__name__)
 
 class AlpacaConnection(ConnectionStatus):
     """A reconnecting Alpaca market-data session (one feed: stocks or crypto)."""
+
+    # Seconds the read loop may hold the event loop before it gives a turn (turns.py).
+    turn_budget: float = DEFAULT_TURN
 
     def __init__(
         self,
@@ -273,10 +277,13 @@ class AlpacaConnection(ConnectionStatus):
         return frame
 
     async def _read_loop(self, ws: ClientConnection) -> None:
+        turns = TurnBudget(time.monotonic(), self.turn_budget)  # stream/turns.py
         while True:
             frame = await self._receive(ws)
             for control in frame.controls:
                 self._on_control(control)
+            if turns.due(time.monotonic()):
+                await asyncio.sleep(0)
 
     def _on_control(self, control: ControlMessage) -> None:
         event = self._session.receive(control)

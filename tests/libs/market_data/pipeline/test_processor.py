@@ -223,3 +223,18 @@ def test_forgetting_a_symbol_forgets_its_clock() -> None:
     assert _mids(processor.process([wire(bp="7", ap="7", t="2026-01-02T10:00:00Z")], {"AAPL"})) == [
         "7"
     ]
+
+
+def test_stalest_are_the_oldest_quotes_of_all_tracked_symbols_oldest_first() -> None:
+    processor = QuoteProcessor()
+    # Times with ties, as a frame's symbols share one: the answer is the brute-force one.
+    processor.last_accepted.update(
+        {f"S{i:04d}": float(1000 + (i * 7919) % 500) for i in range(5000)}
+    )
+    now = 2000.0
+    expected = sorted(processor.last_accepted.items(), key=lambda item: item[1])[:10]
+    stalest = processor.stalest(now, 10)
+    assert [age for _, age in stalest] == [now - at for _, at in expected]
+    assert all(processor.last_accepted[s] == now - age for s, age in stalest)
+    assert processor.stalest(now, 0) == []
+    assert len(processor.stalest(now, 10_000)) == 5000

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import json
 import logging
 from collections.abc import AsyncIterator
@@ -266,3 +267,44 @@ async def test_the_frame_log_at_debug_never_shows_the_secret(
     assert "> (the auth message: redacted)" in wire
     assert any('"subscribe"' in message for message in wire)  # other frames are logged
     assert not any("sim-secret" in message for message in wire)
+
+
+# -- fair turns ----------------------------------------------------------------------------
+
+
+async def test_a_reader_with_frames_waiting_still_gives_the_event_loop_turns(
+    simulator: AlpacaSimulator,
+) -> None:
+    # Frames already buffered come out of recv() without a suspension; only the read
+    # loop's turns (libs/market_data/stream/turns.py) let other tasks (the HTTP API,
+    # the Redis replies) run between them. A ticker task counts the turns it gets.
+    ticks = 0
+    seen: list[int] = []
+
+    async def ticker() -> None:
+        nonlocal ticks
+        while True:
+            ticks += 1
+            await asyncio.sleep(0)
+
+    async def on_frame(frame: DecodedFrame) -> None:
+        seen.append(ticks)
+
+    connection = connection_to(simulator.url(), on_frame=on_frame)
+    connection.turn_budget = 0.0  # a turn after every frame
+    task = asyncio.create_task(ticker())
+    try:
+        async with running(connection):
+            await connection.subscribe(["AAPL"])
+            await eventually(connection.is_connected, what="connected")
+            # The client reads nothing while the frames go out, then gets them in one read.
+            ws = connection._ws
+            assert ws is not None
+            ws.transport.pause_reading()
+            for i in range(30):
+                await simulator.send_quotes([quote("AAPL", f"1.{i:02d}", "2.00")])
+            ws.transport.resume_reading()
+            await eventually(lambda: len(seen) == 30, what="every frame")
+    finally:
+        task.cancel()
+    assert all(b > a for a, b in itertools.pairwise(seen)), seen
