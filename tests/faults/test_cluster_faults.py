@@ -121,6 +121,8 @@ async def test_a_killed_primary_replaced_by_its_replica_gets_the_newest_quotes(
         assert await w.sink.flush(5)
         collector = await collecting(params, list(NAMES))
         sub = collector.sub
+        notices: list[tuple[str, dict[str, object]]] = []
+        w.sink.notice_listener = lambda event, details: notices.append((event, dict(details)))
         try:
             victim = cluster.owner_of(key_slot(KEYS.price_key(NAMES[0]).encode()))
             replica = cluster.replicas_of(victim)[0]
@@ -138,5 +140,17 @@ async def test_a_killed_primary_replaced_by_its_replica_gets_the_newest_quotes(
             await converged(cluster, w, sub)
             await eventually(lambda: w.sink.problem() is None, timeout=10, what="no problem")
             assert collector.kinds("resync"), "the subscriber lived through a gap"
+            # The dead primary's sink is gone: the cluster sink closes its episode, after
+            # the rewrites on the successor, and subscribers hear it (docs/cluster.md).
+            await eventually(lambda: notices, timeout=10, what="a notice")
+            ((event, details),) = notices
+            assert event == "redis.recovered"
+            assert details["shard"] == victim.address
+            assert details["cause"] == "down"
+            assert NAMES[0] in details["symbols_rewritten"]  # type: ignore[operator]
+            await eventually(
+                lambda: any(u.reason == "notice:redis.recovered" for u in collector.resyncs()),
+                what="the subscriber to hear it",
+            )
         finally:
             await collector.stop()

@@ -25,6 +25,7 @@ from typing import Any, Final
 
 from libs.market_data import defaults
 from libs.market_data.keys import KeySpace
+from libs.market_data.pipeline.cluster_replaced import busiest, recovered_details
 from libs.market_data.pipeline.cluster_status import (
     SEVERITY,
     Address,
@@ -35,7 +36,7 @@ from libs.market_data.pipeline.cluster_status import (
     worst,
 )
 from libs.market_data.pipeline.cluster_topology import SlotRouter, TopologyWatch
-from libs.market_data.pipeline.condition import SinkState
+from libs.market_data.pipeline.condition import Episode, SinkState
 from libs.market_data.pipeline.processor import PriceUpdate
 from libs.market_data.pipeline.shard_sink import ShardSink
 from libs.market_data.pipeline.stats import SinkStats
@@ -287,9 +288,31 @@ class ClusterPriceSink:
         moved: list[PriceUpdate] = []
         for shard in self._shards.values():
             moved.extend(shard.take_pending())
+        replaced: list[tuple[Address, Episode]] = []
         for shard in gone:
             del self._shards[shard.address]
+            episode = shard.open_episode()
+            if episode is not None:
+                replaced.append((shard.address, episode))
             await shard.close(timeout=0.1)
-        if moved:
-            latest = self._latest
-            await self.write([u for u in moved if latest.get(u[0]) is u])
+        latest = self._latest
+        rewritten = [u for u in moved if latest.get(u[0]) is u]
+        if rewritten:
+            await self.write(rewritten)
+        for address, episode in replaced:
+            self._replaced_recovered(address, episode, rewritten)
+
+    def _replaced_recovered(
+        self, address: Address, episode: Episode, rewritten: Sequence[PriceUpdate]
+    ) -> None:
+        """A primary in a fault was replaced (its replica promoted): its own sink is gone
+        and can never close the episode, so the cluster sink does, after the rewrites it
+        handed over (docs/cluster.md, "A primary goes away")."""
+        logger.info("redis cluster: primary %s replaced; %d symbols rewritten on its successor",
+                    address_name(address), len(rewritten))  # fmt: skip
+        details = recovered_details(address, episode, rewritten)
+        owner = busiest(self._router.route, rewritten)
+        if owner is not None:  # after the successor's writes landed, as a sink's own would
+            owner.publish_status_after_writes("redis.recovered", details)
+        else:
+            self.publish_status("redis.recovered", details)

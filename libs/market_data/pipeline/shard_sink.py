@@ -15,6 +15,7 @@ from typing import Final
 
 from libs.market_data import defaults
 from libs.market_data.keys import KeySpace
+from libs.market_data.pipeline.condition import Episode
 from libs.market_data.pipeline.packing import Batch
 from libs.market_data.pipeline.processor import PriceUpdate
 from libs.market_data.pipeline.sink import RedisPriceSink
@@ -68,6 +69,11 @@ class ShardSink(RedisPriceSink):
     def take_pending(self) -> list[PriceUpdate]:
         """Everything held for this primary (its slots moved away); nothing is left."""
         return self._book.take_pending()
+
+    def open_episode(self) -> Episode | None:
+        """The fault this primary is in, if any: the cluster sink closes it for a primary
+        replaced before it came back (docs/cluster.md, "A primary goes away")."""
+        return self._condition.episode
 
     def _on_reply(self, batch: Batch, refused: Sequence[tuple[int, str]]) -> None:
         if batch.kind != Batch.SET or not any(is_redirect(text) for _, text in refused):
