@@ -262,8 +262,10 @@ class AlpacaConnection(ConnectionStatus):
                     return frame.controls[0]
 
     async def _receive(self, ws: ClientConnection) -> DecodedFrame:
+        return await self._take(await ws.recv(decode=False))
+
+    async def _take(self, message: bytes | str) -> DecodedFrame:
         # The hot path: per frame only counters, one clock store and on_frame.
-        message = await ws.recv(decode=False)
         self.frames_received += 1
         frame = self._decode(message)
         if frame.malformed:
@@ -279,7 +281,9 @@ class AlpacaConnection(ConnectionStatus):
     async def _read_loop(self, ws: ClientConnection) -> None:
         turns = TurnBudget(time.monotonic(), self.turn_budget)  # stream/turns.py
         while True:
-            frame = await self._receive(ws)
+            message = await ws.recv(decode=False)
+            turns.received(time.monotonic())
+            frame = await self._take(message)
             for control in frame.controls:
                 self._on_control(control)
             if turns.due(time.monotonic()):
