@@ -54,12 +54,12 @@ class PriceRecord(msgspec.Struct, frozen=True, gc=False):
     symbol: str
     # msgspec writes a Decimal as its str() in a JSON string, as pydantic does: the
     # encoder formats it in C, with no str() call per field here.
-    bid: Decimal | str
-    ask: Decimal | str
-    mid: Decimal | str
+    bid: Decimal
+    ask: Decimal
+    mid: Decimal
     # An int for stocks; for crypto the exact fractional Decimal (written "0.27994").
-    bid_size: int | Decimal | str
-    ask_size: int | Decimal | str
+    bid_size: int | Decimal
+    ask_size: int | Decimal
     timestamp: str
     exchange: str | None
     bid_exchange: str | None
@@ -73,11 +73,11 @@ class EventRecord(msgspec.Struct, frozen=True, gc=False):
 
     event_type: str
     symbol: str
-    price: Decimal | str  # as in PriceRecord
-    bid: Decimal | str
-    ask: Decimal | str
-    bid_size: int | Decimal | str
-    ask_size: int | Decimal | str
+    price: Decimal  # as in PriceRecord
+    bid: Decimal
+    ask: Decimal
+    bid_size: int | Decimal
+    ask_size: int | Decimal
     seq: int
     epoch: str
     timestamp: str
@@ -217,7 +217,6 @@ class QuoteProcessor:
         wildcard = WILDCARD in subscribed
         events: list[EventRecord] = []
         accepted: list[Quote | CryptoQuote] = []
-        symbols: list[str] = []
         newest: dict[str, int] = {}  # symbol -> index of its newest accepted quote
         for q in quotes:
             symbol = q.S
@@ -275,7 +274,6 @@ class QuoteProcessor:
             event = EventRecord("price.updated", symbol, mid, bid, ask, bs, as_, seq, epoch, t)
             events.append(event)
             accepted.append(q)
-            symbols.append(symbol)
         if not events:
             return []
         # One encoder call for the frame's events; JSON never holds a raw newline.
@@ -294,4 +292,5 @@ class QuoteProcessor:
             )  # fmt: skip
         self.last_accepted.update(dict.fromkeys(newest, time.time()))
         self.accepted += len(events)
+        symbols = [e.symbol for e in events]
         return list(zip(symbols, price_json, event_json, strict=True))
