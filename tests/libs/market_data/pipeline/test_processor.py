@@ -230,17 +230,20 @@ def test_forgetting_a_symbol_forgets_its_clock() -> None:
 
 def test_stalest_are_the_oldest_quotes_of_all_tracked_symbols_oldest_first() -> None:
     processor = QuoteProcessor()
-    # Times with ties, as a frame's symbols share one: the answer is the brute-force one.
+    # Distinct times in a shuffled order, then ties (a frame's symbols share one) at the
+    # 9th oldest, across the cut: the answer is the brute-force one, ties in insertion order.
     processor.last_accepted.update(
-        {f"S{i:04d}": float(1000 + (i * 7919) % 500) for i in range(5000)}
+        {f"S{i:04d}": float(1000 + (i * 7919) % 5000) for i in range(5000)}
     )
+    processor.last_accepted.update({f"T{i}": 1008.0 for i in range(3)})
     now = 2000.0
     expected = sorted(processor.last_accepted.items(), key=lambda item: item[1])[:10]
     stalest = processor.stalest(now, 10)
     assert [age for _, age in stalest] == [now - at for _, at in expected]
+    assert [symbol for symbol, _ in stalest] == [symbol for symbol, _ in expected]
     assert all(processor.last_accepted[s] == now - age for s, age in stalest)
     assert processor.stalest(now, 0) == []
-    assert len(processor.stalest(now, 10_000)) == 5000
+    assert len(processor.stalest(now, 10_000)) == 5003
 
 
 # Prices and sizes on every side of check_quote's rules, in pairs that make each rule the
