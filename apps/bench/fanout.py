@@ -24,6 +24,7 @@ import redis
 from apps.bench.fanout_clients import clients_main
 from apps.bench.processes import Peer, simulator_main
 from apps.bench.service import process_cpu, rss_mb, start_service, wait_healthy
+from apps.bench.stats import latency_figures
 from apps.market_data_service.cli.instances import free_port
 from apps.simulator import SimulatorConfig
 from libs.redis_embedded import EmbeddedRedis
@@ -57,13 +58,6 @@ class Phase:
     rss_mb: tuple[float, float, float]  # start, max, end
 
 
-def _percentile(values: list[int], q: float) -> float | None:
-    if not values:
-        return None
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))] / 1e6
-
-
 async def _measure(name: str, clients: Any, sim: Any, pid: int, duration: float) -> Phase:
     await clients.ask(("reset",))
     sent_before = (await sim.ask(("stats",)))[1]
@@ -80,9 +74,9 @@ async def _measure(name: str, clients: Any, sim: Any, pid: int, duration: float)
     clients_cpu = (process_cpu(clients_pid) - clients_before) / wall
     sent = (await sim.ask(("stats",)))[1] - sent_before
     _, updates, lost, coalesced, _resyncs, latencies = report
-    return Phase(name, updates / wall, sent / wall, _percentile(latencies, 0.5),
-                 _percentile(latencies, 0.99), lost, coalesced, cpu, clients_cpu,
-                 (rss[0], max(rss), rss[-1]))  # fmt: skip
+    p50, p99, _ = latency_figures(sorted(latencies))
+    return Phase(name, updates / wall, sent / wall, p50, p99, lost, coalesced, cpu,
+                 clients_cpu, (rss[0], max(rss), rss[-1]))  # fmt: skip
 
 
 def _latest_delivered(clients_last: list[dict[str, Any]], plan: list[list[str]],
