@@ -21,7 +21,13 @@ $(VENV)/.synced: pyproject.toml uv.lock | $(UV)
 	$(UV) sync --frozen --python $(PYTHON)
 	@touch $@
 
-setup: $(VENV)/.synced ## Create .venv from the lock file
+# The native quote path (docs/architecture.md, "Native quote path"), compiled in place
+# with the machine's C compiler; without one the Python path runs, with the same results.
+$(VENV)/.native: $(wildcard libs/market_data/native/*.c) libs/market_data/native/build.py $(VENV)/.synced
+	$(BIN)/python -m libs.market_data.native.build
+	@touch $@
+
+setup: $(VENV)/.synced $(VENV)/.native ## Create .venv from the lock file, build the native path
 
 demo: setup ## Simulator + private Redis + service on :8004, live prices for AAPL MSFT GOOGL
 	$(BIN)/market-data demo

@@ -24,9 +24,10 @@ from typing import Any, Final
 from apps.simulator.encoding import JsonEncoder
 from apps.simulator.market import build_universe
 from apps.simulator.quotes import QuoteGenerator
+from libs.market_data import native
 from libs.market_data.pipeline.packing import FramePacker
 from libs.market_data.pipeline.processor import PriceUpdate, QuoteProcessor
-from libs.market_data.stream.protocol import decode_frame
+from libs.market_data.stream.protocol import DecodedFrame, decode_frame, decode_stock_frame
 
 __all__ = ["StageCosts", "main", "measure"]
 
@@ -66,14 +67,26 @@ def _best(rounds: int, quotes: int, run: Callable[[], Any]) -> float:
     return best / quotes * 1e6
 
 
-def measure(label: str, data: list[bytes], rounds: int) -> StageCosts:
-    decoded = [decode_frame(frame).quotes for frame in data]
-    quotes = sum(map(len, decoded))
+def _run(processor: QuoteProcessor, frame: DecodedFrame) -> list[PriceUpdate]:
+    # What AlpacaMarketDataStream does with a frame's quotes.
+    if frame.block is not None:
+        return processor.process_block(frame.block, _WILDCARD)
+    return processor.process(frame.quotes, _WILDCARD)
+
+
+def measure(label: str, data: list[bytes], rounds: int, *, native_path: bool) -> StageCosts:
+    """The stages on ``data``: the service's reader (the native path first) when
+    ``native_path``, else the Python path alone."""
+    decode = decode_stock_frame if native_path else decode_frame
+    decoded = [decode(frame) for frame in data]
+    if native_path and any(frame.block is None for frame in decoded):
+        raise RuntimeError("a simulator frame left the native path")
+    quotes = sum(len(f.block) if f.block is not None else len(f.quotes) for f in decoded)
     updates: list[list[PriceUpdate]] = []
 
     def process() -> None:
         processor = QuoteProcessor("bench")
-        updates[:] = [processor.process(q, _WILDCARD) for q in decoded]
+        updates[:] = [_run(processor, frame) for frame in decoded]
 
     def pack() -> None:
         packer = FramePacker(300)
@@ -85,11 +98,11 @@ def measure(label: str, data: list[bytes], rounds: int) -> StageCosts:
         processor, packer = QuoteProcessor("bench"), FramePacker(300)
         latest: dict[str, PriceUpdate] = {}
         for frame in data:
-            packer.pack(processor.process(decode_frame(frame).quotes, _WILDCARD), latest)
+            packer.pack(_run(processor, decode(frame)), latest)
 
     return StageCosts(
         label,
-        decode=_best(rounds, quotes, lambda: [decode_frame(frame) for frame in data]),
+        decode=_best(rounds, quotes, lambda: [decode(frame) for frame in data]),
         process=_best(rounds, quotes, process),
         pack=_best(rounds, quotes, pack),
         together=_best(rounds, quotes, together),
@@ -105,11 +118,21 @@ def main(argv: Sequence[str] | None = None) -> int:
         ("100 symbols", [f"SYM{i:03d}" for i in range(100)]),
         ("whole market", list(build_universe(10_000, 1.0, seed=7))),
     ]
-    print(f"{'µs CPU per quote':<16}{'decode':>9}{'process':>9}{'pack':>9}{'together':>10}")
+    paths = [("python", False)] + ([("native", True)] if native.available() else [])
+    print(f"{'µs CPU per quote':<22}{'decode':>9}{'process':>9}{'pack':>9}{'together':>10}")
+    native_pack = native.pack
     for label, symbols in cases:
-        costs = measure(label, frames(symbols, args.frames), args.rounds)
-        print(f"{label:<16}{costs.decode:>9.2f}{costs.process:>9.2f}{costs.pack:>9.2f}"
-              f"{costs.together:>10.2f}")  # fmt: skip
+        data = frames(symbols, args.frames)
+        for path, native_path in paths:
+            native.pack = native_pack if native_path else None  # the packer's path too
+            try:
+                costs = measure(label, data, args.rounds, native_path=native_path)
+            finally:
+                native.pack = native_pack
+            print(f"{f'{label} ({path})':<22}{costs.decode:>9.2f}{costs.process:>9.2f}"
+                  f"{costs.pack:>9.2f}{costs.together:>10.2f}")  # fmt: skip
+    if not native.available():
+        print("native path: not built (make setup) or turned off (MARKET_DATA_NATIVE=0)")
     return 0
 
 

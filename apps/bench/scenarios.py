@@ -24,6 +24,9 @@ class Scenario:
     sample_every: int  # latency of every n-th event
     # LEADER_ELECTION=redis: the elected leader's writer is fenced (docs/leadership.md)
     fenced: bool = False
+    # False: MARKET_DATA_NATIVE=0, the Python path alone (docs/architecture.md, "Native
+    # quote path"): its ratio to the same scenario on the native path, in one run.
+    native: bool = True
 
 
 @dataclass
@@ -62,11 +65,13 @@ def scenarios(options: BenchOptions) -> list[Scenario]:
         Scenario("throughput", "pipelined", 100, 200, 2_000_000, d, 50),
         # The same with connection fencing (LEADER_ELECTION=redis): its ratio to the above.
         Scenario("throughput-fenced", "pipelined", 100, 200, 2_000_000, d, 50, fenced=True),
+        Scenario("throughput-python", "pipelined", 100, 200, 2_000_000, d, 50, native=False),
         Scenario("throughput-naive", "naive", 100, 200, 2_000_000, d, 5),
         # The throughput scenario on a private 3-primary Redis Cluster (docs/cluster.md).
         Scenario("cluster-3", "cluster", 100, 200, 2_000_000, d, 50),
         # symbols=0: "*", the simulator's 10,000-symbol Zipf-skewed universe (issue 14).
         Scenario("whole-market", "pipelined", 0, 200, 2_000_000, d, 50),
+        Scenario("whole-market-python", "pipelined", 0, 200, 2_000_000, d, 50, native=False),
         Scenario("one-per-frame", "pipelined", 100, 1, 200_000, d, 20),
         Scenario("latency-20k", "pipelined", 100, 10, 20_000, d, 1),
         # The whole market at full speed for a minute: the service's RSS must stay flat.

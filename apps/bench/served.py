@@ -83,6 +83,8 @@ def _extra_env(scenario: Scenario, cluster: EmbeddedRedisCluster | None) -> dict
         env["REDIS_CLUSTER_NODES"] = cluster.nodes_spec
     if scenario.fenced:  # docs/leadership.md: the leader's writer is fenced
         env.update(LEADER_ELECTION="redis", INSTANCE_ID="bench")
+    if not scenario.native:
+        env["MARKET_DATA_NATIVE"] = "0"
     return env
 
 

@@ -236,7 +236,10 @@ class AlpacaMarketDataStream(StreamTopics, StreamReadouts):
 
     async def _write(self, frame: DecodedFrame, wanted: Set[str], fractional: bool) -> None:
         # A frame's quotes, trades, then bars: one write (each topic keeps its order).
-        updates = self._processor.process(frame.quotes, wanted, fractional=fractional)
+        if frame.block is not None:  # the native path (libs/market_data/native)
+            updates = self._processor.process_block(frame.block, wanted)
+        else:
+            updates = self._processor.process(frame.quotes, wanted, fractional=fractional)
         quotes = len(updates)
         if frame.trades:
             updates += self._events.trades_of(frame.trades, wanted)

@@ -16,6 +16,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Final
 
+from libs.market_data import native
 from libs.market_data.keys import DEFAULT_KEYS, KeySpace
 from libs.market_data.pipeline.processor import PriceUpdate
 from libs.market_data.topics import Channel, parse_topic
@@ -72,6 +73,9 @@ class FramePacker:
         """
         names = self._names
         ex = self._packer.set_suffix
+        native_pack = native.pack
+        if native_pack is not None and type(updates) is list:  # the same loop, in C
+            return native_pack(updates, names, self._heads, ex, latest)
         newest: dict[str, PriceUpdate] = {}
         events: list[bytes] = []
         event_append = events.append

@@ -9,7 +9,6 @@ and encodes with msgspec structs whose JSON is byte-for-byte what ``PriceData`` 
 from __future__ import annotations
 
 import heapq
-import secrets
 import time
 from collections import Counter
 from collections.abc import Collection, Iterable
@@ -26,6 +25,8 @@ from typing import Any, Final
 
 import msgspec
 
+from libs.market_data.native import QuoteBlock
+from libs.market_data.pipeline.records import EventRecord, PriceRecord, PriceUpdate, new_epoch
 from libs.market_data.pipeline.stats import ProcessorStats
 from libs.market_data.stream.messages import CryptoQuote, Quote
 from libs.market_data.symbols import WILDCARD
@@ -46,57 +47,8 @@ _NEGATIVE_PRICE: Final = RejectReason.NEGATIVE_PRICE
 _NEGATIVE_SIZE: Final = RejectReason.NEGATIVE_SIZE
 _CROSSED: Final = RejectReason.CROSSED
 _STALE: Final = RejectReason.STALE
-
-
-class PriceRecord(msgspec.Struct, frozen=True, gc=False):
-    """Mirror of ``PriceData``: same fields, same order, same JSON."""
-
-    symbol: str
-    # msgspec writes a Decimal as its str() in a JSON string, as pydantic does: the
-    # encoder formats it in C, with no str() call per field here.
-    bid: Decimal
-    ask: Decimal
-    mid: Decimal
-    # An int for stocks; for crypto the exact fractional Decimal (written "0.27994").
-    bid_size: int | Decimal
-    ask_size: int | Decimal
-    timestamp: str
-    exchange: str | None
-    bid_exchange: str | None
-    ask_exchange: str | None
-    seq: int
-    epoch: str
-
-
-class EventRecord(msgspec.Struct, frozen=True, gc=False):
-    """Mirror of ``PriceUpdateEvent``."""
-
-    event_type: str
-    symbol: str
-    price: Decimal  # as in PriceRecord
-    bid: Decimal
-    ask: Decimal
-    bid_size: int | Decimal
-    ask_size: int | Decimal
-    seq: int
-    epoch: str
-    timestamp: str
-
-
-def new_epoch() -> str:
-    """A fresh epoch id: UTC start time to the microsecond, then 48 random bits.
-
-    Unique per start, and ids of starts on one clock sort as the starts do
-    (``20260102T150000.123456Z-3f9a0c11d2e4``).
-    """
-    now = time.time_ns() // 1000
-    stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime(now // 1_000_000))
-    return f"{stamp}.{now % 1_000_000:06d}Z-{secrets.token_hex(6)}"
-
-
-# One accepted quote: (symbol, PriceData JSON, PriceUpdateEvent JSON). A plain tuple:
-# a NamedTuple's constructor alone cost 20% of this module's time per quote.
-PriceUpdate = tuple[str, bytes, bytes]
+# The order of the counts the native path returns (libs/market_data/native/_quotes.c).
+_NATIVE_REASONS: Final = (_UNSUBSCRIBED, _MALFORMED, _CROSSED, _NEGATIVE_SIZE, _STALE)
 
 
 class QuoteProcessor:
@@ -110,6 +62,7 @@ class QuoteProcessor:
     __slots__ = (
         "_encode",
         "_encode_lines",
+        "_epoch_json",
         "_instants",
         "_seqs",
         "accepted",
@@ -120,6 +73,7 @@ class QuoteProcessor:
 
     def __init__(self, epoch: str | None = None) -> None:
         self.epoch = new_epoch() if epoch is None else epoch
+        self._epoch_json = msgspec.json.encode(self.epoch)  # for the native path
         # symbol -> seq of its last accepted quote; kept by forget() (see above)
         self._seqs: dict[str, int] = {}
         encoder = msgspec.json.Encoder()
@@ -151,6 +105,7 @@ class QuoteProcessor:
     def begin_epoch(self, epoch: str) -> None:
         """Start ``epoch``: every symbol's ``seq`` numbers from 1 again."""
         self.epoch = epoch
+        self._epoch_json = msgspec.json.encode(epoch)
         self._seqs.clear()
 
     @property
@@ -202,6 +157,23 @@ class QuoteProcessor:
         # both hold in this context whatever the caller's thread has set.
         with localcontext(_CONTEXT):
             return self._process(quotes, subscribed, fractional)
+
+    def process_block(self, block: QuoteBlock, subscribed: Collection[str]) -> list[PriceUpdate]:
+        """:meth:`process` for a frame the native path parsed: the same rules, numbering
+        and bytes (a test holds the two together), done in C."""
+        updates, newest, counts = block.process(
+            subscribed, WILDCARD in subscribed, self._seqs, self._instants,
+            self._epoch_json, instant_key,
+        )  # fmt: skip
+        if any(counts):
+            rejected = self.rejected
+            for reason, count in zip(_NATIVE_REASONS, counts, strict=True):
+                if count:
+                    rejected[reason] += count
+        if updates:
+            self.last_accepted.update(dict.fromkeys(newest, time.time()))
+            self.accepted += len(updates)
+        return updates
 
     def _process(
         self, quotes: Iterable[Quote | CryptoQuote], subscribed: Collection[str], fractional: bool

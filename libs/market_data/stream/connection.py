@@ -28,7 +28,7 @@ from libs.market_data.exceptions import AlpacaError, ProtocolError, StreamConnec
 from libs.market_data.stream.changes import SubscriptionChanges
 from libs.market_data.stream.clock import DataClock, StallDetected
 from libs.market_data.stream.failures import Ended, RetryPolicy, SteadyRetry, classify
-from libs.market_data.stream.protocol import ControlMessage, DecodedFrame, decode_frame
+from libs.market_data.stream.protocol import ControlMessage, DecodedFrame, decode_stock_frame
 from libs.market_data.stream.records import ConnectionState, StatusNotice, connected_notice
 from libs.market_data.stream.session import (
     FATAL_ERROR_CODES,
@@ -68,7 +68,7 @@ class AlpacaConnection(ConnectionStatus):
         compression: str | None = "deflate",
         stall_timeout: float | None = defaults.STALL_TIMEOUT,
         on_notice: Callable[[StatusNotice], None] | None = None,
-        decode: Callable[[bytes | str], DecodedFrame] = decode_frame,
+        decode: Callable[[bytes | str], DecodedFrame] = decode_stock_frame,
         retry: RetryPolicy | None = None,
     ) -> None:
         super().__init__(
@@ -272,7 +272,7 @@ class AlpacaConnection(ConnectionStatus):
             self.malformed_messages += frame.malformed
             logger.warning("dropped %d malformed message(s): %s", frame.malformed, frame.errors)
         self.other_messages += frame.other
-        if frame.quotes or frame.trades or frame.bars:
+        if frame.has_data():
             self.last_data_at = time.time()
             self.reconnect_attempts = 0
             await self._on_frame(frame)

@@ -18,6 +18,7 @@ from typing import Any, Final, Union
 
 import msgspec
 
+from libs.market_data import native
 from libs.market_data.stream.messages import (
     Bar,
     CryptoBar,
@@ -40,6 +41,7 @@ __all__ = [
     "SuccessMessage",
     "decode_crypto_frame",
     "decode_frame",
+    "decode_stock_frame",
     "encode_auth",
     "encode_subscription",
 ]
@@ -102,6 +104,12 @@ class DecodedFrame:
     other: int = 0  # market data of types we do not process
     malformed: int = 0  # elements (or whole frames) that could not be decoded
     errors: list[str] = field(default_factory=list)  # why, for the first few
+    # A frame of plain stock quotes parsed by the native path, instead of ``quotes``.
+    block: native.QuoteBlock | None = None
+
+    def has_data(self) -> bool:
+        """True when the frame holds market data to process."""
+        return bool(self.quotes or self.block is not None or self.trades or self.bars)
 
 
 _MAX_ERRORS_KEPT: Final = 3
@@ -185,6 +193,21 @@ decode_frame: Final = _STOCKS.decode
 """Decode one stock-feed WebSocket message; never raises for bad input."""
 decode_crypto_frame: Final = _CRYPTO.decode
 """Decode one crypto-feed message (fractional sizes); never raises for bad input."""
+
+
+def decode_stock_frame(data: bytes | str) -> DecodedFrame:
+    """:func:`decode_frame`, trying the native path first (the stock feed's reader).
+
+    A frame of plain quotes comes back as a ``block`` for
+    :meth:`~libs.market_data.pipeline.processor.QuoteProcessor.process_block`; anything
+    else, or every frame when the native path is not built, as :func:`decode_frame`'s.
+    """
+    scan = native.scan
+    if scan is not None and type(data) is bytes:
+        block = scan(data, native.MAX_PRICE_UNITS)
+        if block is not None:
+            return DecodedFrame(block=block)
+    return decode_frame(data)
 
 
 def encode_auth(key: str, secret: str) -> bytes:

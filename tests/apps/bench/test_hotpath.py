@@ -15,8 +15,14 @@ def test_hotpath_prints_each_stages_cpu_per_quote(capsys: pytest.CaptureFixture[
     assert main(["--frames", "3", "--rounds", "1"]) == 0
     lines = capsys.readouterr().out.splitlines()
     assert lines[0].split()[-4:] == ["decode", "process", "pack", "together"]
-    for line, label in zip(lines[1:], ("100 symbols", "whole market"), strict=True):
-        match = re.fullmatch(rf"{label} +([0-9.]+) +([0-9.]+) +([0-9.]+) +([0-9.]+)", line)
+    labels = [
+        f"{case} ({path})"
+        for case in ("100 symbols", "whole market")
+        for path in ("python", "native")
+    ]
+    for line, label in zip(lines[1:], labels, strict=True):
+        figures = r" +([0-9.]+)" * 4
+        match = re.fullmatch(re.escape(label) + figures, line)
         assert match is not None, line
         assert all(float(figure) > 0 for figure in match.groups())
 
