@@ -459,18 +459,168 @@ static PyObject *price_json(const char *base, const Slot *q, const char *epoch, 
     return PyBytes_FromStringAndSize(buf, o - buf);
 }
 
-/* The instant a stamp orders by: itself in the fixed-width form, else instant_key's
- * answer, or "" when that refuses it (cached, never ordered: the processor's rule). */
-static PyObject *instant_of(const char *t, Py_ssize_t len, PyObject *instant_key) {
-    PyObject *stamp = PyUnicode_FromStringAndSize(t, len);
-    if (stamp == NULL || (len == 30 && t[19] == '.' && t[29] == 'Z')) return stamp;
-    PyObject *key = PyObject_CallOneArg(instant_key, stamp);
-    Py_DECREF(stamp);
-    if (key == NULL && PyErr_ExceptionMatches(PyExc_ValueError)) {
-        PyErr_Clear();
-        key = PyUnicode_New(0, 0);
+/* One symbol of the frame being processed: what the processor's dicts hold for it is
+ * read once, kept here while its quotes go by, and written back once at the end, so a
+ * symbol quoted many times in a frame costs one lookup per dict, not one per quote. */
+typedef struct {
+    PyObject *sym;        /* owned */
+    const char *name;     /* its bytes in the frame */
+    Py_ssize_t len;
+    int wanted;           /* subscribed */
+    int loaded;           /* seq and instant read from the dicts */
+    long long seq;        /* the last seq taken */
+    PyObject *instant;    /* owned: the last accepted instant as a str, or NULL */
+    char key[32];         /* or as text in the fixed-width form */
+    Py_ssize_t key_len;   /* < 0: not as text */
+    int instant_changed;
+    Py_ssize_t last;      /* index among the updates of its newest, -1: none accepted */
+    int listed;           /* in the newest dict already */
+} Entry;
+
+typedef struct {
+    Entry *entries;
+    Py_ssize_t count;
+    Py_ssize_t *table; /* open addressing: entry index + 1, 0 empty */
+    size_t mask;
+} Symbols;
+
+static Entry *entry_of(Symbols *t, const char *name, Py_ssize_t len, PyObject *subscribed,
+                       int wildcard) {
+    uint64_t h = 1469598103934665603ULL; /* FNV-1a */
+    for (Py_ssize_t i = 0; i < len; i++) h = (h ^ (unsigned char)name[i]) * 1099511628211ULL;
+    size_t at = (size_t)h & t->mask;
+    while (t->table[at]) {
+        Entry *e = &t->entries[t->table[at] - 1];
+        if (e->len == len && memcmp(e->name, name, (size_t)len) == 0) return e;
+        at = (at + 1) & t->mask;
     }
-    return key;
+    Entry *e = &t->entries[t->count];
+    memset(e, 0, sizeof(Entry));
+    e->sym = PyUnicode_FromStringAndSize(name, len);
+    if (e->sym == NULL) return NULL;
+    t->table[at] = ++t->count;
+    e->name = name;
+    e->len = len;
+    e->key_len = -1;
+    e->last = -1;
+    if (wildcard) {
+        e->wanted = 1;
+    } else if ((e->wanted = PySequence_Contains(subscribed, e->sym)) < 0) {
+        return NULL;
+    }
+    return e;
+}
+
+static int load(Entry *e, PyObject *seqs, PyObject *instants) {
+    PyObject *last = PyDict_GetItemWithError(seqs, e->sym);
+    if (last != NULL) {
+        e->seq = PyLong_AsLongLong(last);
+        if (e->seq == -1 && PyErr_Occurred()) return -1;
+    } else if (PyErr_Occurred()) {
+        return -1;
+    }
+    PyObject *instant = PyDict_GetItemWithError(instants, e->sym);
+    if (instant == NULL && PyErr_Occurred()) return -1;
+    Py_XINCREF(instant);
+    e->instant = instant;
+    e->loaded = 1;
+    return 0;
+}
+
+/* The entry's last instant as bytes (UTF-8 orders as the str does); 0: none. */
+static int last_instant(const Entry *e, const char *base, const char **text, Py_ssize_t *len) {
+    (void)base;
+    if (e->key_len >= 0) {
+        *text = e->key;
+        *len = e->key_len;
+        return 1;
+    }
+    if (e->instant == NULL) return 0;
+    *text = PyUnicode_AsUTF8AndSize(e->instant, len);
+    return *text == NULL ? -1 : 1;
+}
+
+static int older(const char *a, Py_ssize_t alen, const char *b, Py_ssize_t blen) {
+    int c = memcmp(a, b, (size_t)(alen < blen ? alen : blen));
+    return c < 0 || (c == 0 && alen < blen);
+}
+
+/* instant_key's fast forms (libs/telemetry/timestamps.py), the same text: a stamp in the
+ * fixed-width form is its own key; "...:SSZ" and "...:SS.fZ" (up to 9 digits) are padded
+ * with zeros. 0 for any other stamp: instant_key itself decides. */
+static int fixed_width(const char *t, Py_ssize_t len, char *key) {
+    if (len < 20 || t[len - 1] != 'Z') return 0;
+    if (len == 20) {
+        memcpy(key, t, 19);
+        memcpy(key + 19, ".000000000Z", 11);
+        return 1;
+    }
+    if (t[19] != '.' || len < 22 || len > 30) return 0;
+    memcpy(key, t, (size_t)len - 1);
+    memset(key + len - 1, '0', (size_t)(30 - len));
+    key[29] = 'Z';
+    return 1;
+}
+
+/* Orders a quote's stamp against its symbol's last instant: 1 stale, 0 accepted (and
+ * recorded as the last), -1 error. A stamp outside instant_key's fast forms is ordered by
+ * instant_key's answer; one instant_key refuses is neither ordered nor recorded. */
+static int order(Entry *e, const char *base, Span stamp, PyObject *instant_key) {
+    const char *t = base + stamp.off, *prev, *text;
+    char fixed[32];
+    Py_ssize_t prev_len, len = 30;
+    PyObject *key = NULL;
+    if (fixed_width(t, stamp.len, fixed)) {
+        text = fixed;
+    } else {
+        PyObject *raw = PyUnicode_FromStringAndSize(t, stamp.len);
+        if (raw == NULL) return -1;
+        key = PyObject_CallOneArg(instant_key, raw);
+        Py_DECREF(raw);
+        if (key == NULL) {
+            if (!PyErr_ExceptionMatches(PyExc_ValueError)) return -1;
+            PyErr_Clear();
+            return 0;
+        }
+        if (!PyUnicode_Check(key)) {
+            Py_DECREF(key);
+            PyErr_SetString(PyExc_TypeError, "instant_key must return a str");
+            return -1;
+        }
+        if ((text = PyUnicode_AsUTF8AndSize(key, &len)) == NULL) { Py_DECREF(key); return -1; }
+        if (len == 0) { Py_DECREF(key); return 0; }
+    }
+    int have = last_instant(e, base, &prev, &prev_len);
+    if (have < 0 || (have && older(text, len, prev, prev_len))) {
+        Py_XDECREF(key);
+        return have < 0 ? -1 : 1;
+    }
+    Py_CLEAR(e->instant);
+    e->instant = key; /* NULL for a key kept as text */
+    e->key_len = -1;
+    if (key == NULL) {
+        memcpy(e->key, fixed, 30);
+        e->key_len = 30;
+    }
+    e->instant_changed = 1;
+    return 0;
+}
+
+static int store(Entry *e, const char *base, PyObject *seqs, PyObject *instants) {
+    if (e->last < 0) return 0;
+    PyObject *seq = PyLong_FromLongLong(e->seq);
+    if (seq == NULL) return -1;
+    int failed = PyDict_SetItem(seqs, e->sym, seq);
+    Py_DECREF(seq);
+    if (failed || !e->instant_changed) return failed;
+    (void)base;
+    PyObject *instant = e->instant;
+    if (e->key_len >= 0) instant = PyUnicode_FromStringAndSize(e->key, e->key_len);
+    else Py_INCREF(instant);
+    if (instant == NULL) return -1;
+    failed = PyDict_SetItem(instants, e->sym, instant);
+    Py_DECREF(instant);
+    return failed;
 }
 
 enum { R_UNSUBSCRIBED, R_MALFORMED, R_CROSSED, R_NEGATIVE_SIZE, R_STALE, R_COUNT };
@@ -490,20 +640,23 @@ static PyObject *block_process(QuoteBlock *self, PyObject *args) {
     }
     Py_ssize_t rejected[R_COUNT] = {0};
     Py_ssize_t n = self->n, k = 0;
-    PyObject **symbols = PyMem_Calloc((size_t)n + 1, sizeof(PyObject *));
+    size_t size = 16;
+    while (size < 2 * (size_t)n) size *= 2;
+    Symbols table = {PyMem_Malloc(((size_t)n + 1) * sizeof(Entry)), 0,
+                     PyMem_Calloc(size, sizeof(Py_ssize_t)), size - 1};
     Py_ssize_t *accepted = PyMem_Malloc(sizeof(Py_ssize_t) * ((size_t)n + 1));
+    Entry **owner = PyMem_Malloc(sizeof(Entry *) * ((size_t)n + 1));
     PyObject *newest = PyDict_New(), *updates = NULL, *result = NULL;
-    if (symbols == NULL || accepted == NULL || newest == NULL) { PyErr_NoMemory(); goto done; }
+    if (table.entries == NULL || table.table == NULL || accepted == NULL || owner == NULL
+        || newest == NULL) {
+        PyErr_NoMemory();
+        goto done;
+    }
     for (Py_ssize_t i = 0; i < n; i++) {
         Slot *q = &self->slots[i];
-        PyObject *sym = PyUnicode_FromStringAndSize(base + q->sym.off, q->sym.len);
-        if (sym == NULL) goto done;
-        symbols[i] = sym;
-        if (!wildcard) {
-            int in = PySequence_Contains(subscribed, sym);
-            if (in < 0) goto done;
-            if (!in) { rejected[R_UNSUBSCRIBED]++; continue; }
-        }
+        Entry *e = entry_of(&table, base + q->sym.off, q->sym.len, subscribed, wildcard);
+        if (e == NULL) goto done;
+        if (!e->wanted) { rejected[R_UNSUBSCRIBED]++; continue; }
         const char *t = base + q->t.off;
         if (t[4] != '-' || t[7] != '-' || t[10] != 'T' || t[13] != ':' || t[16] != ':') {
             rejected[R_MALFORMED]++;
@@ -513,60 +666,36 @@ static PyObject *block_process(QuoteBlock *self, PyObject *args) {
         if (q->verdict == TOO_HIGH) { rejected[R_MALFORMED]++; continue; }
         if (q->bs < 0 || q->as < 0) { rejected[R_NEGATIVE_SIZE]++; continue; }
         if (q->verdict == INEXACT) { rejected[R_MALFORMED]++; continue; }
-        PyObject *instant = instant_of(t, q->t.len, instant_key);
-        if (instant == NULL) goto done;
-        if (PyUnicode_GET_LENGTH(instant) > 0) {
-            PyObject *previous = PyDict_GetItemWithError(instants, sym);
-            if (previous == NULL && PyErr_Occurred()) { Py_DECREF(instant); goto done; }
-            if (previous != NULL) {
-                int older = PyObject_RichCompareBool(instant, previous, Py_LT);
-                if (older != 0) {
-                    Py_DECREF(instant);
-                    if (older < 0) goto done;
-                    rejected[R_STALE]++;
-                    continue;
-                }
-            }
-            if (PyDict_SetItem(instants, sym, instant) < 0) { Py_DECREF(instant); goto done; }
-        }
-        Py_DECREF(instant);
-        PyObject *last = PyDict_GetItemWithError(seqs, sym);
-        long long seq = 1;
-        if (last != NULL) {
-            seq = PyLong_AsLongLong(last) + 1;
-            if (seq == 0 && PyErr_Occurred()) goto done;
-        } else if (PyErr_Occurred()) {
-            goto done;
-        }
-        PyObject *value = PyLong_FromLongLong(seq);
-        if (value == NULL) goto done;
-        int failed = PyDict_SetItem(seqs, sym, value);
-        Py_DECREF(value);
-        if (failed) goto done;
-        q->seq = seq;
-        PyObject *index = PyLong_FromSsize_t(k);
-        if (index == NULL) goto done;
-        failed = PyDict_SetItem(newest, sym, index);
-        Py_DECREF(index);
-        if (failed) goto done;
+        if (!e->loaded && load(e, seqs, instants) < 0) goto done;
+        int stale = order(e, base, q->t, instant_key);
+        if (stale < 0) goto done;
+        if (stale) { rejected[R_STALE]++; continue; }
+        q->seq = ++e->seq;
+        e->last = k;
+        owner[k] = e;
         accepted[k++] = i;
     }
+    for (Py_ssize_t i = 0; i < table.count; i++)
+        if (store(&table.entries[i], base, seqs, instants) < 0) goto done;
     updates = PyList_New(k);
     if (updates == NULL) goto done;
     for (Py_ssize_t j = 0; j < k; j++) {
         Slot *q = &self->slots[accepted[j]];
-        PyObject *sym = symbols[accepted[j]];
-        PyObject *where = PyDict_GetItemWithError(newest, sym);
-        if (where == NULL) { if (!PyErr_Occurred()) PyErr_SetString(PyExc_KeyError, "symbol"); goto done; }
-        PyObject *record = PyLong_AsSsize_t(where) == j ? price_json(base, q, ep, elen)
-                                                        : PyBytes_FromStringAndSize(NULL, 0);
+        Entry *e = owner[j];
+        if (!e->listed) { /* first accepted: the dict's order is the Python path's */
+            PyObject *index = PyLong_FromSsize_t(e->last);
+            if (index == NULL) goto done;
+            int failed = PyDict_SetItem(newest, e->sym, index);
+            Py_DECREF(index);
+            if (failed) goto done;
+            e->listed = 1;
+        }
+        PyObject *record = e->last == j ? price_json(base, q, ep, elen)
+                                        : PyBytes_FromStringAndSize(NULL, 0);
         PyObject *event = event_json(base, q, ep, elen);
-        if (record == NULL || event == NULL) { Py_XDECREF(record); Py_XDECREF(event); goto done; }
-        Py_INCREF(sym);
-        PyObject *update = PyTuple_Pack(3, sym, record, event);
-        Py_DECREF(sym);
-        Py_DECREF(record);
-        Py_DECREF(event);
+        PyObject *update = record && event ? PyTuple_Pack(3, e->sym, record, event) : NULL;
+        Py_XDECREF(record);
+        Py_XDECREF(event);
         if (update == NULL) goto done;
         PyList_SET_ITEM(updates, j, update);
     }
@@ -574,10 +703,15 @@ static PyObject *block_process(QuoteBlock *self, PyObject *args) {
                            rejected[R_MALFORMED], rejected[R_CROSSED], rejected[R_NEGATIVE_SIZE],
                            rejected[R_STALE]);
 done:
-    if (symbols != NULL)
-        for (Py_ssize_t i = 0; i < n; i++) Py_XDECREF(symbols[i]);
-    PyMem_Free(symbols);
+    if (table.entries != NULL)
+        for (Py_ssize_t i = 0; i < table.count; i++) {
+            Py_XDECREF(table.entries[i].sym);
+            Py_XDECREF(table.entries[i].instant);
+        }
+    PyMem_Free(table.entries);
+    PyMem_Free(table.table);
     PyMem_Free(accepted);
+    PyMem_Free(owner);
     Py_XDECREF(newest);
     Py_XDECREF(updates);
     return result;
