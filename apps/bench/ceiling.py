@@ -108,7 +108,7 @@ def ceiling_lines(results: Sequence[_Result]) -> list[str]:
     ]
     for r in measured:
         lines.append(
-            f"  {r.scenario.name:<17}{r.quotes_per_s:>11,.0f} quotes/s = "
+            f"  {r.scenario.name:<21}{r.quotes_per_s:>11,.0f} quotes/s = "
             f"{r.extra['vs_ceiling']:.2f}x the ceiling"
         )
     return lines

@@ -21,7 +21,7 @@ def _num(value: float | None, fmt: str) -> str:
 def results_table(results: list[Result]) -> str:
     """One row per scenario, where the CPU goes, then pipelined vs naive and the cluster."""
     header = (
-        f"{'scenario':<19}{'mode':<10}{'batch':>6}{'offered/s':>11}{'quotes/s':>11}"
+        f"{'scenario':<21}{'mode':<10}{'batch':>6}{'offered/s':>11}{'quotes/s':>11}"
         f"{'CPU µs/q':>10}{'p50 ms':>9}{'p99 ms':>9}{'max ms':>9}{'lost':>7}"
         f"{'RSS MB start/max/end':>22}"
     )
@@ -30,7 +30,7 @@ def results_table(results: list[Result]) -> str:
         s = r.scenario
         rss = "/".join(_num(v, ".0f") for v in (r.rss_start_mb, r.rss_max_mb, r.rss_end_mb))
         lines.append(
-            f"{s.name:<19}{s.mode:<10}{s.batch:>6}{s.rate:>11,.0f}{r.quotes_per_s:>11,.0f}"
+            f"{s.name:<21}{s.mode:<10}{s.batch:>6}{s.rate:>11,.0f}{r.quotes_per_s:>11,.0f}"
             f"{_num(r.cpu_us_per_quote, '.2f'):>10}{_num(r.p50_ms, '.2f'):>9}"
             f"{_num(r.p99_ms, '.2f'):>9}{_num(r.max_ms, '.1f'):>9}"
             f"{'-' if r.lost is None else str(r.lost):>7}{rss:>22}"
@@ -58,7 +58,7 @@ def results_table(results: list[Result]) -> str:
 def _cores_table(results: list[Result]) -> list[str]:
     """CPU µs per delivered quote of each process, the cores they add up to, /health."""
     header = (
-        f"{'µs CPU per quote':<19}{'service':>9}{'simulator':>10}{'redis':>8}{'subscriber':>11}"
+        f"{'µs CPU per quote':<21}{'service':>9}{'simulator':>10}{'redis':>8}{'subscriber':>11}"
         f"{'all':>8}{'cores':>7}{'/health p50 ms':>16}{'max ms':>8}{'max KB':>8}"
     )
     lines = [header, "-" * len(header)]
@@ -70,7 +70,7 @@ def _cores_table(results: list[Result]) -> list[str]:
         cores = total * r.quotes_per_s / 1e6 if total is not None else None
         size = r.extra.get("health_max_bytes")
         lines.append(
-            f"{r.scenario.name:<19}{_num(parts[0], '.2f'):>9}{_num(parts[1], '.2f'):>10}"
+            f"{r.scenario.name:<21}{_num(parts[0], '.2f'):>9}{_num(parts[1], '.2f'):>10}"
             f"{_num(parts[2], '.2f'):>8}{_num(parts[3], '.2f'):>11}{_num(total, '.2f'):>8}"
             f"{_num(cores, '.2f'):>7}{_num(r.extra.get('health_p50_ms'), '.1f'):>16}"
             f"{_num(r.extra.get('health_max_ms'), '.1f'):>8}"
