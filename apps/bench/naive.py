@@ -14,7 +14,7 @@ import msgspec
 from pydantic import ValidationError
 
 from libs.market_data import AlpacaMarketDataStream, PriceData, PriceUpdateEvent, QuoteData
-from libs.market_data.stream.protocol import DecodedFrame
+from libs.market_data.stream.protocol import DecodedFrame, decode_frame
 
 __all__ = ["NaiveMarketDataStream"]
 
@@ -24,7 +24,9 @@ class NaiveMarketDataStream(AlpacaMarketDataStream):
 
     async def _handle_frame(self, frame: DecodedFrame) -> None:
         subscribed = self.connection.desired
-        for q in frame.quotes:
+        # The reader parsed a plain frame natively: this design decodes it into structs.
+        quotes = frame.quotes if frame.block is None else decode_frame(frame.block.data).quotes
+        for q in quotes:
             if q.S not in subscribed:
                 continue
             try:

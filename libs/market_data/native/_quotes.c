@@ -403,7 +403,7 @@ static char *put_exchange(char *o, const char *base, Span s) {
 }
 
 /* The record and event are under 512 bytes of fields we bound, plus the epoch. */
-#define BUFFER 1024
+#define BUFFER 2048
 
 static PyObject *event_json(const char *base, const Slot *q, const char *epoch, size_t elen) {
     char buf[BUFFER], *o = buf;

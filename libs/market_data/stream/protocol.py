@@ -114,9 +114,10 @@ class DecodedFrame:
 
 _MAX_ERRORS_KEPT: Final = 3
 # Besides DecodeError, msgspec raises RecursionError for nesting deeper than the
-# interpreter's recursion limit ([[[[...]]]]), and UnicodeEncodeError for a ``str``
-# frame holding lone surrogates: both are bad input too.
-_BAD_INPUT: Final = (msgspec.DecodeError, RecursionError, UnicodeEncodeError)
+# interpreter's recursion limit ([[[[...]]]]), UnicodeEncodeError for a ``str`` frame
+# holding lone surrogates, and UnicodeDecodeError for bytes that are not UTF-8 (the
+# reader takes frames as bytes, unchecked): all bad input too.
+_BAD_INPUT: Final = (msgspec.DecodeError, RecursionError, UnicodeError)
 
 
 class FrameDecoder:

@@ -36,3 +36,12 @@ def test_short_benchmark_run_reports_figures(
         extra = result["extra"]
         assert extra["health_probes"] >= 1 and extra["health_errors"] == 0
         assert extra["health_max_bytes"] > 0 and extra["health_max_ms"] >= extra["health_p50_ms"]
+
+
+@pytest.mark.timeout(120)
+def test_the_naive_reference_delivers_quotes(tmp_path: Path) -> None:
+    # The spec's per-quote design must see the frames the reader parsed natively too.
+    output = tmp_path / "bench.json"
+    assert run_bench(BenchOptions(duration=1.0, output=output, only=("throughput-naive",))) == 0
+    (result,) = json.loads(output.read_text())["results"]
+    assert result["received"] > 0 and result["quotes_per_s"] > 0

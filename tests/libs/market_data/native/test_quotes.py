@@ -225,3 +225,39 @@ def test_the_native_path_leaks_no_object() -> None:
         run()
     gc.collect()
     assert sys.getallocatedblocks() - before < 200  # 20 runs x 4,000 quotes
+
+
+_FRAME = frames(["AAPL", "MSFT", "BRK.B"], 1)[0][:700].rsplit(b',{"T"', 1)[0] + b"]"
+_NOISE = b'{}[]",:-.+0123456789eE\\ \t\nqtSabpxnul\x00\x7f\xc3\xa9'
+
+
+def test_a_frame_cut_anywhere_agrees_and_never_crashes() -> None:
+    assert decode_stock_frame(_FRAME).block is not None  # the whole frame is a native one
+    for end in range(len(_FRAME) + 1):
+        _compare([_FRAME[:end]], {"*"})
+
+
+@settings(max_examples=1500, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    edits=st.lists(
+        st.tuples(st.integers(0, len(_FRAME) - 1), st.sampled_from(list(_NOISE)), st.booleans()),
+        min_size=1,
+        max_size=4,
+    )
+)
+def test_a_frame_with_bytes_changed_agrees_and_never_crashes(
+    edits: list[tuple[int, int, bool]],
+) -> None:
+    data = bytearray(_FRAME)
+    for at, byte, insert in edits:
+        if insert:
+            data.insert(at, byte)
+        else:
+            data[at] = byte
+    _compare([bytes(data)], {"AAPL", "BRK.B"})
+
+
+@settings(max_examples=500, deadline=None)
+@given(data=st.binary(max_size=300))
+def test_any_bytes_agree_and_never_crash(data: bytes) -> None:
+    _compare([data], {"*"})

@@ -141,6 +141,14 @@ def test_malformed_elements_are_counted_and_the_good_quote_kept(bad: object) -> 
     assert frame.errors and "element 1" in frame.errors[0]
 
 
+def test_bytes_that_are_not_utf8_in_one_element_drop_that_element() -> None:
+    # The reader takes frames as bytes, unchecked: msgspec's UnicodeDecodeError is bad
+    # input like any other (found by tests/libs/market_data/native's byte fuzzing).
+    good = b'{"T":"q","S":"AAPL","bp":1,"bs":1,"ap":2,"as":1,"t":"2026-11-28T15:22:01.1Z"}'
+    frame = decode_frame(b"[" + good + b"," + good.replace(b"AAPL", b"A\xc3(L") + b"]")
+    assert ([q.S for q in frame.quotes], frame.malformed) == (["AAPL"], 1)
+
+
 @pytest.mark.parametrize(
     "bad", [b"", b"not json", b"{}", b'{"T":"q"}', b"[", b"null", b"\xff\xfe", b"[1,2" * 1000]
 )
