@@ -23,7 +23,7 @@ $(VENV)/.synced: pyproject.toml uv.lock | $(UV)
 
 # The native quote path (docs/architecture.md, "Native quote path"), compiled in place
 # with the machine's C compiler; without one the Python path runs, with the same results.
-$(VENV)/.native: $(wildcard libs/market_data/native/*.c) libs/market_data/native/build.py $(VENV)/.synced
+$(VENV)/.native: $(wildcard libs/market_data/native/*.[ch]) libs/market_data/native/build.py $(VENV)/.synced
 	$(BIN)/python -m libs.market_data.native.build
 	@touch $@
 

@@ -42,6 +42,14 @@ static char *put_length(char *o, Py_ssize_t n) {
     return o;
 }
 
+/* A command's fixed head, then its last argument as a bulk string (no CRLF after it). */
+static char *put_command(char *o, PyObject *head, PyObject *payload) {
+    memcpy(o, PyBytes_AS_STRING(head), (size_t)PyBytes_GET_SIZE(head));
+    o = put_length(o + PyBytes_GET_SIZE(head), PyBytes_GET_SIZE(payload));
+    memcpy(o, PyBytes_AS_STRING(payload), (size_t)PyBytes_GET_SIZE(payload));
+    return o + PyBytes_GET_SIZE(payload);
+}
+
 static int valid_update(PyObject *u) {
     return PyTuple_Check(u) && PyTuple_GET_SIZE(u) == 3 && PyBytes_Check(PyTuple_GET_ITEM(u, 1))
            && PyBytes_Check(PyTuple_GET_ITEM(u, 2));
@@ -79,13 +87,8 @@ static PyObject *pack(PyObject *module, PyObject *args) {
     if (events == NULL) goto done;
     char *o = PyBytes_AS_STRING(events);
     for (Py_ssize_t i = 0; i < n; i++) {
-        PyObject *head = PyTuple_GET_ITEM(held[i], 1);
-        PyObject *event = PyTuple_GET_ITEM(PyList_GET_ITEM(updates, i), 2);
-        memcpy(o, PyBytes_AS_STRING(head), (size_t)PyBytes_GET_SIZE(head));
-        o += PyBytes_GET_SIZE(head);
-        o = put_length(o, PyBytes_GET_SIZE(event));
-        memcpy(o, PyBytes_AS_STRING(event), (size_t)PyBytes_GET_SIZE(event));
-        o += PyBytes_GET_SIZE(event);
+        o = put_command(o, PyTuple_GET_ITEM(held[i], 1),
+                        PyTuple_GET_ITEM(PyList_GET_ITEM(updates, i), 2));
         *o++ = '\r';
         *o++ = '\n';
     }
@@ -108,13 +111,8 @@ static PyObject *pack(PyObject *module, PyObject *args) {
     if (sets == NULL) goto done;
     o = PyBytes_AS_STRING(sets);
     for (Py_ssize_t i = 0; i < w; i++) {
-        PyObject *head = PyTuple_GET_ITEM(PyList_GET_ITEM(set_heads, i), 0);
-        PyObject *record = PyTuple_GET_ITEM(PyList_GET_ITEM(written, i), 1);
-        memcpy(o, PyBytes_AS_STRING(head), (size_t)PyBytes_GET_SIZE(head));
-        o += PyBytes_GET_SIZE(head);
-        o = put_length(o, PyBytes_GET_SIZE(record));
-        memcpy(o, PyBytes_AS_STRING(record), (size_t)PyBytes_GET_SIZE(record));
-        o += PyBytes_GET_SIZE(record);
+        o = put_command(o, PyTuple_GET_ITEM(PyList_GET_ITEM(set_heads, i), 0),
+                        PyTuple_GET_ITEM(PyList_GET_ITEM(written, i), 1));
         memcpy(o, PyBytes_AS_STRING(suffix), (size_t)PyBytes_GET_SIZE(suffix));
         o += PyBytes_GET_SIZE(suffix);
     }
