@@ -59,11 +59,13 @@ def _element(
     stamp: str = _STAMPS[0],
     extra: str = "",
     tag: str = "q",
+    order: tuple[int, ...] = tuple(range(9)),
 ) -> str:
-    return (
-        f'{{"T":"{tag}","S":"{symbol}","bx":"V","bp":{bp},"bs":{bs},"ax":"Q","ap":{ap},'
-        f'"as":{as_}{extra},"t":"{stamp}"}}'
-    )
+    fields = [
+        f'"T":"{tag}"', f'"S":"{symbol}"', '"bx":"V"', f'"bp":{bp}', f'"bs":{bs}', '"ax":"Q"',
+        f'"ap":{ap}', f'"as":{as_}{extra}', f'"t":"{stamp}"',
+    ]  # fmt: skip
+    return "{" + ",".join(fields[i] for i in order) + "}"
 
 
 _EXTRAS = st.sampled_from(
@@ -81,6 +83,7 @@ _QUOTES = st.builds(
     stamp=st.sampled_from(_STAMPS[:2]) | st.sampled_from(_STAMPS),
     extra=_EXTRAS,
     tag=st.sampled_from(["q", "q", "q", "t"]),
+    order=st.just(tuple(range(9))) | st.permutations(range(9)).map(tuple),  # any key order
 )
 _FRAMES = st.lists(st.lists(_QUOTES, min_size=1, max_size=6), min_size=1, max_size=4)
 _SUBSCRIBED = st.sampled_from([{"*"}, {"AAPL", "MSFT"}, {"AAPL"}, {"*", "AAPL"}, set()])
