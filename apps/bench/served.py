@@ -45,6 +45,7 @@ class HealthProbe:
     sizes: list[int] = field(default_factory=list)
     statuses: dict[int, int] = field(default_factory=dict)
     errors: int = 0
+    quote_paths: set[str] = field(default_factory=set)  # what the service said it runs
 
     async def run(self, http: httpx.AsyncClient, stop: asyncio.Event) -> None:
         while not stop.is_set():
@@ -57,6 +58,8 @@ class HealthProbe:
                 self.latencies_ms.append((time.perf_counter() - started) * 1e3)
                 self.sizes.append(len(reply.content))
                 self.statuses[reply.status_code] = self.statuses.get(reply.status_code, 0) + 1
+                with contextlib.suppress(ValueError, AttributeError):
+                    self.quote_paths.add(str(reply.json().get("quote_path")))
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), _PROBE_EVERY_S)
 
@@ -69,6 +72,7 @@ class HealthProbe:
             "health_p50_ms": percentile(ordered, 0.5) if ordered else None,
             "health_max_ms": ordered[-1] if ordered else None,
             "health_max_bytes": max(self.sizes) if self.sizes else None,
+            "quote_paths": sorted(self.quote_paths),
         }
 
 

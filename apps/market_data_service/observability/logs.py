@@ -163,3 +163,8 @@ def log_startup(settings: Settings) -> None:
 
     quiet_logs(http_client=settings.log_http_client, probes=settings.log_probes)
     log_settings(settings)
+    from libs.market_data import native
+
+    path = native.path()  # docs/architecture.md, "Native quote path"
+    log = logging.getLogger("apps.market_data_service")
+    (log.info if path == "native" else log.warning)("quote path: %s", path)

@@ -16,7 +16,7 @@ from typing import Final
 
 from libs.market_data.types import MAX_PRICE
 
-__all__ = ["MAX_PRICE_UNITS", "QuoteBlock", "available", "pack", "scan"]
+__all__ = ["MAX_PRICE_UNITS", "QuoteBlock", "available", "pack", "path", "scan"]
 
 try:
     from libs.market_data.native._quotes import QuoteBlock
@@ -45,3 +45,10 @@ pack: Callable[..., tuple[bytes, bytes, list[tuple[str, bytes, bytes]]]] | None 
 def available() -> bool:
     """True when frames take the native path in this process (both modules)."""
     return scan is not None and pack is not None
+
+
+def path() -> str:
+    """Which quote path this process runs, for ``/health`` and the logs."""
+    if available():
+        return "native"
+    return "python (MARKET_DATA_NATIVE=0)" if not _ON else "python (not built: make setup)"

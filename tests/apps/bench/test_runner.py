@@ -36,12 +36,20 @@ def test_short_benchmark_run_reports_figures(
         extra = result["extra"]
         assert extra["health_probes"] >= 1 and extra["health_errors"] == 0
         assert extra["health_max_bytes"] > 0 and extra["health_max_ms"] >= extra["health_p50_ms"]
+        assert extra["quote_paths"] == ["native"]  # the service said which path it ran
 
 
-@pytest.mark.timeout(120)
-def test_the_naive_reference_delivers_quotes(tmp_path: Path) -> None:
-    # The spec's per-quote design must see the frames the reader parsed natively too.
+@pytest.mark.timeout(150)
+def test_the_naive_reference_and_the_python_path_deliver_quotes(tmp_path: Path) -> None:
+    # The spec's per-quote design must see the frames the reader parsed natively too; the
+    # -python twin must really run the Python path (the service says so in /health).
     output = tmp_path / "bench.json"
-    assert run_bench(BenchOptions(duration=1.0, output=output, only=("throughput-naive",))) == 0
-    (result,) = json.loads(output.read_text())["results"]
-    assert result["received"] > 0 and result["quotes_per_s"] > 0
+    only = ("throughput-naive", "throughput-python")
+    assert run_bench(BenchOptions(duration=1.0, output=output, only=only)) == 0
+    results = {r["scenario"]["name"]: r for r in json.loads(output.read_text())["results"]}
+    for result in results.values():
+        assert result["received"] > 0 and result["quotes_per_s"] > 0
+    assert results["throughput-python"]["lost"] == 0
+    assert results["throughput-python"]["extra"]["quote_paths"] == [
+        "python (MARKET_DATA_NATIVE=0)"
+    ]

@@ -20,7 +20,7 @@ from apps.market_data_service.api.schemas.leadership import LeadershipHealth
 from apps.market_data_service.api.schemas.stream import StreamingHealth
 from apps.market_data_service.observability.cache_health import probe_cache
 from apps.market_data_service.service import MarketDataService
-from libs.market_data import ConnectionState
+from libs.market_data import ConnectionState, native
 
 __all__ = ["router"]
 
@@ -96,6 +96,7 @@ async def health(service: ServiceDep, response: Response) -> HealthResponse:
         redis_connected=redis_ok,
         stats=HealthStats.model_validate(stats.as_dict()),
         position_sync=position_sync,
+        quote_path=native.path(),
         role="single" if election is None else election.role,
         leadership=None if election is None else LeadershipHealth.of(election),
         # Shown, never degrading: a skipped fill leaves streaming as it was.

@@ -83,6 +83,13 @@ class HealthResponse(BaseModel):
     gap_fill: GapFillHealth | None = Field(
         default=None, description="The gap fill from REST latest quotes."
     )
+    quote_path: str = Field(
+        default="native",
+        description="`native`: the stock feed's plain quote frames are handled in C; "
+        "`python (...)`: every frame takes the Python path, with the reason (same results, "
+        'slower; docs/architecture.md, "Native quote path").',
+        examples=["native"],
+    )
     role: Literal["leader", "standby", "single"] = Field(
         default="single",
         description="`leader` or `standby` with LEADER_ELECTION=redis (docs/leadership.md); "

@@ -105,3 +105,9 @@ async def test_health_sums_up_many_symbols_instead_of_listing_them(service: Serv
     metrics = (await service.http.get("/metrics")).text
     assert "market_data_symbols_tracked 0.0" in metrics
     assert 'symbol="*"' not in metrics
+
+
+async def test_health_says_which_quote_path_runs(service: Service) -> None:
+    # docs/architecture.md, "Native quote path": the build made here is the one in use.
+    health = (await service.http.get("/health")).json()
+    assert health["quote_path"] == "native"
