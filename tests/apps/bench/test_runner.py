@@ -50,6 +50,4 @@ def test_the_naive_reference_and_the_python_path_deliver_quotes(tmp_path: Path) 
     for result in results.values():
         assert result["received"] > 0 and result["quotes_per_s"] > 0
     assert results["throughput-python"]["lost"] == 0
-    assert results["throughput-python"]["extra"]["quote_paths"] == [
-        "python (MARKET_DATA_NATIVE=0)"
-    ]
+    assert results["throughput-python"]["extra"]["quote_paths"] == ["python (MARKET_DATA_NATIVE=0)"]
