@@ -40,6 +40,7 @@ from apps.market_data_service.observability.logs import (
     settings_secrets,
 )
 from apps.market_data_service.service import MarketDataService
+from libs.market_data import native
 
 # ``app`` too, looked up by name (below); not in __all__, so a star import builds nothing.
 __all__ = ["SETTINGS_HINT", "create_app", "settings_or_exit"]
@@ -70,6 +71,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             service.settings.log_format,
             secrets=settings_secrets(service.settings),
         )
+        native.use(service.settings.market_data_native)  # before the quote path is logged
         log_startup(service.settings)  # unknown variables, the configuration, quiet noise
         app.state.settings = service.settings
         app.state.service = service

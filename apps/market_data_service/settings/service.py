@@ -33,6 +33,8 @@ class ServiceSettings(BaseModel):
     # and uvicorn's access line per /health probe or /metrics scrape (observability/logs.py).
     log_http_client: bool = False
     log_probes: bool = False
+    # False: every frame takes the Python path (docs/architecture.md, "Native quote path").
+    market_data_native: bool = True
 
     # HTTP API: when set, every endpoint but /health needs it (docs/security.md).
     market_data_api_key: SecretStr | None = None

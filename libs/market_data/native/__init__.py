@@ -16,7 +16,7 @@ from typing import Final
 
 from libs.market_data.types import MAX_PRICE
 
-__all__ = ["MAX_PRICE_UNITS", "QuoteBlock", "available", "pack", "path", "scan"]
+__all__ = ["MAX_PRICE_UNITS", "QuoteBlock", "available", "pack", "path", "scan", "use"]
 
 try:
     from libs.market_data.native._quotes import QuoteBlock
@@ -29,7 +29,7 @@ try:
 except ImportError:
     _pack = None  # type: ignore[assignment]
 
-_ON: Final = os.environ.get("MARKET_DATA_NATIVE", "1") != "0"
+_ON = os.environ.get("MARKET_DATA_NATIVE", "1") != "0"
 
 # The price cap as a whole number of units: the C checks compare integer parts.
 MAX_PRICE_UNITS: Final = int(MAX_PRICE)
@@ -45,6 +45,16 @@ pack: Callable[..., tuple[bytes, bytes, list[tuple[str, bytes, bytes]]]] | None 
 def available() -> bool:
     """True when frames take the native path in this process (both modules)."""
     return scan is not None and pack is not None
+
+
+def use(enabled: bool) -> None:
+    """Turn the native path on (when built) or off for this process (the service's
+    ``MARKET_DATA_NATIVE`` setting); frames already parsed keep the path they took."""
+    # The readers look these attributes up once per frame: the switch rebinds them.
+    global _ON, scan, pack  # noqa: PLW0603
+    _ON = enabled
+    scan = _scan if enabled else None
+    pack = _pack if enabled else None
 
 
 def path() -> str:

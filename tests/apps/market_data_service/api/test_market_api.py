@@ -9,8 +9,9 @@ from typing import Any
 import pytest
 
 from apps.simulator import AlpacaSimulator
+from libs.market_data import native
 from libs.redis_client import RedisClient
-from tests.fixtures.service import Service
+from tests.fixtures.service import Service, ServiceFactory
 from tests.helpers import eventually, quote
 
 
@@ -111,3 +112,26 @@ async def test_health_says_which_quote_path_runs(service: Service) -> None:
     # docs/architecture.md, "Native quote path": the build made here is the one in use.
     health = (await service.http.get("/health")).json()
     assert health["quote_path"] == "native"
+
+
+async def test_market_data_native_off_runs_the_python_path(
+    start_service: ServiceFactory, simulator: AlpacaSimulator
+) -> None:
+    try:
+        off = await start_service(market_data_native=False)
+        await off.wait_connected()
+        await post(off, {"symbols": ["AAPL"]})
+        await eventually(lambda: simulator.subscribed_quotes == {"AAPL"}, what="the ack")
+        await simulator.send_quotes([quote("AAPL", "150.00", "150.02")])
+        assert (await off.http.get("/health")).json()["quote_path"] == (
+            "python (MARKET_DATA_NATIVE=0)"
+        )
+        # The feed still lands: the Python path does the same work.
+        assert native.scan is None
+        await eventually(
+            lambda: off.stream.stats().processor.quotes_accepted > 0,
+            timeout=10,
+            what="quotes accepted on the Python path",
+        )
+    finally:
+        native.use(True)  # the switch is per process: leave it as the other tests expect
