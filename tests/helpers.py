@@ -24,6 +24,7 @@ __all__ = [
     "PriceListener",
     "capture_logs",
     "eventually",
+    "eventually_blocking",
     "listen",
     "listen_prices",
     "quote",
@@ -40,6 +41,20 @@ async def eventually(
         if asyncio.get_running_loop().time() > deadline:
             raise AssertionError(f"timed out after {timeout}s waiting for {what}")
         await asyncio.sleep(0.01)
+
+
+async def eventually_blocking(
+    predicate: Callable[[], object], timeout: float = 5.0, what: str = "condition"
+) -> None:
+    """:func:`eventually` for a predicate that blocks (synchronous Redis calls, one per
+    node and symbol): it runs in a thread, so the event loop goes on running the code under
+    test. Polled inline, such a check starved the writer under load and timed out."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while not await asyncio.to_thread(predicate):
+        if loop.time() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        await asyncio.sleep(0.05)
 
 
 def quote(symbol: str, bid: str, ask: str, **extra: Any) -> dict[str, Any]:

@@ -26,7 +26,7 @@ from tests.fixtures.cluster_stream import (
     collecting,
     symbols,
 )
-from tests.helpers import eventually
+from tests.helpers import eventually, eventually_blocking
 
 NAMES = symbols(30)
 
@@ -44,7 +44,7 @@ async def converged(cluster: EmbeddedRedisCluster, w: ClusterWriter, sub: PriceS
                 return False
         return True
 
-    await eventually(done, timeout=20, what="cache and subscriber on the newest quotes")
+    await eventually_blocking(done, timeout=20, what="cache and subscriber on the newest quotes")
 
 
 @pytest.mark.timeout(120)

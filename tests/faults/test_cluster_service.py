@@ -42,7 +42,7 @@ from tests.faults.cluster_service import (
 )
 from tests.faults.harness import RATE
 from tests.fixtures.cluster import ClusterFactory
-from tests.helpers import eventually, quote
+from tests.helpers import eventually, eventually_blocking, quote
 
 __all__: list[str] = []
 
@@ -101,7 +101,7 @@ async def test_subscribe_over_http_prices_land_on_their_shards_and_reads_answer(
         await _subscribe(svc, sim)
         async with monitor_primaries(redis_cluster, SYMBOLS) as record:
             await _send(sim, sent)
-            await eventually(
+            await eventually_blocking(
                 lambda: all(
                     (r := read(owner[s], s)) is not None and Decimal(r["mid"]) == _mid(*sent[s])
                     for s in SYMBOLS
@@ -179,7 +179,7 @@ async def test_the_stream_endpoint_delivers_every_update_of_every_shard(
         await _subscribe(svc, sim)
         first = _quotes(300)
         await _send(sim, first)
-        await eventually(
+        await eventually_blocking(
             lambda: all(read(owner[s], s) is not None for s in SYMBOLS), 15, "prices cached"
         )
         client = await StreamClient.open(ws_url(svc.url))
@@ -246,7 +246,7 @@ async def test_a_missing_primary_is_named_in_health_and_gets_its_quotes_when_bac
     async with serve_on_cluster(sim, cluster, tmp_path, REDIS_WRITE_TIMEOUT="0.5") as svc:
         await _subscribe(svc, sim)
         sim.set_rate(RATE, batch_size=len(SYMBOLS))
-        await eventually(
+        await eventually_blocking(
             lambda: all(read(owner[s], s) is not None for s in SYMBOLS), 15, "prices cached"
         )
         assert victim.pid is not None
@@ -263,7 +263,7 @@ async def test_a_missing_primary_is_named_in_health_and_gets_its_quotes_when_bac
             assert body["status"] == "degraded", body
             # The other shards keep taking the stream meanwhile.
             before = {s: seq_on(owner[s], s) for s in others}
-            await eventually(
+            await eventually_blocking(
                 lambda: all(seq_on(owner[s], s) > before[s] for s in others),
                 15,
                 "the shards that are up streaming on",
@@ -273,7 +273,7 @@ async def test_a_missing_primary_is_named_in_health_and_gets_its_quotes_when_bac
             await svc.wait_health(
                 lambda b: b["stats"]["quotes_received"] >= sim.quotes_sent, "every quote read"
             )
-            await eventually(
+            await eventually_blocking(
                 lambda: all(mid_on(owner[s], s) == expected_mid(sim, s) for s in others),
                 15,
                 "the up shards on the latest quotes",
@@ -285,7 +285,7 @@ async def test_a_missing_primary_is_named_in_health_and_gets_its_quotes_when_bac
                 await asyncio.to_thread(victim.start)
         await asyncio.to_thread(cluster.wait_ok)
         await svc.wait_health(lambda b: b["status"] == "healthy", "healthy again")
-        await eventually(
+        await eventually_blocking(
             lambda: all(mid_on(victim, s) == expected_mid(sim, s) for s in held),
             15,
             f"the held quotes of {held} on {victim.address}",

@@ -35,7 +35,7 @@ from tests.faults.cluster_leaders import (
 )
 from tests.faults.harness import RATE, Harness
 from tests.faults.leaders import Group, Member
-from tests.helpers import eventually
+from tests.helpers import eventually, eventually_blocking
 
 __all__: list[str] = []
 
@@ -97,7 +97,7 @@ async def _stream(group: Group, cluster: EmbeddedRedisCluster, via: Member) -> N
     reply = await via.http.post("/api/v1/subscribe", json={"symbols": SYMBOLS})
     assert reply.status_code == 201, reply.text
     group.harness.sim.set_rate(RATE, batch_size=6)
-    await eventually(
+    await eventually_blocking(
         lambda: all(cached(cluster, s) is not None for s in SYMBOLS),
         timeout=15,
         what="prices cached on every shard",
@@ -172,13 +172,13 @@ async def test_kill9_leader_standby_takes_over_and_every_shard_converges(
         assert new > old
         sim = group.harness.sim
         await eventually(lambda: sim.subscribed_quotes == set(SYMBOLS), what="resubscribed")
-        await eventually(
+        await eventually_blocking(
             lambda: cached_epochs(redis_cluster, SYMBOLS) == {str(new)},
             timeout=15,
             what="the new epoch on every shard",
         )
         sim.set_rate(0.0)
-        await eventually(
+        await eventually_blocking(
             lambda: _converged(group, redis_cluster, str(new)),
             timeout=10,
             what="every shard's cache on the latest quotes",

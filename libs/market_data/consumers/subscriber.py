@@ -58,6 +58,7 @@ logger = logging.getLogger(__name__)
 DEFAULT_SUBSCRIBER_BACKOFF: Final = BackoffPolicy(base=0.05, maximum=2.0, max_attempts=100)
 _MGET_CHUNK: Final = 500
 _POLL: Final = 1.0  # seconds one read waits for a message before checking for close()
+_CLOSE_TIMEOUT: Final = 2.0  # seconds closing the connections may take
 
 
 class PriceSubscriber:
@@ -192,8 +193,10 @@ class PriceSubscriber:
     async def _teardown(self) -> None:
         link, self._link = self._link, None
         if link is not None:
-            with contextlib.suppress(*LOST):
-                await link.aclose()
+            # Bounded: a node that went away mid-close must not hold close() forever.
+            with contextlib.suppress(*LOST, TimeoutError):
+                async with asyncio.timeout(_CLOSE_TIMEOUT):
+                    await link.aclose()
 
     # -- the cache ---------------------------------------------------------------------------
 

@@ -37,7 +37,7 @@ from tests.fixtures.cluster_stream import (
     symbols,
 )
 from tests.fixtures.tls import make_ca, make_server_certificate
-from tests.helpers import eventually
+from tests.helpers import eventually_blocking
 
 PASSWORD = "cluster-s3cret pw"  # a space too: the config file must quote it
 NAMES = symbols(30)
@@ -180,7 +180,7 @@ async def test_the_subscriber_hears_every_symbol_over_sharded_pubsub_with_tls(
                 await w.frame(NAMES)
             assert await w.sink.flush(5)
             complete = functools.partial(holds_latest, tls_cluster, collector.sub, NAMES)
-            await eventually(complete, timeout=10, what="every symbol's latest price")
+            await eventually_blocking(complete, timeout=10, what="every symbol's latest price")
             # Heard as events, not only read back from the cache at a resync.
             assert {u.symbol for u in collector.kinds("update")} == set(NAMES)
         finally:

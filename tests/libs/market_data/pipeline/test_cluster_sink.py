@@ -18,7 +18,7 @@ from tests.fixtures.cluster_stream import (
     holds_latest,
     symbols,
 )
-from tests.helpers import eventually
+from tests.helpers import eventually_blocking
 
 NAMES = symbols(60)
 
@@ -94,7 +94,7 @@ async def test_the_subscriber_receives_every_symbol_across_shards(
                 for _ in range(10):
                     await w.frame(NAMES)
                 complete = functools.partial(holds_latest, redis_cluster, sub, NAMES)
-                await eventually(complete, timeout=10, what="every symbol's latest price")
+                await eventually_blocking(complete, timeout=10, what="every symbol's latest price")
                 assert {u.symbol for u in collector.kinds("update")} == set(NAMES)
             finally:
                 await collector.stop()
