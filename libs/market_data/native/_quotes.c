@@ -37,6 +37,7 @@ typedef struct {
     PyObject *data; /* the frame's bytes: every Span points into them */
     Py_ssize_t n;
     Slot *slots;
+    PyObject *others; /* list of the frame's other elements, as bytes, in order */
 } QuoteBlock;
 
 static PyTypeObject QuoteBlockType;
@@ -57,27 +58,40 @@ static PyObject *scan(PyObject *module, PyObject *args) {
     if (cap == 0) Py_RETURN_NONE;
     Slot *slots = PyMem_Malloc(sizeof(Slot) * (size_t)cap);
     if (slots == NULL) return PyErr_NoMemory();
+    PyObject *others = PyList_New(0);
+    if (others == NULL) { PyMem_Free(slots); return NULL; }
     p = ws(p + 1, end);
     for (;;) {
-        if (n >= cap || (p = quote(p, end, base, &slots[n])) == NULL
-            || !judge(&slots[n], (uint64_t)max_price)) {
-            PyMem_Free(slots);
-            Py_RETURN_NONE;
+        const char *start = p, *after;
+        if (n < cap && (after = quote(p, end, base, &slots[n])) != NULL) {
+            if (!judge(&slots[n], (uint64_t)max_price)) goto bail;
+            n++;
+        } else if ((after = other_element(start, end, base)) != NULL) {
+            PyObject *element = PyBytes_FromStringAndSize(start, after - start);
+            int failed = element == NULL || PyList_Append(others, element) < 0;
+            Py_XDECREF(element);
+            if (failed) { Py_DECREF(others); PyMem_Free(slots); return NULL; }
+        } else {
+            goto bail;
         }
-        n++;
-        p = ws(p, end);
+        p = ws(after, end);
         if (p < end && *p == ',') { p = ws(p + 1, end); continue; }
         if (p < end && *p == ']' && ws(p + 1, end) == end) break;
-        PyMem_Free(slots);
-        Py_RETURN_NONE;
+        goto bail;
     }
+    if (n == 0) goto bail; /* no quote: nothing for this path to do */
     QuoteBlock *block = PyObject_New(QuoteBlock, &QuoteBlockType);
-    if (block == NULL) { PyMem_Free(slots); return NULL; }
+    if (block == NULL) { Py_DECREF(others); PyMem_Free(slots); return NULL; }
     Py_INCREF(data);
     block->data = data;
     block->n = n;
     block->slots = slots;
+    block->others = others;
     return (PyObject *)block;
+bail:
+    Py_DECREF(others);
+    PyMem_Free(slots);
+    Py_RETURN_NONE;
 }
 
 enum { R_UNSUBSCRIBED, R_MALFORMED, R_CROSSED, R_NEGATIVE_SIZE, R_STALE, R_COUNT };
@@ -182,7 +196,14 @@ static PyObject *block_data(QuoteBlock *self, void *closure) {
     return self->data;
 }
 
+static PyObject *block_others(QuoteBlock *self, void *closure) {
+    (void)closure;
+    Py_INCREF(self->others);
+    return self->others;
+}
+
 static void block_dealloc(QuoteBlock *self) {
+    Py_XDECREF(self->others);
     Py_XDECREF(self->data);
     PyMem_Free(self->slots);
     PyObject_Free(self);
@@ -196,6 +217,9 @@ static PyMethodDef block_methods[] = {
 
 static PyGetSetDef block_getset[] = {
     {"data", (getter)block_data, NULL, "The frame's bytes.", NULL},
+    {"others", (getter)block_others, NULL,
+     "The frame's elements that are not quotes (trades, bars, control messages), as bytes.",
+     NULL},
     {NULL, NULL, NULL, NULL, NULL},
 };
 

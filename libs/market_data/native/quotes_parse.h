@@ -211,6 +211,35 @@ static const char *quote(const char *p, const char *end, const char *base, Slot 
     return (seen & REQUIRED) == REQUIRED ? p + 1 : NULL;
 }
 
+/* An element that is not a quote (a trade, a bar, a control message, ...): its end, or
+ * NULL unless it is a well-formed object whose one "T" is a plain string other than "q".
+ * Such elements are handed to the Python decoder; a quote the parser above refused is
+ * not (the whole frame then takes the Python path, which keeps the quotes' order). */
+static const char *other_element(const char *p, const char *end, const char *base) {
+    Span key, tag = {0, -1};
+    if (p >= end || *p != '{') return NULL;
+    p = ws(p + 1, end);
+    if (p < end && *p == '}') return NULL;
+    for (;;) {
+        if (p >= end || *p != '"' || (p = plain_string(p, end, base, &key)) == NULL) return NULL;
+        p = ws(p, end);
+        if (p >= end || *p != ':') return NULL;
+        p = ws(p + 1, end);
+        if (key.len == 1 && base[key.off] == 'T') {
+            if (tag.len >= 0 || p >= end || *p != '"') return NULL; /* a second "T" */
+            if ((p = plain_string(p, end, base, &tag)) == NULL) return NULL;
+        } else if ((p = skip_value(p, end, 1)) == NULL) {
+            return NULL;
+        }
+        p = ws(p, end);
+        if (p < end && *p == ',') { p = ws(p + 1, end); continue; }
+        if (p < end && *p == '}') break;
+        return NULL;
+    }
+    if (tag.len < 0 || (tag.len == 1 && base[tag.off] == 'q')) return NULL;
+    return p + 1;
+}
+
 /* -- exact decimals -------------------------------------------------------------- */
 
 static int ndigits(u128 c) {

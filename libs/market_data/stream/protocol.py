@@ -199,15 +199,24 @@ decode_crypto_frame: Final = _CRYPTO.decode
 def decode_stock_frame(data: bytes | str) -> DecodedFrame:
     """:func:`decode_frame`, trying the native path first (the stock feed's reader).
 
-    A frame of plain quotes comes back as a ``block`` for
-    :meth:`~libs.market_data.pipeline.processor.QuoteProcessor.process_block`; anything
-    else, or every frame when the native path is not built, as :func:`decode_frame`'s.
+    A frame's plain quotes come back as a ``block`` for
+    :meth:`~libs.market_data.pipeline.processor.QuoteProcessor.process_block`, its other
+    elements (trades, bars, control messages) decoded as :func:`decode_frame` does; a
+    frame with a quote the C path does not take, or every frame when the native path is
+    not built, as :func:`decode_frame`'s.
     """
     scan = native.scan
     if scan is not None and type(data) is bytes:
         block = scan(data, native.MAX_PRICE_UNITS)
         if block is not None:
-            return DecodedFrame(block=block)
+            others = block.others
+            if not others:
+                return DecodedFrame(block=block)
+            # Trades, bars and control messages beside the quotes: decoded here, as ever.
+            rest = decode_frame(b"[" + b",".join(others) + b"]")
+            if not rest.quotes:  # never, the C checked each one's "T": but stay exact
+                rest.block = block
+                return rest
     return decode_frame(data)
 
 

@@ -13,6 +13,7 @@ import gc
 import json
 import sys
 from collections.abc import Iterable
+from decimal import Decimal
 from typing import Any
 
 import hypothesis.strategies as st
@@ -24,7 +25,7 @@ from apps.simulator.market import build_universe
 from libs.market_data import native
 from libs.market_data.pipeline.packing import FramePacker
 from libs.market_data.pipeline.processor import PriceUpdate, QuoteProcessor
-from libs.market_data.stream.protocol import decode_frame, decode_stock_frame
+from libs.market_data.stream.protocol import DecodedFrame, decode_frame, decode_stock_frame
 
 if not native.available():  # pragma: no cover - a broken setup, never a skip
     raise RuntimeError("the native quote path is not built: run `make setup` (needs cc)")
@@ -85,7 +86,25 @@ _QUOTES = st.builds(
     tag=st.sampled_from(["q", "q", "q", "t"]),
     order=st.just(tuple(range(9))) | st.permutations(range(9)).map(tuple),  # any key order
 )
-_FRAMES = st.lists(st.lists(_QUOTES, min_size=1, max_size=6), min_size=1, max_size=4)
+# Elements that are not quotes, as the feed mixes them in: handed to the Python decoder.
+_OTHERS = st.sampled_from(
+    [
+        '{"T":"t","S":"AAPL","i":7,"x":"V","p":187.5,"s":100,"t":"'
+        + _STAMPS[0]
+        + '","c":["@"],"z":"C"}',
+        '{"S":"MSFT","T":"t","p":-1,"s":1,"t":"' + _STAMPS[2] + '"}',
+        '{"T":"b","S":"AAPL","o":1,"h":2,"l":0.5,"c":1.5,"v":10,"t":"'
+        + _STAMPS[3]
+        + '","n":3,"vw":1.2}',
+        '{"T":"success","msg":"authenticated"}',
+        '{"T":"subscription","quotes":["AAPL"],"trades":[],"bars":[]}',
+        '{"T":"d","S":"AAPL"}',
+        '{"T":"error","code":405,"msg":"symbol limit exceeded"}',
+        '{"T":"t","T":"q"}',
+        '{"T":"x\\u0071"}',
+    ]
+)
+_FRAMES = st.lists(st.lists(_QUOTES | _OTHERS, min_size=1, max_size=6), min_size=1, max_size=4)
 _SUBSCRIBED = st.sampled_from([{"*"}, {"AAPL", "MSFT"}, {"AAPL"}, {"*", "AAPL"}, set()])
 
 
@@ -99,19 +118,25 @@ def _state(processor: QuoteProcessor) -> tuple[Any, ...]:
     )
 
 
+def _rest(frame: DecodedFrame) -> tuple[Any, ...]:
+    return (frame.trades, frame.bars, frame.controls, frame.other, frame.malformed)
+
+
 def _compare(frames_text: Iterable[bytes], subscribed: set[str]) -> int:
     """Run both paths over the frames in order; return how many took the C path."""
     reference, native_side = QuoteProcessor("E-1"), QuoteProcessor("E-1")
     taken = 0
     for data in frames_text:
         expected = reference.process(decode_frame(data).quotes, subscribed)
-        frame = decode_stock_frame(data)
+        frame, reference_frame = decode_stock_frame(data), decode_frame(data)
         if frame.block is None:
             got = native_side.process(frame.quotes, subscribed)
         else:
             taken += 1
-            assert len(frame.block) == len(decode_frame(data).quotes)
+            assert len(frame.block) == len(reference_frame.quotes)
             got = native_side.process_block(frame.block, subscribed)
+        # The rest of the frame decodes alike: trades, bars, control messages, counts.
+        assert _rest(frame) == _rest(reference_frame), data
         assert got == expected, data
         assert _state(native_side) == _state(reference), data
     return taken
@@ -264,3 +289,21 @@ def test_a_frame_with_bytes_changed_agrees_and_never_crashes(
 @given(data=st.binary(max_size=300))
 def test_any_bytes_agree_and_never_crash(data: bytes) -> None:
     _compare([data], {"*"})
+
+
+def test_quotes_mixed_with_trades_and_controls_take_the_native_path() -> None:
+    # quotes + trades subscribed: the feed mixes both in a frame. The quotes stay native,
+    # the rest decodes as the Python decoder does.
+    trade = '{"T":"t","S":"AAPL","i":7,"x":"V","p":187.5,"s":100,"t":"' + _STAMPS[0] + '"}'
+    ack = '{"T":"subscription","quotes":["AAPL"],"trades":["AAPL"]}'
+    quotes = [_element("AAPL", "1", "2"), _element("MSFT", "3", "4")]
+    data = f"[{quotes[0]},{trade},{ack},{quotes[1]}]".encode()
+    frame = decode_stock_frame(data)
+    assert frame.block is not None and len(frame.block) == 2
+    assert [t.p for t in frame.trades] == [Decimal("187.5")]
+    assert len(frame.controls) == 1
+    assert _compare([data], {"AAPL", "MSFT"}) == 1
+    # A quote the C path refuses sends the whole frame to the Python path (order kept).
+    odd = f"[{quotes[0]},{trade},{_element('AAPL', '1e0', '2')}]".encode()
+    assert native.scan is not None and native.scan(odd, native.MAX_PRICE_UNITS) is None
+    assert decode_stock_frame(odd).block is None
