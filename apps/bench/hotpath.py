@@ -27,7 +27,7 @@ from apps.simulator.quotes import QuoteGenerator
 from libs.market_data import native
 from libs.market_data.pipeline.packing import FramePacker
 from libs.market_data.pipeline.processor import PriceUpdate, QuoteProcessor
-from libs.market_data.stream.protocol import DecodedFrame, decode_frame, decode_stock_frame
+from libs.market_data.stream.protocol import DecodedFrame, decode_stock_frame
 
 __all__ = ["StageCosts", "main", "measure"]
 
@@ -74,12 +74,12 @@ def _run(processor: QuoteProcessor, frame: DecodedFrame) -> list[PriceUpdate]:
     return processor.process(frame.quotes, _WILDCARD)
 
 
-def measure(label: str, data: list[bytes], rounds: int, *, native_path: bool) -> StageCosts:
-    """The stages on ``data``: the service's reader (the native path first) when
-    ``native_path``, else the Python path alone."""
-    decode = decode_stock_frame if native_path else decode_frame
+def measure(label: str, data: list[bytes], rounds: int) -> StageCosts:
+    """The stages on ``data`` as the service's reader runs them: the native path first
+    when it is on in this process (``native.use``), else the Python path alone."""
+    decode = decode_stock_frame
     decoded = [decode(frame) for frame in data]
-    if native_path and any(frame.block is None for frame in decoded):
+    if native.available() and any(frame.block is None for frame in decoded):
         raise RuntimeError("a simulator frame left the native path")
     quotes = sum(len(f.block) if f.block is not None else len(f.quotes) for f in decoded)
     updates: list[list[PriceUpdate]] = []
@@ -120,15 +120,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     ]
     paths = [("python", False)] + ([("native", True)] if native.available() else [])
     print(f"{'µs CPU per quote':<22}{'decode':>9}{'process':>9}{'pack':>9}{'together':>10}")
-    native_pack = native.pack
+    was_on = native.available()
     for label, symbols in cases:
         data = frames(symbols, args.frames)
         for path, native_path in paths:
-            native.pack = native_pack if native_path else None  # the packer's path too
+            native.use(native_path)  # decoding, processing and packing alike
             try:
-                costs = measure(label, data, args.rounds, native_path=native_path)
+                costs = measure(label, data, args.rounds)
             finally:
-                native.pack = native_pack
+                native.use(was_on)
             print(f"{f'{label} ({path})':<22}{costs.decode:>9.2f}{costs.process:>9.2f}"
                   f"{costs.pack:>9.2f}{costs.together:>10.2f}")  # fmt: skip
     if not native.available():

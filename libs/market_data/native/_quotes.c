@@ -147,7 +147,7 @@ static PyObject *block_process(QuoteBlock *self, PyObject *args) {
         accepted[k++] = i;
     }
     for (Py_ssize_t i = 0; i < table.count; i++)
-        if (store(&table.entries[i], base, seqs, instants) < 0) goto done;
+        if (store(&table.entries[i], seqs, instants) < 0) goto done;
     updates = PyList_New(k);
     if (updates == NULL) goto done;
     for (Py_ssize_t j = 0; j < k; j++) {

@@ -73,8 +73,7 @@ static int load(Entry *e, PyObject *seqs, PyObject *instants) {
 }
 
 /* The entry's last instant as bytes (UTF-8 orders as the str does); 0: none. */
-static int last_instant(const Entry *e, const char *base, const char **text, Py_ssize_t *len) {
-    (void)base;
+static int last_instant(const Entry *e, const char **text, Py_ssize_t *len) {
     if (e->key_len >= 0) {
         *text = e->key;
         *len = e->key_len;
@@ -135,7 +134,7 @@ static int order(Entry *e, const char *base, Span stamp, PyObject *instant_key) 
         if ((text = PyUnicode_AsUTF8AndSize(key, &len)) == NULL) { Py_DECREF(key); return -1; }
         if (len == 0) { Py_DECREF(key); return 0; }
     }
-    int have = last_instant(e, base, &prev, &prev_len);
+    int have = last_instant(e, &prev, &prev_len);
     if (have < 0 || (have && older(text, len, prev, prev_len))) {
         Py_XDECREF(key);
         return have < 0 ? -1 : 1;
@@ -151,14 +150,13 @@ static int order(Entry *e, const char *base, Span stamp, PyObject *instant_key) 
     return 0;
 }
 
-static int store(Entry *e, const char *base, PyObject *seqs, PyObject *instants) {
+static int store(Entry *e, PyObject *seqs, PyObject *instants) {
     if (e->last < 0) return 0;
     PyObject *seq = PyLong_FromLongLong(e->seq);
     if (seq == NULL) return -1;
     int failed = PyDict_SetItem(seqs, e->sym, seq);
     Py_DECREF(seq);
     if (failed || !e->instant_changed) return failed;
-    (void)base;
     PyObject *instant = e->instant;
     if (e->key_len >= 0) instant = PyUnicode_FromStringAndSize(e->key, e->key_len);
     else Py_INCREF(instant);
