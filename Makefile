@@ -36,7 +36,7 @@ test: setup ## Lint, type-check and run the whole test suite
 	$(BIN)/ruff check libs apps tests
 	$(BIN)/ruff format --check libs apps tests
 	$(BIN)/mypy
-	$(BIN)/pytest
+	$(BIN)/pytest -n 2
 
 test-browser: setup ## The status page in headless chromium (needs /usr/bin/chromium, or CHROMIUM=...)
 	$(BIN)/pytest -m browser tests/browser -rP --show-capture=stdout
