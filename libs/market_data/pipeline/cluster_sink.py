@@ -8,9 +8,12 @@ cache before event holds per symbol, as on one Redis (docs/cluster.md).
 
 The topology (slot -> primary) comes from the cluster through redis-py; it is asked
 again when a write is redirected (``-MOVED``/``-ASK``: the slot moved) and on a timer
-(:mod:`~libs.market_data.pipeline.cluster_topology`). When it changes, what a primary
-that lost slots still holds is sent to the new owners. The health read-outs are summed
-up from the primaries in :mod:`~libs.market_data.pipeline.cluster_status`.
+(:mod:`~libs.market_data.pipeline.cluster_topology`). Redirected writes wait in
+:mod:`~libs.market_data.pipeline.cluster_redirects` for their new owner. When the
+topology changes, the primaries' sinks follow it
+(:mod:`~libs.market_data.pipeline.cluster_shards`) and what a primary that lost slots
+still holds is sent to the new owners. The health read-outs are summed up from the
+primaries in :mod:`~libs.market_data.pipeline.cluster_status`.
 Throughout, only a symbol's newest update is ever rewritten, so nothing is reordered.
 """
 
@@ -21,11 +24,13 @@ import contextlib
 import logging
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import asdict
-from typing import Any, Final
+from typing import Any
 
 from libs.market_data import defaults
 from libs.market_data.keys import KeySpace
+from libs.market_data.pipeline.cluster_redirects import RedirectedWrites
 from libs.market_data.pipeline.cluster_replaced import busiest, recovered_details
+from libs.market_data.pipeline.cluster_shards import Primaries
 from libs.market_data.pipeline.cluster_status import (
     SEVERITY,
     Address,
@@ -49,8 +54,6 @@ __all__ = ["ClusterPriceSink"]
 
 logger = logging.getLogger(__name__)
 
-_REDIRECT_DELAY: Final = 0.005  # first retry of redirected writes; doubles to 0.2 s
-
 
 class ClusterPriceSink:
     """Writes accepted quotes to a Redis Cluster; the same interface as ``RedisPriceSink``."""
@@ -67,19 +70,26 @@ class ClusterPriceSink:
     ) -> None:
         if not keys.cluster:
             raise ValueError("a cluster sink needs the cluster names: KeySpace(cluster=True)")
-        self._client = client
-        self._ttl = ttl
-        self._max_in_flight = max_in_flight
         self._write_timeout = write_timeout
-        self._keys = keys
-        self._guard = guard
-        self._shards: dict[Address, ShardSink] = {}
-        self._topology = TopologyWatch(client, self._apply, self._calm)
-        self._router = SlotRouter(keys)
-        self._latest: dict[str, PriceUpdate] = {}
-        self._redirected: dict[str, PriceUpdate] = {}  # newest per symbol, to re-route
         self._round_trips = Histogram(ROUND_TRIP_BUCKETS)
-        self._redirect_task: asyncio.Task[None] | None = None
+        self._router = SlotRouter(keys)
+        self._primaries = Primaries(
+            client,
+            ttl,
+            keys=keys,
+            router=self._router,
+            round_trips=self._round_trips,
+            write_timeout=write_timeout,
+            max_in_flight=max_in_flight,
+            guard=guard,
+            on_redirect=self._on_redirect,
+            on_notice=self._notice,
+        )
+        self._topology = TopologyWatch(client, self._apply, self._calm)
+        self._latest: dict[str, PriceUpdate] = {}
+        self._redirects = RedirectedWrites(
+            self._latest, refresh=self.refresh, write=self.write, closed=lambda: self._closed
+        )
         self._closed = False
         # Told of every notice (the gap fill); each primary's sink calls it through us.
         self.notice_listener: Callable[[str, Mapping[str, Any]], None] | None = None
@@ -88,7 +98,7 @@ class ClusterPriceSink:
 
     @property
     def shards(self) -> dict[Address, ShardSink]:
-        return dict(self._shards)
+        return dict(self._primaries.sinks)
 
     @property
     def last_topology_error(self) -> str | None:
@@ -102,21 +112,24 @@ class ClusterPriceSink:
     def state(self) -> SinkState:
         if self._closed:
             return SinkState.CLOSED
-        if not self._shards:
+        shards = self._primaries.sinks
+        if not shards:
             return SinkState.DOWN if self.last_topology_error else SinkState.STARTING
-        return worst(s.state for s in self._shards.values())
+        return worst(s.state for s in shards.values())
 
     @property
     def last_error(self) -> str | None:
-        return first_error(self._shards) or self.last_topology_error
+        return first_error(self._primaries.sinks) or self.last_topology_error
 
     @property
     def connected(self) -> bool:
-        return bool(self._shards) and all(s.connected for s in self._shards.values())
+        shards = self._primaries.sinks
+        return bool(shards) and all(s.connected for s in shards.values())
 
     @property
     def pending_symbols(self) -> int:
-        return sum(s.pending_symbols for s in self._shards.values()) + len(self._redirected)
+        shards = self._primaries.sinks.values()
+        return sum(s.pending_symbols for s in shards) + len(self._redirects)
 
     @property
     def write_timeout(self) -> float:
@@ -128,11 +141,12 @@ class ClusterPriceSink:
 
     def problem(self) -> str | None:
         """Which shard is not taking writes and why, from state already held."""
-        return cluster_problem(self._shards, self._topology.current, self.last_topology_error)
+        shards = self._primaries.sinks
+        return cluster_problem(shards, self._topology.current, self.last_topology_error)
 
     def snapshot(self) -> SinkStats:
         return cluster_stats(
-            self._shards.values(),
+            self._primaries.sinks.values(),
             connected=self.connected,
             state=self.state,
             pending_symbols=self.pending_symbols,
@@ -151,20 +165,15 @@ class ClusterPriceSink:
         self._topology.start()
 
     async def flush(self, timeout: float = 5.0) -> bool:
-        shards = list(self._shards.values())
+        shards = list(self._primaries.sinks.values())
         done = await asyncio.gather(*(s.flush(timeout) for s in shards))
-        return all(done) and not self._redirected
+        return all(done) and not self._redirects
 
     async def close(self, timeout: float = 5.0) -> None:
         self._closed = True
         await self._topology.stop()
-        task, self._redirect_task = self._redirect_task, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-        shards, self._shards = list(self._shards.values()), {}
-        await asyncio.gather(*(s.close(timeout) for s in shards))
+        await self._redirects.stop()
+        await self._primaries.close(timeout)
 
     # -- writing ----------------------------------------------------------------------
 
@@ -187,58 +196,36 @@ class ClusterPriceSink:
                 group.append(update)
         for shard, group in groups.items():
             if shard is None:  # no topology yet, or the slot has no primary
-                self._hold(group)
+                self._redirects.hold(group)
             else:
                 await shard.write(group)
-
-    def _hold(self, updates: Iterable[PriceUpdate]) -> None:
-        latest = self._latest
-        for update in updates:
-            if latest.get(update[0]) is update:
-                self._redirected[update[0]] = update
-        task = self._redirect_task
-        if self._redirected and not self._closed and (task is None or task.done()):
-            self._redirect_task = asyncio.create_task(self._reroute(), name="redis-cluster-reroute")
 
     def _on_redirect(self, updates: list[PriceUpdate], error: str) -> None:
         logger.info("%d writes redirected (%s); asking the cluster its slots", len(updates), error)
         self._router.moved(update[0] for update in updates)
-        self._hold(updates)
-
-    async def _reroute(self) -> None:
-        """Refresh the topology and send the redirected updates to their owners, until none."""
-        delay = _REDIRECT_DELAY
-        while self._redirected and not self._closed:
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, 0.2)
-            with contextlib.suppress(RedisClientError):
-                await self.refresh()
-            held = list(self._redirected.values())
-            self._redirected.clear()
-            latest = self._latest
-            await self.write([u for u in held if latest.get(u[0]) is u])
+        self._redirects.hold(updates)
 
     def resend_latest(self) -> int:
-        return sum(shard.resend_latest() for shard in self._shards.values())
+        return sum(shard.resend_latest() for shard in self._primaries.sinks.values())
 
     def forget(self, symbols: Iterable[str]) -> None:
         wanted = list(symbols)
-        for shard in self._shards.values():
+        for shard in self._primaries.sinks.values():
             shard.forget(wanted)
         for symbol in wanted:
             self._latest.pop(symbol, None)
-            self._redirected.pop(symbol, None)
+        self._redirects.forget(wanted)
 
     def forget_all(self) -> None:
         """A new epoch begins: never rewrite a record of the one before (docs/leadership.md)."""
-        for shard in self._shards.values():
+        for shard in self._primaries.sinks.values():
             shard.forget_all()
         self._latest.clear()
-        self._redirected.clear()
+        self._redirects.clear()
 
     def publish_status(self, event: str, details: Mapping[str, Any]) -> None:
         """A notice on ``market_data.status``: classic PUBLISH, which every node relays."""
-        shards = sorted(self._shards.values(), key=lambda s: SEVERITY[s.state])
+        shards = sorted(self._primaries.sinks.values(), key=lambda s: SEVERITY[s.state])
         if shards:
             shards[0].publish_status(event, details)
         else:
@@ -261,45 +248,16 @@ class ClusterPriceSink:
         await self._topology.refresh()
 
     def _calm(self) -> bool:
-        return bool(self._shards) and all(s.state is SinkState.UP for s in self._shards.values())
+        shards = self._primaries.sinks
+        return bool(shards) and all(s.state is SinkState.UP for s in shards.values())
 
     async def _apply(self, topology: Topology) -> None:
-        primaries = set(topology.primaries())
-        gone = [s for a, s in self._shards.items() if a not in primaries]
-        for address in sorted(primaries - set(self._shards)):
-            shard = ShardSink(
-                address,
-                self._client.cluster.node(*address),
-                self._ttl,
-                keys=self._keys,
-                on_redirect=self._on_redirect,
-                round_trips=self._round_trips,
-                write_timeout=self._write_timeout,
-                max_in_flight=self._max_in_flight,
-                guard=self._guard,
-            )
-            shard.notice_listener = self._notice
-            self._shards[address] = shard
-            await shard.start()
-        self._router.rebuild([None if a is None else self._shards[a] for a in topology.owners])
-        logger.info("redis cluster: %d primaries (%s)", len(primaries),
-                    ", ".join(address_name(a) for a in sorted(primaries)))  # fmt: skip
-        # A primary that lost slots (failover, reshard) hands over what it still holds.
-        moved: list[PriceUpdate] = []
-        for shard in self._shards.values():
-            moved.extend(shard.take_pending())
-        replaced: list[tuple[Address, Episode]] = []
-        for shard in gone:
-            del self._shards[shard.address]
-            episode = shard.open_episode()
-            if episode is not None:
-                replaced.append((shard.address, episode))
-            await shard.close(timeout=0.1)
+        handover = await self._primaries.apply(topology)
         latest = self._latest
-        rewritten = [u for u in moved if latest.get(u[0]) is u]
+        rewritten = [u for u in handover.moved if latest.get(u[0]) is u]
         if rewritten:
             await self.write(rewritten)
-        for address, episode in replaced:
+        for address, episode in handover.replaced:
             self._replaced_recovered(address, episode, rewritten)
 
     def _replaced_recovered(

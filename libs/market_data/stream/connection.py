@@ -1,13 +1,14 @@
-"""The asyncio loop around one reconnecting Alpaca stream: sockets, reads, timers, backoff.
+"""The asyncio loop around one reconnecting Alpaca stream: sockets, timers, backoff.
 
 The decisions live in sans-I/O or pure modules: the protocol state and the error-code map
 in :mod:`~libs.market_data.stream.session`, retry or give up in
 :mod:`~libs.market_data.stream.failures`, stall detection in
 :mod:`~libs.market_data.stream.clock`. This module runs them: it opens and closes sockets
-(:mod:`~libs.market_data.stream.transport`), reads frames and hands market data to
-``on_frame``, passes control messages to the session and subscription replies to their
-requester (:mod:`~libs.market_data.stream.changes`), and waits out the backoff. The state,
-the counters and the notices sent through ``on_notice`` are its base's
+(:mod:`~libs.market_data.stream.transport`), watches each for stalls, hands subscription
+changes to :mod:`~libs.market_data.stream.changes`, and waits out the backoff. Reading a
+socket (market data to ``on_frame``, control messages to the session, subscription
+replies to their requester) is its base's (:mod:`~libs.market_data.stream.reader`); the
+state, the counters and the notices sent through ``on_notice`` are that base's base's
 (:mod:`~libs.market_data.stream.status`).
 """
 
@@ -28,30 +29,19 @@ from libs.market_data.exceptions import AlpacaError, ProtocolError, StreamConnec
 from libs.market_data.stream.changes import SubscriptionChanges
 from libs.market_data.stream.clock import DataClock, StallDetected
 from libs.market_data.stream.failures import Ended, RetryPolicy, SteadyRetry, classify
-from libs.market_data.stream.protocol import ControlMessage, DecodedFrame, decode_stock_frame
+from libs.market_data.stream.protocol import DecodedFrame, decode_stock_frame
+from libs.market_data.stream.reader import FrameReader
 from libs.market_data.stream.records import ConnectionState, StatusNotice, connected_notice
-from libs.market_data.stream.session import (
-    FATAL_ERROR_CODES,
-    Answered,
-    Fail,
-    Ready,
-    Reported,
-    StreamSession,
-)
-from libs.market_data.stream.status import ConnectionStatus
+from libs.market_data.stream.session import FATAL_ERROR_CODES, Ready, StreamSession
 from libs.market_data.stream.transport import connect_options, establish, open_socket
-from libs.market_data.stream.turns import DEFAULT_TURN, TurnBudget
 
 __all__ = ["FATAL_ERROR_CODES", "AlpacaConnection", "ConnectionState"]
 
 logger = logging.getLogger(__name__)
 
 
-class AlpacaConnection(ConnectionStatus):
+class AlpacaConnection(FrameReader):
     """A reconnecting Alpaca market-data session (one feed: stocks or crypto)."""
-
-    # Seconds the read loop may hold the event loop before it gives a turn (turns.py).
-    turn_budget: float = DEFAULT_TURN
 
     def __init__(
         self,
@@ -77,14 +67,13 @@ class AlpacaConnection(ConnectionStatus):
             DataClock(stall_timeout),
             backoff or BackoffPolicy(),
             on_notice,
+            decode=decode,
+            on_frame=on_frame,
+            step_timeout=step_timeout,
         )
         # When to try again: the stream chooses (a leader's, docs/leadership.md).
         self._retry: RetryPolicy = SteadyRetry(self.backoff) if retry is None else retry
         self._reached = False  # this socket's session was established
-        # The feed's decoder: stocks by default, decode_crypto_frame for the crypto feed.
-        self._decode = decode
-        self._on_frame = on_frame
-        self._step_timeout = step_timeout
         self._connect_options = connect_options(
             step_timeout=step_timeout,
             ping_interval=ping_interval,
@@ -252,52 +241,6 @@ class AlpacaConnection(ConnectionStatus):
         self._reached = True
         self.connected_since = time.time()
         self.established.set()
-
-    async def _next_control(self, ws: ClientConnection) -> ControlMessage:
-        """Read until a control message, passing any market data on; bounded in time."""
-        async with asyncio.timeout(self._step_timeout):
-            while True:
-                frame = await self._receive(ws)
-                if frame.controls:
-                    return frame.controls[0]
-
-    async def _receive(self, ws: ClientConnection) -> DecodedFrame:
-        return await self._take(await ws.recv(decode=False))
-
-    async def _take(self, message: bytes | str) -> DecodedFrame:
-        # The hot path: per frame only counters, one clock store and on_frame.
-        self.frames_received += 1
-        frame = self._decode(message)
-        if frame.malformed:
-            self.malformed_messages += frame.malformed
-            logger.warning("dropped %d malformed message(s): %s", frame.malformed, frame.errors)
-        self.other_messages += frame.other
-        if frame.has_data():
-            self.last_data_at = time.time()
-            self.reconnect_attempts = 0
-            await self._on_frame(frame)
-        return frame
-
-    async def _read_loop(self, ws: ClientConnection) -> None:
-        turns = TurnBudget(time.monotonic(), self.turn_budget)  # stream/turns.py
-        while True:
-            message = await ws.recv(decode=False)
-            turns.received(time.monotonic())
-            frame = await self._take(message)
-            for control in frame.controls:
-                self._on_control(control)
-            if turns.due(time.monotonic()):
-                await asyncio.sleep(0)
-
-    def _on_control(self, control: ControlMessage) -> None:
-        event = self._session.receive(control)
-        if isinstance(event, Answered):
-            self._changes.answered(event)
-        elif isinstance(event, Reported | Fail):
-            self.last_error = str(event.error)
-            logger.warning("server error frame: %s", event.error)
-            if isinstance(event, Fail):
-                raise event.error
 
     async def _watch_clock(self, ws: ClientConnection) -> None:
         """Close a socket that stays silent while subscribed (pings alone prove nothing)."""

@@ -1,11 +1,12 @@
 """What one Alpaca connection reports: its state machine, its counters, its notices.
 
 :class:`ConnectionStatus` is the base of
-:class:`~libs.market_data.stream.connection.AlpacaConnection`: the one place the state
-changes (every transition logged), the counters the read loop bumps, the typed snapshot
+:class:`~libs.market_data.stream.connection.AlpacaConnection` (through
+:class:`~libs.market_data.stream.reader.FrameReader`): the one place the state changes
+(every transition logged), the counters the read loop bumps, the typed snapshot
 ``/health`` and the metrics read, and the delivery of status notices. The socket loop
-itself stays in ``connection``; the counters are plain attributes of the connection, so
-the per-frame path touches them without a call.
+itself stays in ``connection``, the read loop in ``reader``; the counters are plain
+attributes of the connection, so the per-frame path touches them without a call.
 """
 
 from __future__ import annotations

@@ -19,7 +19,6 @@ server's rules exactly (see :func:`fuzz_config`). A fixed seed keeps CI reproduc
 from __future__ import annotations
 
 import os
-import re
 import time
 from collections import Counter
 from collections.abc import Iterator
@@ -29,15 +28,11 @@ from typing import Any
 import httpx
 import pytest
 import schemathesis
-from hypothesis import given, settings
-from hypothesis import strategies as st
 from schemathesis.engine import Status, events
 from schemathesis.specs.openapi.schemas import OpenApiSchema
 
 from apps.market_data_service.api.errors import PROBLEM_MEDIA_TYPE
-from apps.market_data_service.api.schemas import SYMBOL_PATTERN
 from apps.simulator import SimulatorConfig
-from libs.market_data import InvalidSymbolError, normalize_symbol
 from libs.redis_client import EmbeddedRedis
 from tests.fixtures.service import Service, ServiceInThread, service_in_thread
 
@@ -195,25 +190,3 @@ async def test_bodies_without_a_json_content_type_are_4xx_never_500(service: Ser
             )
             expected = "application/json" if reply.status_code == 201 else PROBLEM_MEDIA_TYPE
             assert reply.headers["content-type"] == expected
-
-
-# -- the documented ticker pattern is exactly the rule the server applies ------------------
-
-
-@settings(max_examples=500, deadline=None)
-@given(
-    st.one_of(
-        st.text(max_size=30),
-        st.from_regex(SYMBOL_PATTERN),
-        st.text(st.sampled_from("aZ09./ \t\n\x0b\x1c\u3000\u0131\u017f-_"), max_size=24),
-    )
-)
-def test_symbol_pattern_matches_exactly_what_normalize_symbol_accepts(text: str) -> None:
-    try:
-        normalize_symbol(text)
-        accepted = True
-    except InvalidSymbolError:
-        accepted = False
-    # JSON Schema's "$" is the end of the text; Python's also matches before a final "\n".
-    core = SYMBOL_PATTERN.removeprefix("^").removesuffix("$")
-    assert (re.fullmatch(core, text) is not None) == accepted, repr(text)
