@@ -98,6 +98,20 @@ def _latest_delivered(clients_last: list[dict[str, Any]], plan: list[list[str]],
     return good, total
 
 
+async def _drained(clients: Peer, plan: list[list[str]], redis_server: EmbeddedRedis,
+                   patience: float = 30.0) -> tuple[int, int, float]:  # fmt: skip
+    """Once the feed stopped: poll until every client holds each of its symbols' cached
+    seq, or ``patience`` ran out; (pairs holding it, pairs in all, seconds it took)."""
+    start = time.monotonic()
+    while True:
+        last = (await clients.ask(("last",)))[1]
+        good, total = _latest_delivered(last, plan, redis_server)
+        took = time.monotonic() - start
+        if good == total or took > patience:
+            return good, total, took
+        await asyncio.sleep(0.2)
+
+
 async def _fanout(options: FanoutOptions) -> list[str]:
     lines: list[str] = []
     plan = [[_SYMBOLS[(c * _PER_CLIENT + k) % len(_SYMBOLS)] for k in range(_PER_CLIENT)]
@@ -130,9 +144,7 @@ async def _fanout(options: FanoutOptions) -> list[str]:
             stalled_phase = await _measure("+1 stalled", clients, sim, service.pid,
                                            max(options.duration, 12.0))  # fmt: skip
             sim.tell(("rate", 0.0, None))
-            await asyncio.sleep(1.0)  # drain
-            last = (await clients.ask(("last",)))[1]
-            good, total = _latest_delivered(last, plan, redis_server)
+            good, total, drained = await _drained(clients, plan, redis_server)
             clients.tell(("unstall",))
             fate = await clients.reply(60)
         finally:
@@ -146,7 +158,7 @@ async def _fanout(options: FanoutOptions) -> list[str]:
     lines.append(_table([base_phase, stalled_phase]))
     lines.append("")
     lines.append(f"latest value delivered (client, symbol pairs holding the cached seq after "
-                 f"the feed stopped): {good}/{total}")  # fmt: skip
+                 f"the feed stopped): {good}/{total}, {drained:.1f}s after it stopped")  # fmt: skip
     _, code, reason, frames, _took = fate
     if code is None:
         lines.append(f"stalled client: still open ({frames} frames buffered for it)")
