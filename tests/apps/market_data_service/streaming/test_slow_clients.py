@@ -40,12 +40,14 @@ def slow_session(service: Service, fast: StreamClient) -> ClientSession:
     return min(sessions, key=lambda s: s.buffer.messages_sent)
 
 
-async def write_until(w: Writer, done: Callable[[], bool], what: str) -> None:
+async def write_until(
+    w: Writer, done: Callable[[], bool], what: str, *, pause: float = 0.0
+) -> None:
     deadline = asyncio.get_running_loop().time() + 60
     while not done():
         assert asyncio.get_running_loop().time() < deadline, f"never {what}"
         await w.frame(per_symbol=50)
-        await asyncio.sleep(0)
+        await asyncio.sleep(pause)
 
 
 async def metrics(service: Service) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
@@ -112,7 +114,10 @@ async def test_stalled_client_is_closed_with_1008_and_the_others_carry_on(
         # Asked again each time: which session is the slow one shows as they diverge.
         await write_until(w, lambda: slow_session(service, fast).condemned.is_set(), "closed")  # noqa: PLW0108
         slow.start_reading()  # now it reads: it finds the close at the end of its backlog
-        await write_until(w, lambda: slow.close_code is not None, "seen the close")
+        # The feed goes on, paced: flat out, it holds the shared loop (service, writer and
+        # both clients are in this process) and the slow client's backlog, read in 4 KB
+        # turns, took 10 s to reach the close: longer than a loaded machine allows.
+        await write_until(w, lambda: slow.close_code is not None, "seen the close", pause=0.02)
         assert await w.sink.flush(5)
         await converged(fast, redis_params)
     assert slow.close_code == 1008
