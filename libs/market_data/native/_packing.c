@@ -63,12 +63,16 @@ static PyObject *pack(PyObject *module, PyObject *args) {
         return NULL;
     Py_ssize_t n = PyList_GET_SIZE(updates);
     PyObject *newest = PyDict_New(), *events = NULL, *sets = NULL, *written = NULL;
-    PyObject *set_heads = NULL, *result = NULL, **held = NULL;
+    PyObject *result = NULL, **held = NULL, **first = NULL;
     if (newest == NULL) return NULL;
     /* One pass for the sizes and the newest per topic, one to write. The heads are held
-     * per update: missing() may clear the name cache (it is bounded) mid-frame. */
+     * per update: missing() may clear the name cache (it is bounded) mid-frame. first[j]:
+     * the heads of the j-th topic to enter newest, which is the j-th of its values (a dict
+     * keeps first-insertion order), so the SETs need no second lookup. */
     held = PyMem_Calloc((size_t)n + 1, sizeof(PyObject *));
-    if (held == NULL) { PyErr_NoMemory(); goto done; }
+    first = PyMem_Malloc(((size_t)n + 1) * sizeof(PyObject *));
+    if (held == NULL || first == NULL) { PyErr_NoMemory(); goto done; }
+    Py_ssize_t topics = 0;
     Py_ssize_t event_size = 0;
     for (Py_ssize_t i = 0; i < n; i++) {
         PyObject *u = PyList_GET_ITEM(updates, i);
@@ -82,6 +86,7 @@ static PyObject *pack(PyObject *module, PyObject *args) {
         event_size += PyBytes_GET_SIZE(PyTuple_GET_ITEM(heads, 1)) + 24
                       + PyBytes_GET_SIZE(PyTuple_GET_ITEM(u, 2)) + 2;
         if (PyDict_SetItem(newest, PyTuple_GET_ITEM(u, 0), u) < 0) goto done;
+        if (PyDict_GET_SIZE(newest) > topics) first[topics++] = heads;
     }
     events = PyBytes_FromStringAndSize(NULL, event_size);
     if (events == NULL) goto done;
@@ -97,21 +102,20 @@ static PyObject *pack(PyObject *module, PyObject *args) {
     written = PyDict_Values(newest);
     if (written == NULL) goto done;
     Py_ssize_t w = PyList_GET_SIZE(written), set_size = 0;
-    set_heads = PyList_New(w);
-    if (set_heads == NULL) goto done;
+    if (w != topics) {
+        PyErr_SetString(PyExc_RuntimeError, "topics changed while packing");
+        goto done;
+    }
     for (Py_ssize_t i = 0; i < w; i++) {
         PyObject *u = PyList_GET_ITEM(written, i);
-        PyObject *heads = heads_of(names, missing, PyTuple_GET_ITEM(u, 0));
-        if (heads == NULL) goto done;
-        PyList_SET_ITEM(set_heads, i, heads);
-        set_size += PyBytes_GET_SIZE(PyTuple_GET_ITEM(heads, 0)) + 24
+        set_size += PyBytes_GET_SIZE(PyTuple_GET_ITEM(first[i], 0)) + 24
                     + PyBytes_GET_SIZE(PyTuple_GET_ITEM(u, 1)) + PyBytes_GET_SIZE(suffix);
     }
     sets = PyBytes_FromStringAndSize(NULL, set_size);
     if (sets == NULL) goto done;
     o = PyBytes_AS_STRING(sets);
     for (Py_ssize_t i = 0; i < w; i++) {
-        o = put_command(o, PyTuple_GET_ITEM(PyList_GET_ITEM(set_heads, i), 0),
+        o = put_command(o, PyTuple_GET_ITEM(first[i], 0),
                         PyTuple_GET_ITEM(PyList_GET_ITEM(written, i), 1));
         memcpy(o, PyBytes_AS_STRING(suffix), (size_t)PyBytes_GET_SIZE(suffix));
         o += PyBytes_GET_SIZE(suffix);
@@ -122,7 +126,7 @@ done:
     if (held != NULL)
         for (Py_ssize_t i = 0; i < n; i++) Py_XDECREF(held[i]);
     PyMem_Free(held);
-    Py_XDECREF(set_heads);
+    PyMem_Free(first);
     Py_XDECREF(newest);
     Py_XDECREF(events);
     Py_XDECREF(sets);

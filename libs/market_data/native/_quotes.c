@@ -54,7 +54,8 @@ static PyObject *scan(PyObject *module, PyObject *args) {
     const char *p = ws(base, end);
     if (p >= end || *p != '[') Py_RETURN_NONE;
     Py_ssize_t cap = 0, n = 0;
-    for (const char *c = p; c < end; c++) cap += *c == '{';
+    /* memchr: a byte loop here was a quarter of scan's time (perf, docs/architecture.md) */
+    for (const char *c = p; (c = memchr(c, '{', (size_t)(end - c))) != NULL; c++) cap++;
     if (cap == 0) Py_RETURN_NONE;
     Slot *slots = PyMem_Malloc(sizeof(Slot) * (size_t)cap);
     if (slots == NULL) return PyErr_NoMemory();
@@ -168,6 +169,9 @@ static PyObject *block_process(QuoteBlock *self, PyObject *args) {
         Py_XDECREF(record);
         Py_XDECREF(event);
         if (update == NULL) goto done;
+        /* A str and two bytes cannot form a cycle: the collector need not visit it (CPython
+         * untracks such tuples itself, but only once a collection has walked them). */
+        PyObject_GC_UnTrack(update);
         PyList_SET_ITEM(updates, j, update);
     }
     result = Py_BuildValue("OO(nnnnn)", updates, newest, rejected[R_UNSUBSCRIBED],

@@ -29,6 +29,56 @@ typedef struct {
     size_t mask;
 } Symbols;
 
+/* Symbols met before, with the str made for each: a symbol the feed repeats (the whole
+ * market repeats thousands, frame after frame) is not decoded and hashed again, and the
+ * processor's dicts find the very object they hold. Bounded: emptied when half full. */
+#define NAMES_SLOTS 65536 /* a power of two */
+#define NAME_MAX_LEN 22
+
+typedef struct {
+    PyObject *str; /* owned; NULL: an empty slot */
+    uint64_t hash;
+    unsigned char len;
+    char name[NAME_MAX_LEN];
+} Name;
+
+static Name *names;
+static Py_ssize_t names_count;
+
+static void names_clear(void) {
+    for (size_t i = 0; i < NAMES_SLOTS; i++) Py_CLEAR(names[i].str);
+    names_count = 0;
+}
+
+/* A new reference to the str of name (its FNV-1a hash h). */
+static PyObject *symbol_str(const char *name, Py_ssize_t len, uint64_t h) {
+    if (len > NAME_MAX_LEN) return PyUnicode_FromStringAndSize(name, len);
+    if (names == NULL && (names = PyMem_Calloc(NAMES_SLOTS, sizeof(Name))) == NULL)
+        return PyErr_NoMemory();
+    size_t at = (size_t)h & (NAMES_SLOTS - 1);
+    for (; names[at].str != NULL; at = (at + 1) & (NAMES_SLOTS - 1)) {
+        Name *n = &names[at];
+        if (n->hash == h && n->len == len && memcmp(n->name, name, (size_t)len) == 0) {
+            Py_INCREF(n->str);
+            return n->str;
+        }
+    }
+    PyObject *str = PyUnicode_FromStringAndSize(name, len);
+    if (str == NULL) return NULL;
+    if (names_count >= NAMES_SLOTS / 2) { /* rare: a new universe's worth of names */
+        names_clear();
+        at = (size_t)h & (NAMES_SLOTS - 1);
+    }
+    Name *n = &names[at];
+    Py_INCREF(str);
+    n->str = str;
+    n->hash = h;
+    n->len = (unsigned char)len;
+    memcpy(n->name, name, (size_t)len);
+    names_count++;
+    return str;
+}
+
 static Entry *entry_of(Symbols *t, const char *name, Py_ssize_t len, PyObject *subscribed,
                        int wildcard) {
     uint64_t h = 1469598103934665603ULL; /* FNV-1a */
@@ -41,7 +91,7 @@ static Entry *entry_of(Symbols *t, const char *name, Py_ssize_t len, PyObject *s
     }
     Entry *e = &t->entries[t->count];
     memset(e, 0, sizeof(Entry));
-    e->sym = PyUnicode_FromStringAndSize(name, len);
+    e->sym = symbol_str(name, len, h);
     if (e->sym == NULL) return NULL;
     t->table[at] = ++t->count;
     e->name = name;

@@ -160,6 +160,28 @@ def test_plain_frames_take_the_native_path_and_agree() -> None:
         assert _compare(data, set(symbols[::3])) == len(data)
 
 
+def test_more_symbols_than_the_name_table_holds_agree() -> None:
+    # The C path keeps the str of each symbol it met (quotes_symbols.h), emptying the
+    # table when it is half full: 70,000 names are more than its 65,536 slots, and a
+    # second pass over them meets names made before and after the table was emptied.
+    symbols = [f"Z{i}" for i in range(70_000)]
+    elements = [_element(s, "10.01", "10.02") for s in symbols]
+    data = [f"[{','.join(elements[i : i + 5000])}]".encode() for i in range(0, 70_000, 5000)]
+    assert _compare(data + data, {"*"}) == 2 * len(data)
+
+
+def test_a_symbol_met_again_is_the_same_object_and_updates_are_not_tracked() -> None:
+    # The same str each time: the processor's dicts find it by identity, no new string
+    # per frame. An update (str, bytes, bytes) cannot form a cycle: the collector skips it.
+    processor = QuoteProcessor("E")
+    data = frames(["AAPL", "MSFT"], 2)
+    first, second = (decode_stock_frame(text).block for text in data)
+    assert first is not None and second is not None
+    a, b = processor.process_block(first, {"*"}), processor.process_block(second, {"*"})
+    assert a[0][0] is next(u[0] for u in b if u[0] == a[0][0])
+    assert not any(gc.is_tracked(update) for update in a + b)
+
+
 @pytest.mark.parametrize(
     ("bp", "ap", "reason"),
     [
