@@ -19,13 +19,16 @@ from redis.backoff import NoBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from libs.market_data.consumers.bulk_pubsub import BulkPubSub
 from libs.market_data.keys import KeySpace
+from libs.redis_client import RedisConnectionError as LinkLostError
 from libs.redis_client import RedisConnectionParams
 
 __all__ = ["LOST", "StandaloneLink"]
 
-# Errors that mean the connection is gone (CLIENT KILL, output buffer overflow, restart).
-LOST: Final = (RedisConnectionError, RedisTimeoutError, OSError)
+# Errors that mean the connection is gone (CLIENT KILL, output buffer overflow, restart):
+# redis-py's (the cache reads, the cluster's pub/sub) and this package's (bulk_pubsub.py).
+LOST: Final = (RedisConnectionError, RedisTimeoutError, OSError, LinkLostError)
 
 
 class StandaloneLink:
@@ -36,25 +39,26 @@ class StandaloneLink:
         # No silent retries: redis-py would reconnect the pub/sub and subscribe again
         # on its own, and the events missed meanwhile would go unnoticed.
         self._client = redis.asyncio.Redis(**params.redis_kwargs(), retry=Retry(NoBackoff(), 0))
-        self._pubsub = self._client.pubsub()
+        # Read in bulk, not through redis-py's per-message path (bulk_pubsub.py says why).
+        self._pubsub = BulkPubSub(params)
 
     async def open(self, status_channel: str, symbols: Sequence[str] | None) -> None:
         """Subscribe to the status channel and to ``symbols``' channels (None: the pattern)."""
-        pubsub = self._pubsub
+        channels = [status_channel]
+        patterns: list[str] = []
+        if symbols is None:
+            patterns.append(self._keys.price_channel_prefix + "*")
+        else:
+            channels.extend(self._keys.price_channel(s) for s in symbols)
         try:
-            await pubsub.subscribe(status_channel)
-            if symbols is None:
-                await pubsub.psubscribe(self._keys.price_channel_prefix + "*")
-            else:
-                await pubsub.subscribe(*(self._keys.price_channel(s) for s in symbols))
+            await self._pubsub.open(channels, patterns)
         except BaseException:
-            await pubsub.aclose()  # type: ignore[no-untyped-call]
+            await self._pubsub.aclose()
             raise
 
     async def get_message(self, timeout: float) -> dict[str, Any] | None:
         """The next message (subscribe confirmations included), None after ``timeout``."""
-        message: dict[str, Any] | None = await self._pubsub.get_message(timeout=timeout)
-        return message
+        return await self._pubsub.get_message(timeout)
 
     async def known_symbols(self) -> list[str]:
         """Symbols with a cached price (``SCAN`` of the price keys)."""
@@ -70,7 +74,6 @@ class StandaloneLink:
 
     async def aclose(self) -> None:
         """Close the pub/sub, then the client; a connection already gone is no error."""
-        with contextlib.suppress(*LOST):
-            await self._pubsub.aclose()  # type: ignore[no-untyped-call]
+        await self._pubsub.aclose()
         with contextlib.suppress(*LOST):
             await self._client.aclose()
