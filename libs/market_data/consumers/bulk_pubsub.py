@@ -23,12 +23,12 @@ from typing import Any, Final
 
 import hiredis
 
-from libs.redis_client import RedisConnectionError, RedisConnectionParams
+from libs.redis_client import RedisCommandError, RedisConnectionError, RedisConnectionParams
 from libs.redis_client.handshake import READ_CHUNK, open_connection, pack_commands
 
 __all__ = ["BulkPubSub"]
 
-_CONFIRMATIONS: Final = frozenset({"subscribe", "psubscribe"})
+_CONFIRMATIONS: Final = frozenset({"subscribe", "psubscribe", "ssubscribe"})
 _CLOSE_TIMEOUT: Final = 2.0
 
 
@@ -42,17 +42,32 @@ class BulkPubSub:
         self._reader: asyncio.StreamReader | None = None
         self._writer: asyncio.StreamWriter | None = None
 
-    async def open(self, channels: Sequence[str], patterns: Sequence[str]) -> None:
+    async def open(
+        self,
+        channels: Sequence[str],
+        patterns: Sequence[str] = (),
+        shards: Sequence[Sequence[str]] = (),
+    ) -> None:
         """Connect, subscribe, and return once Redis confirmed every subscription: from
-        then on every message published on them is in this connection."""
-        self._reader, self._writer = await open_connection(self._params, None)
+        then on every message published on them is in this connection.
+
+        ``shards``: sharded channels (``SSUBSCRIBE``, a Redis Cluster), one group per
+        slot, as Redis refuses a cross-slot ``SSUBSCRIBE``.
+        """
+        try:
+            self._reader, self._writer = await open_connection(self._params, None)
+        except RedisCommandError as exc:
+            # Refused credentials: a connection that failed, as redis-py reports it, so
+            # the subscriber's retries and their limit (SubscriberError) apply as before.
+            raise RedisConnectionError(f"Redis refused the pub/sub connection: {exc}") from exc
         commands: list[tuple[str, ...]] = []
         if channels:
             commands.append(("SUBSCRIBE", *channels))
         if patterns:
             commands.append(("PSUBSCRIBE", *patterns))
+        commands.extend(("SSUBSCRIBE", *group) for group in shards if group)
         self._writer.write(pack_commands(commands))
-        wanted = len(channels) + len(patterns)
+        wanted = len(channels) + len(patterns) + sum(len(group) for group in shards)
         try:
             async with asyncio.timeout(self._params.socket_timeout):
                 # Messages of a channel confirmed first may come in between: they stay

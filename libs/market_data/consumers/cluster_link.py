@@ -21,14 +21,13 @@ from collections import defaultdict
 from collections.abc import Sequence
 from typing import Any, Final
 
-import redis.asyncio
-from redis.asyncio.client import PubSub
 from redis.asyncio.cluster import RedisCluster
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.crc import key_slot
 from redis.exceptions import ConnectionError as RedisConnectionError
 
+from libs.market_data.consumers.bulk_pubsub import BulkPubSub
 from libs.market_data.keys import KeySpace
 from libs.market_data.topics import Channel, parse_topic
 from libs.redis_client.cluster import ClusterParams
@@ -48,8 +47,8 @@ class ShardedLink:
         self._cluster = RedisCluster(
             **cluster.cluster_kwargs(), decode_responses=False, retry=Retry(NoBackoff(), 0)
         )
-        self._nodes: dict[tuple[str, int], redis.asyncio.Redis] = {}
-        self._pubsubs: dict[tuple[str, int], PubSub] = {}
+        # One pub/sub connection per primary, read in bulk (bulk_pubsub.py says why).
+        self._pubsubs: dict[tuple[str, int], BulkPubSub] = {}
         self._messages: asyncio.Queue[dict[str, Any] | BaseException] = asyncio.Queue()
         self._tasks: list[asyncio.Task[None]] = []
         self._symbols: frozenset[str] = frozenset()
@@ -64,10 +63,16 @@ class ShardedLink:
         for symbol in wanted:
             channel = self._keys.price_channel(symbol)
             by_slot[key_slot(channel.encode())].append(channel)
-        first = self._pubsub_for(self._owner(0))
-        await first.subscribe(status_channel)
+        # Per primary: its slots' channels, and the status channel on the first one.
+        plans: dict[tuple[str, int], list[list[str]]] = defaultdict(list)
+        status_node = self._owner(0)
+        plans[status_node] = []
         for slot, channels in by_slot.items():
-            await self._pubsub_for(self._owner(slot)).ssubscribe(*channels)
+            plans[self._owner(slot)].append(channels)
+        for address, shards in plans.items():
+            pubsub = self._pubsubs[address] = BulkPubSub(self._cluster_params.node(*address))
+            status = [status_channel] if address == status_node else []
+            await pubsub.open(status, shards=shards)
         for address, pubsub in self._pubsubs.items():
             name = f"redis-shard-reader-{address[0]}:{address[1]}"
             self._tasks.append(asyncio.create_task(self._read(pubsub), name=name))
@@ -80,19 +85,10 @@ class ShardedLink:
             raise RedisConnectionError(f"slot {slot} has no primary right now")
         return nodes[0].host, int(nodes[0].port)
 
-    def _pubsub_for(self, address: tuple[str, int]) -> PubSub:
-        pubsub = self._pubsubs.get(address)
-        if pubsub is None:
-            params = self._cluster_params.node(*address)
-            client = redis.asyncio.Redis(**params.redis_kwargs(), retry=Retry(NoBackoff(), 0))
-            self._nodes[address] = client
-            pubsub = self._pubsubs[address] = client.pubsub()
-        return pubsub
-
-    async def _read(self, pubsub: PubSub) -> None:
+    async def _read(self, pubsub: BulkPubSub) -> None:
         try:
             while True:
-                message = await pubsub.get_message(timeout=1.0)
+                message = await pubsub.get_message(1.0)
                 if message is None:
                     continue
                 if message["type"] == "sunsubscribe" and not self._closing:
@@ -157,10 +153,7 @@ class ShardedLink:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         pubsubs, self._pubsubs = list(self._pubsubs.values()), {}
-        nodes, self._nodes = list(self._nodes.values()), {}
+        for pubsub in pubsubs:
+            await pubsub.aclose()
         with contextlib.suppress(Exception):
-            for pubsub in pubsubs:
-                await pubsub.aclose()  # type: ignore[no-untyped-call]
-            for node in nodes:
-                await node.aclose()
             await self._cluster.aclose()

@@ -11,8 +11,10 @@ import pytest
 import redis
 
 from libs.market_data import PriceSubscriber
+from libs.market_data.backoff import BackoffPolicy
 from libs.market_data.consumers.bulk_pubsub import BulkPubSub
 from libs.market_data.consumers.standalone_link import LOST
+from libs.market_data.exceptions import SubscriberError
 from libs.redis_client import RedisConnectionParams
 from tests.fixtures.write_path import SYMBOLS, Collector, writer
 from tests.libs.market_data.consumers.test_subscriber import converged
@@ -111,3 +113,20 @@ async def test_a_password_and_a_unix_socket(redis_factory: Callable[..., object]
             await collector.stop()
     assert collector.resyncs() == []
     assert sub.latest(SYMBOLS[0]) is not None
+
+
+async def test_a_wrong_password_is_a_failed_connection_then_a_subscriber_error(
+    redis_factory: Callable[..., object],
+) -> None:
+    # As with redis-py before: refused credentials are retried with the backoff, and the
+    # subscriber gives up with its own error, the password nowhere in it.
+    server = redis_factory(password="right-pw")
+    params: RedisConnectionParams = server.params  # type: ignore[attr-defined]
+    wrong = RedisConnectionParams(host=params.host, port=params.port, password="wrong-pw")
+    sub = PriceSubscriber(
+        wrong, symbols=["AAPL"], backoff=BackoffPolicy(base=0.01, maximum=0.01, max_attempts=2)
+    )
+    with pytest.raises(SubscriberError) as raised:
+        await sub.connect()
+    assert "wrong-pw" not in str(raised.value)
+    await sub.close()
