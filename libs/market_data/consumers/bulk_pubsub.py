@@ -68,15 +68,16 @@ class BulkPubSub:
         commands.extend(("SSUBSCRIBE", *group) for group in shards if group)
         self._writer.write(pack_commands(commands))
         wanted = len(channels) + len(patterns) + sum(len(group) for group in shards)
+        confirmed = 0
         try:
             async with asyncio.timeout(self._params.socket_timeout):
                 # Messages of a channel confirmed first may come in between: they stay
                 # queued with the confirmations (which the subscriber skips).
-                while sum(m["type"] in _CONFIRMATIONS for m in self._pending) < wanted:
+                while confirmed < wanted:
                     data = await self._reader.read(READ_CHUNK)
                     if not data:
                         raise RedisConnectionError("Redis closed the pub/sub connection")
-                    self._take(data)
+                    confirmed += self._take(data)
         except (OSError, TimeoutError) as exc:
             raise RedisConnectionError(f"pub/sub subscription not confirmed: {exc}") from exc
 
@@ -99,14 +100,19 @@ class BulkPubSub:
         self._take(data)
         return self._pending.popleft() if self._pending else None
 
-    def _take(self, data: bytes) -> None:
+    def _take(self, data: bytes) -> int:
+        """Queue the messages ``data`` completes; return how many confirm a subscription."""
         parser = self._parser
+        confirmations = 0
         try:
             parser.feed(data)
             while (reply := parser.gets()) is not False:
-                self._pending.append(_message(reply))
+                message = _message(reply)
+                confirmations += message["type"] in _CONFIRMATIONS
+                self._pending.append(message)
         except hiredis.ProtocolError as exc:
             raise RedisConnectionError(f"pub/sub stream unreadable: {exc}") from exc
+        return confirmations
 
     async def aclose(self) -> None:
         """Close the socket (bounded: a server that went away must not hold it)."""

@@ -101,11 +101,7 @@ static PyObject *pack(PyObject *module, PyObject *args) {
     if (PyDict_Update(latest, newest) < 0) goto done;
     written = PyDict_Values(newest);
     if (written == NULL) goto done;
-    Py_ssize_t w = PyList_GET_SIZE(written), set_size = 0;
-    if (w != topics) {
-        PyErr_SetString(PyExc_RuntimeError, "topics changed while packing");
-        goto done;
-    }
+    Py_ssize_t w = PyList_GET_SIZE(written), set_size = 0; /* == topics: newest is ours */
     for (Py_ssize_t i = 0; i < w; i++) {
         PyObject *u = PyList_GET_ITEM(written, i);
         set_size += PyBytes_GET_SIZE(PyTuple_GET_ITEM(first[i], 0)) + 24
