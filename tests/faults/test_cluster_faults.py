@@ -34,17 +34,28 @@ NAMES = symbols(30)
 async def converged(cluster: EmbeddedRedisCluster, w: ClusterWriter, sub: PriceSubscriber) -> None:
     """Every symbol's record on its owner is the newest written, and the subscriber has it."""
 
+    lagging: list[str] = []
+
     def done() -> bool:
+        lagging.clear()
         for symbol in NAMES:
             record = cached(cluster, symbol)
-            if record is None or record.seq != w.n:
-                return False
             seen = sub.latest(symbol)
-            if seen is None or seen.seq != w.n:
-                return False
-        return True
+            if record is None or record.seq != w.n:
+                lagging.append(f"{symbol}: cached {record and record.seq}")
+            elif seen is None or seen.seq != w.n:
+                lagging.append(f"{symbol}: subscriber {seen and seen.seq}")
+        return not lagging
 
-    await eventually_blocking(done, timeout=20, what="cache and subscriber on the newest quotes")
+    try:
+        await eventually_blocking(done, timeout=20, what="cache and subscriber on the newest")
+    except AssertionError as exc:
+        sink = w.sink
+        state = (
+            f"subscriber reconnects {sub.reconnects}, resyncs {sub.resyncs}; sink {sink.state}, "
+            f"problem {sink.problem()!r}, held {sink.pending_symbols}"
+        )
+        raise AssertionError(f"{exc}: want seq {w.n}; {state}; {lagging[:5]}") from None
 
 
 @pytest.mark.timeout(120)
