@@ -229,7 +229,7 @@ class PipelinedWriter(Generic[T]):
     def _lost(self, error: BaseException) -> None:
         writer, self._writer = self._writer, None
         if writer is not None:
-            writer.close()
+            writer.transport.abort()  # given up: nothing buffered is worth waiting for
         lost = [entry[1] for entry in self._in_flight]
         self._in_flight.clear()
         self._room.set()
@@ -242,7 +242,9 @@ class PipelinedWriter(Generic[T]):
         task, self._reply_task = self._reply_task, None
         writer = self._writer
         if writer is not None:
-            writer.close()
+            # Not close(): that waits for the buffer to drain, and a frozen Redis never
+            # reads it. What is unsent has no reply either way and goes to ``on_lost``.
+            writer.transport.abort()
         if task is not None:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):

@@ -105,6 +105,11 @@ class Primaries:
             if episode is not None:
                 replaced.append((shard.address, episode))
             await shard.close(timeout=0.1)
+            # Writes it sent that were not answered in time come back to its book as it
+            # closes (its SETs may never have landed): they are handed over too. A slot
+            # map can even flap (a node that has not heard of a failover answers with the
+            # old one), closing the sink that had just taken the rewrites.
+            moved.extend(shard.take_pending())
         return Handover(moved, replaced)
 
     async def close(self, timeout: float) -> None:

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import signal
+import time
 from collections.abc import Callable
 
 import pytest
@@ -83,6 +86,35 @@ async def test_lost_connection_hands_back_unconfirmed_batches_in_order(
     assert not writer.connected
     with pytest.raises(RedisConnectionError):
         writer.send(b"*1\r\n$4\r\nPING\r\n", 1, 4)
+
+
+@pytest.mark.timeout(60)
+async def test_close_returns_when_a_frozen_redis_never_reads_what_is_buffered(
+    redis_factory: Callable[..., object],
+) -> None:
+    server = redis_factory()
+    params: RedisConnectionParams = server.params  # type: ignore[attr-defined]
+    lost: list[list[int]] = []
+    writer: PipelinedWriter[int] = PipelinedWriter(
+        params, max_in_flight=1000, on_lost=lambda tokens, exc: lost.append(tokens)
+    )
+    await writer.connect()
+    pid: int = server.pid  # type: ignore[attr-defined]
+    os.kill(pid, signal.SIGSTOP)  # the socket stays open; nothing is read any more
+    try:
+        value = "x" * 1_000_000
+        for token in range(40):  # 40 MB: far past what the kernel's buffers take
+            writer.send(pack_commands([("SET", f"k{token}", value)]), 1, token)
+        await asyncio.sleep(0.2)
+        started = time.monotonic()
+        # Unbounded, close waits for the transport to drain: until the SIGCONT.
+        await asyncio.wait_for(writer.close(), 30)
+        took = time.monotonic() - started
+    finally:
+        os.kill(pid, signal.SIGCONT)
+    assert took < 10, took
+    assert lost == [list(range(40))]
+    assert not writer.connected
 
 
 async def test_password_and_database_selection(redis_factory: Callable[..., object]) -> None:
