@@ -8,4 +8,5 @@ pytest_plugins = [
     "tests.fixtures.service",
     "tests.fixtures.tls",
     "tests.fixtures.fault_report",
+    "tests.fixtures.hang_dump",
 ]

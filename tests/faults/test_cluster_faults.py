@@ -8,8 +8,10 @@ owner is the newest one written, and that a subscriber saw every update or a res
 from __future__ import annotations
 
 import asyncio
+import json
 
 import pytest
+import redis
 from redis.crc import key_slot
 
 from libs.market_data import PriceSubscriber
@@ -55,7 +57,39 @@ async def converged(cluster: EmbeddedRedisCluster, w: ClusterWriter, sub: PriceS
             f"subscriber reconnects {sub.reconnects}, resyncs {sub.resyncs}; sink {sink.state}, "
             f"problem {sink.problem()!r}, held {sink.pending_symbols}"
         )
-        raise AssertionError(f"{exc}: want seq {w.n}; {state}; {lagging[:5]}") from None
+        nodes = await asyncio.to_thread(_every_node, cluster, lagging[0].split(":")[0])
+        raise AssertionError(
+            f"{exc}: want seq {w.n}; {state}; {lagging[:5]}; shards {_shards(w)}; nodes {nodes}"
+        ) from None
+
+
+def _shards(w: ClusterWriter) -> list[str]:
+    return [
+        f"{address[1]} {s.state.value} written {s.quotes_written} refused {s.quotes_refused} "
+        f"deferred {s.quotes_deferred} redirected {s.quotes_redirected} "
+        f"in flight {s.snapshot().batches_in_flight} error {s.last_error!r}"
+        for address, s in w.sink.shards.items()
+    ]
+
+
+def _every_node(cluster: EmbeddedRedisCluster, symbol: str) -> list[str]:
+    """Each live node's role, the owner it names for ``symbol``'s slot, and its copy."""
+    key = KEYS.price_key(symbol)
+    seen = []
+    for node in cluster.nodes:
+        if not node.running:
+            seen.append(f"{node.port} dead")
+            continue
+        with cluster.client(node) as client:
+            role = client.info("replication").get("role")
+            owner = cluster_admin.slot_owner_port(client, key_slot(key.encode()))
+            try:
+                raw = client.get(key)
+                copy = "none" if raw is None else f"seq {json.loads(raw)['seq']}"
+            except redis.RedisError as exc:
+                copy = str(exc)
+        seen.append(f"{node.port} {role} owner {owner} {copy}")
+    return seen
 
 
 @pytest.mark.timeout(120)
