@@ -13,7 +13,6 @@ for N primaries on N machines rests on (docs/cluster.md, "Figures").
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import time
 from multiprocessing.connection import Connection
 from typing import Any
@@ -26,6 +25,7 @@ from libs.market_data.keys import KeySpace
 from libs.redis_client.cluster import ClusterParams, ClusterRedisClient
 from libs.redis_client.writer import pack_commands
 from libs.redis_embedded.cluster import EmbeddedRedisCluster
+from libs.tasks import cancel_and_wait
 
 __all__ = [
     "cluster_client",
@@ -77,10 +77,7 @@ def cluster_subscriber_main(
 
         tasks = [asyncio.create_task(pump(r, n)) for r, _, n in opened]
         await done.wait()
-        for task in tasks:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await cancel_and_wait(*tasks, quiet=True)
         for _, writer, _ in opened:
             writer.close()
 

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import json
 import math
 import signal
@@ -38,6 +37,7 @@ import redis.asyncio
 from apps.market_data_service.cli.instances import free_port, spawn_instance, stop_instances
 from apps.simulator import AlpacaSimulator, SimulatorConfig
 from libs.redis_embedded import EmbeddedRedis
+from libs.tasks import cancel_and_wait
 
 __all__ = ["main", "run_drill"]
 
@@ -175,9 +175,7 @@ async def run_drill(
                     leader, standby = standby, drill.spawn()
                     await drill.wait_role(standby, "standby")
         finally:
-            listener.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await listener
+            await cancel_and_wait(listener, quiet=True)
             await drill.close()
             await sim.stop()
             await asyncio.to_thread(server.stop)

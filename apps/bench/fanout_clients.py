@@ -21,6 +21,7 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
 from apps.bench.processes import parse_ns
+from libs.tasks import cancel_and_wait
 
 __all__ = ["ClientStats", "clients_main"]
 
@@ -142,10 +143,7 @@ def clients_main(conn: Connection, url: str, plan: list[list[str]], sample_every
 
         done = _serve_pipe(conn, handle)
         await done.wait()
-        for task in tasks:
-            task.cancel()
-        with contextlib.suppress(Exception):
-            await asyncio.gather(*tasks, return_exceptions=True)
+        await cancel_and_wait(*tasks, quiet=True)
 
     async def _drain(ws: ClientConnection) -> None:
         started = time.monotonic()

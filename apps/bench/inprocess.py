@@ -19,6 +19,7 @@ from apps.bench.service import process_cpu, rss_mb
 from apps.bench.stats import drain, latency_figures
 from libs.redis_client import EventPublisher, RedisClient
 from libs.redis_embedded import EmbeddedRedis
+from libs.tasks import cancel_and_wait
 
 __all__ = ["run_naive"]
 
@@ -63,8 +64,7 @@ async def run_naive(scenario: Scenario, sim: Peer, sim_port: int, redis: Embedde
         sim.tell(("rate", 0.0, None))
         subscriber.close()
         await stream.stop()
-        task.cancel()
-        await asyncio.gather(task, return_exceptions=True)
+        await cancel_and_wait(task, quiet=True)
         await client.close()
     latencies = sorted(samples)
     p50, p99, worst = latency_figures(latencies)

@@ -7,7 +7,6 @@ steers them over a ``multiprocessing`` pipe with small tuples (:class:`Peer`).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import multiprocessing
 import time
 from multiprocessing.connection import Connection
@@ -16,6 +15,7 @@ from typing import Any
 from apps.simulator import AlpacaSimulator, SimulatorConfig
 from libs.redis_client import RedisConnectionParams
 from libs.redis_client.writer import pack_commands
+from libs.tasks import cancel_and_wait
 
 __all__ = [
     "EventCounter",
@@ -256,9 +256,7 @@ def subscriber_main(conn: Connection, params: RedisConnectionParams, sample_ever
 
         task = asyncio.create_task(pump())
         await done.wait()
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+        await cancel_and_wait(task, quiet=True)
         writer.close()
 
     uvloop.run(main())

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import json
 import time
 from dataclasses import dataclass
@@ -24,6 +23,7 @@ from websockets.asyncio.client import connect
 
 from apps.bench.processes import Peer, bench_config, simulator_main
 from apps.bench.service import process_cpu
+from libs.tasks import cancel_and_wait
 
 __all__ = ["SimCost", "main", "measure_simulator"]
 
@@ -70,9 +70,7 @@ async def measure_simulator(
     finally:
         sim.tell(("rate", 0.0, None))
         stop.set()
-        reader.cancel()
-        with contextlib.suppress(asyncio.CancelledError, Exception):
-            await reader
+        await cancel_and_wait(reader, quiet=True)
     label = "*" if symbols == ["*"] else f"{len(symbols)} symbols"
     return SimCost(label, sent / wall, cpu / sent * 1e6 if sent else float("nan"))
 

@@ -34,6 +34,7 @@ from libs.market_data.pipeline.sinks import keyspace_for
 from libs.market_data.subscriptions.registry import SubscriptionSource
 from libs.redis_client import RedisClient, RedisClientError
 from libs.redis_client.cluster import ClusterRedisClient
+from libs.tasks import cancel_and_wait
 
 if TYPE_CHECKING:
     from apps.market_data_service.service import MarketDataService
@@ -148,10 +149,7 @@ class Election:
 
     async def stop(self) -> None:
         """A leader stops streaming, flushes, then releases the lease (and says so)."""
-        if self._mirror_task is not None:
-            self._mirror_task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._mirror_task
+        await cancel_and_wait(self._mirror_task)
         await self.elector.stop({"reason": "shutdown"})
         if self._desk is not None:
             await self._desk.stop()

@@ -7,7 +7,6 @@ lifecycle (Redis connections, the stream task, background jobs) is owned here.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Coroutine
 from typing import Any
@@ -27,6 +26,7 @@ from libs.market_data.subscriptions.positions import PositionBasedSubscription
 from libs.market_data.subscriptions.registry import SubscriptionRegistry
 from libs.redis_client import EventPublisher, RedisClient
 from libs.redis_client.cluster import ClusterRedisClient
+from libs.tasks import cancel_and_wait
 
 __all__ = ["MarketDataService"]
 
@@ -185,9 +185,5 @@ class MarketDataService:
             # First: a sync racing the shutdown would subscribe on a closing stream.
             await self.position_sync.stop()
         await self.stream.stop()
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await cancel_and_wait(*self._tasks)
         self._tasks.clear()

@@ -8,7 +8,6 @@ wire record and the registry of live sessions.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import functools
 import logging
 import time
@@ -35,6 +34,7 @@ from apps.simulator.protocol import (
 )
 from apps.simulator.registry import Slot
 from apps.simulator.tape import TAPE_MIN_RATE, QuoteTape
+from libs.tasks import cancel_and_wait
 
 __all__ = ["Session", "SessionContext"]
 
@@ -291,6 +291,4 @@ class Session:
         except ConnectionClosed:
             pass
         finally:
-            data_task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await data_task
+            await cancel_and_wait(data_task, quiet=True)

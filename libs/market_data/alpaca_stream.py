@@ -206,7 +206,8 @@ class AlpacaMarketDataStream(StreamTopics, StreamReadouts):
         await self._feeds.stop_crypto(timeout)
         await self._connection.stop()
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._finished.wait(), timeout)
+            async with asyncio.timeout(timeout):
+                await self._finished.wait()
         await self._sink.close(timeout)
         self._sink_started = False
 

@@ -62,7 +62,9 @@ async def open_connection(
         else:
             context = ssl.create_default_context(cafile=p.ssl_ca_certs) if p.ssl else None
             opened = asyncio.open_connection(p.host, p.port, ssl=context, limit=READ_CHUNK)
-        reader, writer = await asyncio.wait_for(opened, timeout)
+        # asyncio.timeout, not wait_for, which can drop a cancellation (libs/tasks).
+        async with asyncio.timeout(timeout):
+            reader, writer = await opened
     except (OSError, TimeoutError) as exc:
         raise RedisConnectionError(f"cannot connect to Redis: {exc}") from exc
     setup: list[tuple[Any, ...]] = []
@@ -76,7 +78,8 @@ async def open_connection(
         setup.extend(guard.commands())
     if setup:
         try:
-            replies = await asyncio.wait_for(_exchange(reader, writer, setup), timeout)
+            async with asyncio.timeout(timeout):
+                replies = await _exchange(reader, writer, setup)
             if guard is not None:
                 guard.check(replies[checked:])
                 await guard.confirm()

@@ -38,6 +38,7 @@ from libs.redis_client.handshake import (
 )
 from libs.redis_client.params import RedisConnectionParams
 from libs.redis_client.replies import RedisProtocolError, ReplyCounter
+from libs.tasks import cancel_and_wait
 from libs.telemetry import ROUND_TRIP_BUCKETS, Histogram
 
 # ConnectionGuard and pack_commands are re-exported: the sinks and tools import them here.
@@ -149,7 +150,8 @@ class PipelinedWriter(Generic[T]):
     async def flush(self, timeout: float | None = None) -> bool:
         """Wait until every batch sent so far has its replies; False on timeout."""
         try:
-            await asyncio.wait_for(self._idle.wait(), timeout)
+            async with asyncio.timeout(timeout):  # not wait_for: see libs/tasks
+                await self._idle.wait()
         except TimeoutError:
             return False
         return True
@@ -245,10 +247,7 @@ class PipelinedWriter(Generic[T]):
             # Not close(): that waits for the buffer to drain, and a frozen Redis never
             # reads it. What is unsent has no reply either way and goes to ``on_lost``.
             writer.transport.abort()
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await cancel_and_wait(task)
         if writer is not None:
             with contextlib.suppress(OSError):
                 await writer.wait_closed()

@@ -41,6 +41,7 @@ from libs.market_data.exceptions import SubscriberError
 from libs.market_data.keys import DEFAULT_KEYS, KeySpace
 from libs.redis_client import RedisConnectionParams
 from libs.redis_client.cluster import ClusterParams
+from libs.tasks import cancel_and_wait
 
 __all__ = ["HubState", "HubStats", "StreamHub"]
 
@@ -146,11 +147,7 @@ class StreamHub:
 
     async def stop(self) -> None:
         tasks, self._tasks = self._tasks, []
-        for task in tasks:
-            task.cancel()
-        for task in tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await cancel_and_wait(*tasks)
         for client in list(self._clients):
             await client.stop()
 

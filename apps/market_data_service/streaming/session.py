@@ -14,6 +14,7 @@ from typing import Any, Literal
 
 from apps.market_data_service.streaming.client import ClientBuffer, ClientPolicy
 from apps.market_data_service.streaming.messages import frame
+from libs.tasks import cancel_and_wait
 
 __all__ = ["ClientSession", "Sender", "Transport", "abort_connection"]
 
@@ -68,9 +69,7 @@ class ClientSession:
 
     async def stop(self) -> None:
         writer, self._writer = self._writer, None
-        if writer is not None:
-            writer.cancel()
-            await asyncio.gather(writer, return_exceptions=True)
+        await cancel_and_wait(writer, quiet=True)
 
     async def _write(self) -> None:
         buffer, loop = self.buffer, self._loop

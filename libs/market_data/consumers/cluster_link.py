@@ -31,6 +31,7 @@ from libs.market_data.consumers.bulk_pubsub import BulkPubSub
 from libs.market_data.keys import KeySpace
 from libs.market_data.topics import Channel, parse_topic
 from libs.redis_client.cluster import ClusterParams
+from libs.tasks import cancel_and_wait
 
 __all__ = ["ShardedLink"]
 
@@ -116,7 +117,8 @@ class ShardedLink:
     async def get_message(self, timeout: float) -> dict[str, Any] | None:
         """The next message from any shard, None after ``timeout``; raises if one is lost."""
         try:
-            item = await asyncio.wait_for(self._messages.get(), timeout)
+            async with asyncio.timeout(timeout):  # not wait_for: see libs/tasks
+                item = await self._messages.get()
         except TimeoutError:
             return None
         if isinstance(item, BaseException):
@@ -147,11 +149,7 @@ class ShardedLink:
     async def aclose(self) -> None:
         self._closing = True
         tasks, self._tasks = self._tasks, []
-        for task in tasks:
-            task.cancel()
-        for task in tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await cancel_and_wait(*tasks)
         pubsubs, self._pubsubs = list(self._pubsubs.values()), {}
         for pubsub in pubsubs:
             await pubsub.aclose()

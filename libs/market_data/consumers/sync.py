@@ -12,7 +12,6 @@ through a queue::
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import queue
 import threading
 from collections.abc import Iterable, Iterator
@@ -23,6 +22,7 @@ from libs.market_data.consumers.records import LivePrice, SubscriberUpdate
 from libs.market_data.consumers.subscriber import DEFAULT_SUBSCRIBER_BACKOFF, PriceSubscriber
 from libs.market_data.keys import DEFAULT_KEYS, KeySpace
 from libs.redis_client import RedisConnectionParams
+from libs.tasks import cancel_and_wait
 
 __all__ = ["SyncPriceSubscriber"]
 
@@ -65,10 +65,7 @@ class SyncPriceSubscriber:
 
     async def _shutdown(self) -> None:
         task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await cancel_and_wait(task)
         await self._subscriber.close()
 
     async def _pump(self) -> None:

@@ -38,6 +38,7 @@ from libs.market_data.leadership.lease import (
 )
 from libs.market_data.leadership.redis_lease import RedisLease
 from libs.redis_client import RedisClient, RedisClientError
+from libs.tasks import cancel_and_wait
 
 __all__ = ["LeaderElector"]
 
@@ -110,10 +111,7 @@ class LeaderElector:
         """Stop; a leader steps down (``on_demoted``: stop writing, flush) and then releases
         the lease, announcing it so a standby takes over at once."""
         task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await cancel_and_wait(task)
         async with self._changing:
             was_leader = self.lease.role is Role.LEADER
             await self._apply(self.lease.handle(Released(), self._clock()))

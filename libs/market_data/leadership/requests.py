@@ -26,6 +26,7 @@ from libs.market_data.exceptions import LeadershipError, MarketDataError, Subscr
 from libs.market_data.keys import KeySpace
 from libs.redis_client import RedisClient, RedisConnectionParams
 from libs.redis_client.client import translate_errors
+from libs.tasks import cancel_and_wait
 
 __all__ = ["Mailbox", "Reply", "Request", "RequestDesk", "RequestForwarder"]
 
@@ -80,10 +81,7 @@ class Mailbox:
 
     async def stop(self) -> None:
         task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await cancel_and_wait(task)
 
     async def _run(self) -> None:
         attempt = 0
@@ -242,8 +240,4 @@ class RequestDesk:
             logger.warning("could not answer a standby's request: %s", exc)
 
     async def stop(self) -> None:
-        for task in list(self._tasks):
-            task.cancel()
-        for task in list(self._tasks):
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
+        await cancel_and_wait(*self._tasks)

@@ -12,13 +12,18 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from typing import Final
 
 from libs.market_data.pipeline.processor import PriceUpdate
 from libs.redis_client.exceptions import RedisClientError
+from libs.tasks import cancel_and_wait
 
 __all__ = ["RedirectedWrites"]
+
+# The cluster sink's logger: these lines are about its writes.
+logger = logging.getLogger("libs.market_data.pipeline.cluster_sink")
 
 _REDIRECT_DELAY: Final = 0.005  # first retry of redirected writes; doubles to 0.2 s
 
@@ -70,10 +75,7 @@ class RedirectedWrites:
     async def stop(self) -> None:
         """Cancel the re-sending, if it runs; what is held stays held."""
         task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await cancel_and_wait(task)
 
     async def _reroute(self) -> None:
         """Refresh the topology and send the redirected updates to their owners, until none."""
@@ -86,4 +88,6 @@ class RedirectedWrites:
             held = list(self._held.values())
             self._held.clear()
             latest = self._latest
-            await self._write([u for u in held if latest.get(u[0]) is u])
+            newest = [u for u in held if latest.get(u[0]) is u]
+            logger.debug("re-routing %d held updates (%d still newest)", len(held), len(newest))
+            await self._write(newest)

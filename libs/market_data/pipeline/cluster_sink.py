@@ -196,6 +196,7 @@ class ClusterPriceSink:
                 group.append(update)
         for shard, group in groups.items():
             if shard is None:  # no topology yet, or the slot has no primary
+                logger.debug("%d updates held: their slots have no primary now", len(group))
                 self._redirects.hold(group)
             else:
                 await shard.write(group)
@@ -255,8 +256,14 @@ class ClusterPriceSink:
         handover = await self._primaries.apply(topology)
         latest = self._latest
         rewritten = [u for u in handover.moved if latest.get(u[0]) is u]
+        logger.debug("slot map applied: %d updates handed over, %d still newest",
+                     len(handover.moved), len(rewritten))  # fmt: skip
         if rewritten:
             await self.write(rewritten)
+            if logger.isEnabledFor(logging.DEBUG):
+                route = self._router.route
+                owners = {getattr(route.get(u[0]), "address", None) for u in rewritten}
+                logger.debug("rewrites routed to %s", owners)
         for address, episode in handover.replaced:
             self._replaced_recovered(address, episode, rewritten)
 

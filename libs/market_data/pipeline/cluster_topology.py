@@ -11,7 +11,6 @@ A changed map goes to ``on_change``, which re-routes the writes (docs/cluster.md
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from typing import Final
@@ -23,6 +22,7 @@ from libs.market_data.pipeline.shard_sink import ShardSink
 from libs.market_data.topics import parse_topic
 from libs.redis_client.cluster import ClusterRedisClient, Topology
 from libs.redis_client.exceptions import RedisClientError
+from libs.tasks import cancel_and_wait
 
 __all__ = ["SlotRouter", "TopologyWatch"]
 
@@ -76,10 +76,7 @@ class TopologyWatch:
 
     async def stop(self) -> None:
         task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await cancel_and_wait(task)
 
     async def _run(self) -> None:
         while True:

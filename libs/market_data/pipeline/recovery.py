@@ -11,7 +11,6 @@ have landed the fault's episode closes with ``redis.recovered`` on
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Callable, Coroutine, Mapping, Sequence
 from typing import Any, Final
@@ -25,6 +24,7 @@ from libs.market_data.pipeline.processor import PriceUpdate
 from libs.market_data.topics import parse_topic
 from libs.redis_client.exceptions import RedisClientError
 from libs.redis_client.writer import PipelinedWriter
+from libs.tasks import cancel_and_wait
 
 __all__ = ["SinkRecovery"]
 
@@ -61,10 +61,7 @@ class SinkRecovery:
         """Cancel whatever way back is in progress (the sink closes)."""
         self._cancel_task()
         task, self._reconnect_task = self._reconnect_task, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await cancel_and_wait(task)
 
     # -- the faults -------------------------------------------------------------------
 

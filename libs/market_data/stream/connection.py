@@ -158,7 +158,8 @@ class AlpacaConnection(FrameReader):
             self._reconnecting(verdict.cause, retry.delay)
             self._wake.clear()
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), retry.delay)
+                async with asyncio.timeout(retry.delay):
+                    await self._wake.wait()
         self._set_state(ConnectionState.STOPPED)
 
     async def stop(self) -> None:

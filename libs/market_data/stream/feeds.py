@@ -14,6 +14,7 @@ from libs.market_data.stream.connection import AlpacaConnection
 from libs.market_data.stream.records import ConnectionStats
 from libs.market_data.symbols import is_crypto
 from libs.market_data.topics import parse_topic
+from libs.tasks import cancel_and_wait
 
 __all__ = ["ALPACA_STREAM_HOST", "Feeds", "crypto_feed_url", "feed_url"]
 
@@ -72,7 +73,8 @@ class Feeds:
                 # The first pair opens the crypto socket: answer once it is established
                 # (its subscription acknowledged), as for a stock symbol; bounded.
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self.crypto.established.wait(), self.first_wait)
+                    async with asyncio.timeout(self.first_wait):
+                        await self.crypto.established.wait()
         return added
 
     async def unsubscribe(self, topics: Iterable[str]) -> list[str]:
@@ -114,8 +116,8 @@ class Feeds:
         if task is None:
             return
         await self.crypto.stop()
-        with contextlib.suppress(TimeoutError, asyncio.CancelledError):
-            await asyncio.wait_for(task, timeout)
+        await asyncio.wait({task}, timeout=timeout)
+        await cancel_and_wait(task)  # if it is still running
 
     def crypto_stats(self) -> ConnectionStats | None:
         """The crypto connection's counters, once it ran; ``None`` before."""

@@ -16,7 +16,6 @@ that is later, but never more than five minutes (or one interval) away.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections.abc import Collection
@@ -29,6 +28,7 @@ from libs.market_data.broker.models import Position, PositionsReader
 from libs.market_data.exceptions import InvalidSymbolError, MarketDataError
 from libs.market_data.subscriptions.registry import SubscriptionRegistry, SubscriptionSource
 from libs.market_data.symbols import is_crypto, normalize_symbol
+from libs.tasks import cancel_and_wait
 
 __all__ = [
     "STREAMED_ASSET_CLASSES",
@@ -201,6 +201,4 @@ class PositionBasedSubscription:
         task, self._task = self._task, None
         if task is None:
             return
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+        await cancel_and_wait(task)

@@ -37,6 +37,7 @@ from apps.market_data_service.streaming import (
     parse_symbols,
 )
 from libs.market_data import InvalidSymbolError
+from libs.tasks import cancel_and_wait
 
 __all__ = ["router"]
 
@@ -163,9 +164,7 @@ async def stream_websocket(websocket: WebSocket, ticket: str | None = None) -> N
             await client.stop()
             await _close_slow(websocket, client)
     finally:
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        await cancel_and_wait(*tasks, quiet=True)
         await hub.disconnect(client)
 
 

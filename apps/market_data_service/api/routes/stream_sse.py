@@ -20,6 +20,7 @@ from apps.market_data_service.streaming import (
     abort_connection,
     encode_error,
 )
+from libs.tasks import cancel_and_wait
 
 __all__ = ["EventStream", "writer_tasks"]
 
@@ -70,9 +71,7 @@ class EventStream(Response):
                 except (TimeoutError, OSError):
                     abort_connection(receive)
         finally:
-            for task in tasks:
-                task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
+            await cancel_and_wait(*tasks, quiet=True)
             await self._hub.disconnect(client)
 
 

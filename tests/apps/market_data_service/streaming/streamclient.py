@@ -10,6 +10,7 @@ import asyncio
 import contextlib
 import json
 import socket
+from collections import Counter
 from typing import Any
 
 from websockets.asyncio.client import ClientConnection, connect
@@ -31,6 +32,7 @@ class StreamClient:
         self.ws = ws
         self.messages: list[dict[str, Any]] = []
         self.frames = 0
+        self.counts: Counter[str] = Counter()  # messages by type, as they arrive
         self.latest: dict[str, dict[str, Any] | None] = {}
         self.close_code: int | None = None
         self.close_reason = ""
@@ -81,6 +83,7 @@ class StreamClient:
     def _take(self, message: dict[str, Any]) -> None:
         self.messages.append(message)
         kind = message["type"]
+        self.counts[kind] += 1
         if kind == "snapshot":
             self.latest[message["symbol"]] = message["data"]
         elif kind == "price":

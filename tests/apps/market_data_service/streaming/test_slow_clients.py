@@ -19,6 +19,7 @@ from tests.apps.market_data_service.streaming.test_stream_faults import (
 )
 from tests.fixtures.service import Service, ServiceFactory
 from tests.fixtures.write_path import SYMBOLS, Writer, writer
+from tests.helpers import eventually
 
 pytestmark = pytest.mark.timeout(90)
 
@@ -41,12 +42,23 @@ def slow_session(service: Service, fast: StreamClient) -> ClientSession:
 
 
 async def write_until(
-    w: Writer, done: Callable[[], bool], what: str, *, pause: float = 0.0
+    w: Writer, done: Callable[[], bool], what: str, *, reader: StreamClient, pause: float = 0.0
 ) -> None:
+    """Frames until ``done``, each once ``reader`` has every update of the one before.
+
+    The writer, the service and both clients share this loop: a writer that ran ahead
+    of the reading client would make it fall behind on a loaded machine, which is not
+    what these tests are about. In step, a stalled client still fills its socket.
+    """
     deadline = asyncio.get_running_loop().time() + 60
+    expected = reader.counts["price"]
     while not done():
         assert asyncio.get_running_loop().time() < deadline, f"never {what}"
         await w.frame(per_symbol=50)
+        expected += 50 * len(SYMBOLS)
+        await eventually(
+            lambda n=expected: reader.counts["price"] >= n, 10, "the reading client to keep up"
+        )
         await asyncio.sleep(pause)
 
 
@@ -77,7 +89,7 @@ async def test_behind_coalesces_then_catches_up(
     fast, slow = await two_clients(service, ClientPolicy(max_behind=60))
     async with writer(redis_params) as w:
         await write_until(w, lambda: slow_session(service, fast).buffer.replaced_total > 0,
-                          "coalesced")  # fmt: skip
+                          "coalesced", reader=fast)  # fmt: skip
         for _ in range(20):
             await w.frame(per_symbol=5)
         assert await w.sink.flush(5)
@@ -112,12 +124,19 @@ async def test_stalled_client_is_closed_with_1008_and_the_others_carry_on(
     fast, slow = await two_clients(service, ClientPolicy(max_behind=0.5, close_grace=30))
     async with writer(redis_params) as w:
         # Asked again each time: which session is the slow one shows as they diverge.
-        await write_until(w, lambda: slow_session(service, fast).condemned.is_set(), "closed")  # noqa: PLW0108
+        await write_until(
+            w,
+            lambda: slow_session(service, fast).condemned.is_set(),  # noqa: PLW0108
+            "closed",
+            reader=fast,
+        )
         slow.start_reading()  # now it reads: it finds the close at the end of its backlog
         # The feed goes on, paced: flat out, it holds the shared loop (service, writer and
         # both clients are in this process) and the slow client's backlog, read in 4 KB
         # turns, took 10 s to reach the close: longer than a loaded machine allows.
-        await write_until(w, lambda: slow.close_code is not None, "seen the close", pause=0.02)
+        await write_until(
+            w, lambda: slow.close_code is not None, "seen the close", reader=fast, pause=0.02
+        )
         assert await w.sink.flush(5)
         await converged(fast, redis_params)
     assert slow.close_code == 1008
