@@ -12,6 +12,7 @@ from websockets.exceptions import ConnectionClosed
 
 from apps.simulator import AlpacaSimulator
 from tests.fixtures.simulator import SimulatorFactory, recv_frame, sim_client
+from tests.helpers import eventually
 
 AUTH = {"action": "auth", "key": "sim-key", "secret": "sim-secret"}
 
@@ -228,6 +229,8 @@ async def test_connection_limit_answers_406_and_keeps_the_socket_for_a_retry(
         assert await recv_frame(second) == error(406, "connection limit exceeded")
         assert simulator.open_connections == 2
         await first.close()
+        # The server frees the slot once it has seen the socket go: wait for that, not race it.
+        await eventually(lambda: simulator.open_connections == 1, what="the slot freed")
         # Retry auth on the same socket, as the Go SDK does.
         await second.send(json.dumps(AUTH))
         assert await recv_frame(second) == [{"T": "success", "msg": "authenticated"}]
