@@ -7,7 +7,7 @@ sends, and a connection attempt that fails at once (a dead port) completes at on
 task that loops (reconnect, watch a topology) then carries on as if nothing happened,
 and the usual ``task.cancel(); await task`` waits for it forever: seen as a shutdown
 that hung after a Redis Cluster failover under load. :func:`cancel_and_wait` cancels
-again until the task has ended.
+again until the task has ended (after a grace second for the task's own clean-up).
 """
 
 from __future__ import annotations
@@ -20,7 +20,10 @@ __all__ = ["cancel_and_wait"]
 
 logger = logging.getLogger(__name__)
 
-_AGAIN_AFTER: Final = 0.05  # seconds before a task that is still running is cancelled again
+# A cancelled task may await its own clean-up (closing a socket): it gets this long
+# before it is cancelled again, then every _AGAIN_AFTER seconds until it has ended.
+_GRACE: Final = 1.0
+_AGAIN_AFTER: Final = 0.1
 
 
 async def cancel_and_wait(*tasks: asyncio.Future[Any] | None, quiet: bool = False) -> None:
@@ -32,10 +35,12 @@ async def cancel_and_wait(*tasks: asyncio.Future[Any] | None, quiet: bool = Fals
     """
     current = asyncio.current_task()
     running = {t for t in tasks if t is not None and t is not current}
+    wait = _GRACE
     while pending := {t for t in running if not t.done()}:
         for task in pending:
             task.cancel()
-        await asyncio.wait(pending, timeout=_AGAIN_AFTER)
+        await asyncio.wait(pending, timeout=wait)
+        wait = _AGAIN_AFTER
     for task in running:
         if not task.cancelled() and (error := task.exception()) is not None:
             level = logging.DEBUG if quiet else logging.ERROR

@@ -70,3 +70,19 @@ async def test_cancelling_the_caller_still_cancels_it() -> None:
     giving_up.set()
     await cancel_and_wait(inner)
     assert inner.done()
+
+
+async def test_a_task_finishes_a_short_clean_up_before_it_is_cancelled_again() -> None:
+    cleaned = asyncio.Event()
+
+    async def closing_a_socket() -> None:
+        try:
+            await asyncio.sleep(30)
+        finally:
+            await asyncio.sleep(0.3)  # its own clean-up, awaited
+            cleaned.set()
+
+    task = asyncio.create_task(closing_a_socket())
+    await asyncio.sleep(0)
+    await cancel_and_wait(task)
+    assert cleaned.is_set()
