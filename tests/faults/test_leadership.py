@@ -67,7 +67,9 @@ async def test_kill9_leader_standby_takes_over_and_converges(
         )
     new_epoch = body["leadership"]["epoch"]
     assert new_epoch > old_epoch
-    await eventually(lambda: harness.sim.subscribed_quotes == set(SYMBOLS), what="resubscribed")
+    await eventually(
+        lambda: harness.sim.subscribed_quotes == set(SYMBOLS), timeout=20, what="resubscribed"
+    )
     await eventually(lambda: _epochs(harness) == {str(new_epoch)}, timeout=10, what="new epoch")
     assert await harness.lost() == 0
     changed = next(n for n in notices if n["event_type"] == "leader.changed")
@@ -166,7 +168,9 @@ async def test_redis_restart_during_leadership(harness: Harness, group: Group) -
     new = body["leadership"]["epoch"]
     # The counter was lost with the data; the instances remembered the epoch.
     assert new > old
-    await eventually(lambda: harness.sim.subscribed_quotes == set(SYMBOLS), what="resubscribed")
+    await eventually(
+        lambda: harness.sim.subscribed_quotes == set(SYMBOLS), timeout=20, what="resubscribed"
+    )
     await eventually(lambda: harness.saved_subscriptions() == set(SYMBOLS), what="saved again")
     await eventually(lambda: _epochs(harness) == {str(new)}, timeout=10, what="streaming again")
     assert await harness.lost() == 0
@@ -255,9 +259,6 @@ async def test_split_brain_two_instances_started_at_once_20_times(harness: Harne
                     for name in ("a", "b")
                 )
             )
-            if round_ == 0:
-                reply = await pair[0].http.post("/api/v1/subscribe", json={"symbols": SYMBOLS})
-                assert reply.status_code == 201, reply.text
             seen: set[tuple[str, ...]] = set()
             deadline = time.monotonic() + 20
             while True:
@@ -271,6 +272,10 @@ async def test_split_brain_two_instances_started_at_once_20_times(harness: Harne
                     break
                 assert time.monotonic() < deadline, bodies
                 await asyncio.sleep(0.02)
+            if round_ == 0:
+                # Once a leader is there: before, a standby rightly answers 503 no_leader.
+                reply = await pair[0].http.post("/api/v1/subscribe", json={"symbols": SYMBOLS})
+                assert reply.status_code == 201, reply.text
             leader = next(b for b in bodies if b["role"] == "leader")
             epoch = str(leader["leadership"]["epoch"])
             await eventually(
