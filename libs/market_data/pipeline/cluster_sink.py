@@ -260,10 +260,6 @@ class ClusterPriceSink:
                      len(handover.moved), len(rewritten))  # fmt: skip
         if rewritten:
             await self.write(rewritten)
-            if logger.isEnabledFor(logging.DEBUG):
-                route = self._router.route
-                owners = {getattr(route.get(u[0]), "address", None) for u in rewritten}
-                logger.debug("rewrites routed to %s", owners)
         for address, episode in handover.replaced:
             self._replaced_recovered(address, episode, rewritten)
 
